@@ -1,0 +1,1 @@
+"""Audio loading, segmenting, librosa feature extractors, the feature table and its cache."""

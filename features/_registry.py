@@ -1,0 +1,35 @@
+"""The feature-extractor registry: plain functions of a shared SpectralContext."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from features.context import SpectralContext
+
+__all__ = ["FEATURES", "Extractor", "ensure_loaded", "register_feature"]
+
+Extractor = Callable[["SpectralContext"], np.ndarray]
+
+#: name -> extractor; an extractor returns frames shaped (n_frames,) or (n_rows, n_frames).
+FEATURES: dict[str, Extractor] = {}
+
+
+def register_feature(name: str) -> Callable[[Extractor], Extractor]:
+    """Register ``fn`` under ``name``; returns it unchanged. Duplicate names are refused."""
+
+    def decorator(fn: Extractor) -> Extractor:
+        if name in FEATURES:
+            raise ValueError(f"Feature extractor '{name}' is registered twice.")
+        FEATURES[name] = fn
+        return fn
+
+    return decorator
+
+
+def ensure_loaded() -> None:
+    """Import the modules that register the built-in extractors."""
+    import features.extractors  # noqa: F401

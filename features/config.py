@@ -1,0 +1,93 @@
+"""The feature and segment parts of the experiment spec (pydantic, closed schema).
+
+They live in the features package so that the feature engine and the served model read
+exactly the same configuration objects the runner validated.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["STATS", "FeaturesSpec", "MfccSpec", "SegmentsSpec", "StrictModel"]
+
+Stat = Literal["mean", "std", "min", "max", "median", "skew", "kurtosis", "p10", "p90"]
+STATS: tuple[str, ...] = Stat.__args__  # type: ignore[attr-defined]
+
+
+class StrictModel(BaseModel):
+    """Base of every spec model: unknown keys are errors and objects are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MfccSpec(StrictModel):
+    """Parameters of the mfcc (and delta_mfcc) extractors."""
+
+    n_mfcc: int = Field(20, ge=1, le=128, description="number of MFCC coefficients")
+
+
+class SegmentsSpec(StrictModel):
+    """How clips become examples: whole clips, fixed windows, or the last N seconds."""
+
+    mode: Literal["whole", "fixed", "last"] = "whole"
+    length_s: float | None = Field(None, gt=0, description="window length (fixed) or tail (last)")
+    hop_s: float | None = Field(None, gt=0, description="hop between fixed windows")
+    aggregate: Literal["mean_proba", "majority"] = Field(
+        "mean_proba", description="how window predictions become one clip prediction"
+    )
+
+    @model_validator(mode="after")
+    def check_length(self) -> SegmentsSpec:
+        if self.mode in ("fixed", "last") and self.length_s is None:
+            raise ValueError(f"segments.length_s: mode '{self.mode}' needs length_s (seconds)")
+        if self.mode != "fixed" and self.hop_s is not None:
+            raise ValueError("segments.hop_s: only mode 'fixed' uses hop_s")
+        return self
+
+    @property
+    def hop(self) -> float | None:
+        """The effective hop in seconds (defaults to the window length)."""
+        return self.hop_s if self.hop_s is not None else self.length_s
+
+
+class FeaturesSpec(StrictModel):
+    """Which librosa features to extract and how to summarise them per segment."""
+
+    sample_rate: int = Field(22050, ge=4000, le=96000)
+    n_fft: int = Field(2048, ge=256, le=16384)
+    hop_length: int = Field(512, ge=64, le=8192)
+    n_mels: int = Field(128, ge=8, le=512)
+    extractors: list[str] = Field(
+        default_factory=lambda: ["mfcc", "zcr", "centroid", "rms", "chroma"], min_length=1
+    )
+    mfcc: MfccSpec = Field(default_factory=MfccSpec)
+    stats: list[Stat] = Field(default_factory=lambda: ["mean", "std"], min_length=1)
+    mel_image: bool = Field(False, description="also cache fixed-size log-mel images (CNNs)")
+    mel_image_frames: int = Field(128, ge=16, le=2048, description="time frames per image")
+    cache_dir: str | None = Field(
+        None, description="feature cache folder (default: .audioml-cache in the working dir)"
+    )
+    n_jobs: int = Field(1, ge=-1, description="extraction processes (-1 or 0: all cores)")
+
+    @model_validator(mode="after")
+    def check_extractors(self) -> FeaturesSpec:
+        from features._registry import FEATURES, ensure_loaded
+
+        ensure_loaded()
+        unknown = [name for name in self.extractors if name not in FEATURES]
+        if unknown:
+            raise ValueError(
+                f"features.extractors: unknown extractor '{unknown[0]}'; "
+                f"choose from {', '.join(sorted(FEATURES))}"
+            )
+        if len(set(self.extractors)) != len(self.extractors):
+            raise ValueError("features.extractors: an extractor is listed twice")
+        return self
+
+    @model_validator(mode="after")
+    def check_stats_unique(self) -> FeaturesSpec:
+        if len(set(self.stats)) != len(self.stats):
+            raise ValueError("features.stats: a statistic is listed twice")
+        return self

@@ -1,0 +1,80 @@
+"""The model-family registry: one frozen dataclass per family, registered by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from optuna.distributions import BaseDistribution
+
+from runner.errors import RegistryError
+
+__all__ = ["MODELS", "TASKS", "ModelFamily", "ensure_loaded", "get_family", "register_family"]
+
+Task = Literal["classification", "regression"]
+TASKS: tuple[str, ...] = ("classification", "regression")
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """A searchable model family.
+
+    Attributes:
+        name: the name used in ``search.models``.
+        tasks: the tasks the family supports.
+        space: returns the Optuna distributions of the family's hyperparameters (unprefixed
+            names; a function of the task so that e.g. a loss can depend on it).
+        build: ``build(params, task=..., seed=...)`` returns an unfitted scikit-learn-API
+            estimator (preprocessing included, fitted on training folds only).
+        input: ``"table"`` for feature rows, ``"mel_image"`` for cached log-mel images.
+        deterministic: whether the same params and seed give the same predictions.
+    """
+
+    name: str
+    tasks: frozenset[str]
+    space: Callable[[str], dict[str, BaseDistribution]]
+    build: Callable[..., Any]
+    input: Literal["table", "mel_image"] = "table"
+    deterministic: bool = True
+
+    def supports(self, task: str) -> bool:
+        return task in self.tasks
+
+    def make(self, params: Mapping[str, Any], *, task: str, seed: int) -> Any:
+        """Build an unfitted estimator for ``task`` from ``params``."""
+        return self.build(dict(params), task=task, seed=seed)
+
+
+MODELS: dict[str, ModelFamily] = {}
+
+
+def register_family(family: ModelFamily) -> ModelFamily:
+    """Register ``family``; returns it unchanged. Duplicate names are refused."""
+    if family.name in MODELS:
+        raise ValueError(f"Model family '{family.name}' is registered twice.")
+    unknown = set(family.tasks) - set(TASKS)
+    if unknown:
+        raise ValueError(f"Model family '{family.name}' names unknown tasks {sorted(unknown)}.")
+    MODELS[family.name] = family
+    return family
+
+
+def ensure_loaded() -> None:
+    """Import the modules that register the built-in families (keras is imported lazily)."""
+    import runner.models.families  # noqa: F401
+
+
+def get_family(name: str, task: str | None = None) -> ModelFamily:
+    """Return the family ``name``, refusing unknown names and unsupported tasks."""
+    ensure_loaded()
+    if name not in MODELS:
+        raise RegistryError(f"Unknown model family '{name}'; known: {', '.join(sorted(MODELS))}.")
+    family = MODELS[name]
+    if task is not None and not family.supports(task):
+        fitting = sorted(n for n, f in MODELS.items() if f.supports(task))
+        raise RegistryError(
+            f"Model family '{name}' does not support task '{task}'; "
+            f"choose one of {', '.join(fitting)}."
+        )
+    return family

@@ -1,0 +1,1 @@
+"""Imports every built-in family module so that each registers itself."""

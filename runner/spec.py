@@ -1,0 +1,209 @@
+"""The experiment spec: pydantic models for every key, cross-field checks, loading.
+
+A spec file is merged over ``configs/defaults.yaml``; ``--set KEY=VALUE`` overrides are
+applied last. Every error names the file and the dotted key and, where there is a closed set
+of choices, lists them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from features.config import FeaturesSpec, SegmentsSpec, StrictModel
+
+__all__ = [
+    "CLASSIFICATION_METRICS",
+    "REGRESSION_METRICS",
+    "CvSpec",
+    "DataSpec",
+    "ExperimentSpec",
+    "RegisterSpec",
+    "SearchSpec",
+    "TrackingSpec",
+]
+
+#: metric -> True when greater is better.
+CLASSIFICATION_METRICS: dict[str, bool] = {
+    "accuracy": True,
+    "f1_macro": True,
+    "recall_macro": True,
+    "roc_auc_ovr": True,
+    "log_loss": False,
+}
+REGRESSION_METRICS: dict[str, bool] = {"mae": False, "rmse": False, "r2": True}
+
+
+class DataSpec(StrictModel):
+    """Where the clips (or a pre-extracted feature table) come from."""
+
+    source: Literal["folder", "manifest", "labels_json", "feature_table"] = "folder"
+    root: str = Field(description="dataset folder; relative paths below are inside it")
+    manifest: str | None = Field(None, description="CSV/TSV, labels JSON or feature table file")
+    audio_dir: str | None = Field(None, description="folder of path_column's files, inside root")
+    path_column: str = "path"
+    label_column: str | None = Field(None, description="label column (manifest, feature_table)")
+    group_column: str | None = Field(None, description="speaker/artist column for grouping")
+    filters: dict[str, list[str]] = Field(default_factory=dict)
+    label_map: dict[str, str] = Field(
+        default_factory=dict, description="rename labels, e.g. {both: music} for a binary task"
+    )
+    balance: Literal["none", "downsample", "class_weight"] = "none"
+    drop_columns: list[str] = Field(default_factory=list)
+    extensions: list[str] = Field(
+        default_factory=lambda: [".wav", ".flac", ".ogg", ".mp3"],
+        description="audio file endings the folder source lists",
+    )
+    max_clips: int | None = Field(None, ge=1, description="cap on clips, seeded sample")
+
+    @model_validator(mode="after")
+    def check_manifest(self) -> DataSpec:
+        if self.source != "folder" and not self.manifest:
+            raise ValueError(f"data.manifest: source '{self.source}' needs a manifest file")
+        return self
+
+    @model_validator(mode="after")
+    def check_label_column(self) -> DataSpec:
+        if self.source == "manifest" and not self.label_column:
+            raise ValueError("data.label_column: source 'manifest' needs a label column")
+        return self
+
+
+class CvSpec(StrictModel):
+    """Cross-validation inside the search."""
+
+    folds: int = Field(5, ge=2, le=50)
+
+
+class SearchSpec(StrictModel):
+    """The Optuna study: families, budget, metric, sampler, pruner."""
+
+    models: list[str] = Field(default_factory=lambda: ["logistic", "random_forest"], min_length=1)
+    n_trials: int = Field(20, ge=1)
+    timeout_s: float | None = Field(None, gt=0)
+    metric: str = "f1_macro"
+    cv: CvSpec = Field(default_factory=CvSpec)
+    test_size: float = Field(0.2, gt=0, lt=0.9)
+    sampler: Literal["tpe", "random", "cmaes", "gp"] = "tpe"
+    pruner: Literal["none", "median", "wilcoxon", "hyperband"] = "median"
+    n_jobs: int = Field(1, ge=1)
+    feature_groups: bool = Field(False, description="search over dropping extractor groups")
+    spaces: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per-family narrowed ranges, e.g. {svm: {C: [0.1, 10]}}"
+    )
+
+
+class TrackingSpec(StrictModel):
+    """What is logged per trial."""
+
+    plots: list[Literal["confusion_matrix", "feature_importance"]] = Field(
+        default_factory=lambda: ["confusion_matrix", "feature_importance"]
+    )
+    log_models: Literal["best", "none"] = "best"
+
+
+class RegisterSpec(StrictModel):
+    """The Model Registry entry of the final model."""
+
+    model_name: str | None = Field(None, description="default: the spec's name")
+    alias: str = Field("champion", pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+# ``register`` is a key of the user-facing spec; it shadows ABCMeta.register, which pydantic
+# warns about and which no spec code uses.
+warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
+
+
+class ExperimentSpec(StrictModel):
+    """A whole experiment: data, segments, features, search, tracking, registry."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    task: Literal["classification", "regression"] = "classification"
+    seed: int = 42
+    data: DataSpec
+    segments: SegmentsSpec = Field(default_factory=SegmentsSpec)
+    features: FeaturesSpec = Field(default_factory=FeaturesSpec)
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    register: RegisterSpec = Field(default_factory=RegisterSpec)
+
+    @model_validator(mode="after")
+    def check_metric_fits_task(self) -> ExperimentSpec:
+        allowed = self.metrics_for_task()
+        if self.search.metric not in allowed:
+            raise ValueError(
+                f"search.metric: '{self.search.metric}' does not fit task '{self.task}'; "
+                f"choose one of {', '.join(allowed)}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def check_families_support_task(self) -> ExperimentSpec:
+        from runner.models import MODELS, ensure_loaded
+
+        ensure_loaded()
+        for name in self.search.models:
+            fitting = sorted(n for n, f in MODELS.items() if f.supports(self.task))
+            if name not in MODELS:
+                raise ValueError(
+                    f"search.models: unknown model family '{name}'; "
+                    f"choose one of {', '.join(fitting)}"
+                )
+            if not MODELS[name].supports(self.task):
+                raise ValueError(
+                    f"search.models: '{name}' does not support task '{self.task}'; "
+                    f"choose one of {', '.join(fitting)}"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def check_cnn_needs_mel_image(self) -> ExperimentSpec:
+        from runner.models import MODELS
+
+        needs = [n for n in self.search.models if n in MODELS and MODELS[n].input == "mel_image"]
+        if needs and not self.features.mel_image:
+            raise ValueError(
+                f"features.mel_image: model family '{needs[0]}' needs features.mel_image: true"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def check_feature_table_source(self) -> ExperimentSpec:
+        if self.data.source == "feature_table":
+            from runner.models import MODELS
+
+            needs = [n for n in self.search.models if MODELS[n].input == "mel_image"]
+            if needs:
+                raise ValueError(
+                    f"search.models: '{needs[0]}' needs audio; source 'feature_table' has none"
+                )
+            if self.segments.mode != "whole":
+                raise ValueError("segments.mode: source 'feature_table' has no audio to segment")
+        return self
+
+    @model_validator(mode="after")
+    def check_regression_balance(self) -> ExperimentSpec:
+        if self.task == "regression" and self.data.balance != "none":
+            raise ValueError("data.balance: balancing classes needs task 'classification'")
+        return self
+
+    def metrics_for_task(self) -> list[str]:
+        """The metrics that fit this spec's task."""
+        table = CLASSIFICATION_METRICS if self.task == "classification" else REGRESSION_METRICS
+        return list(table)
+
+    @property
+    def greater_is_better(self) -> bool:
+        return {**CLASSIFICATION_METRICS, **REGRESSION_METRICS}[self.search.metric]
+
+    @property
+    def model_name(self) -> str:
+        return self.register.model_name or self.name
+
+    def data_root(self, base: Path | None = None) -> Path:
+        """``data.root`` resolved against ``base`` (default: the working directory)."""
+        root = Path(self.data.root).expanduser()
+        return root if root.is_absolute() else (base or Path.cwd()) / root
