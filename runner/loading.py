@@ -48,7 +48,9 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str], *, source: st
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
-            raise SpecError(f"{source}: --set '{item}': expected KEY=VALUE, e.g. search.n_trials=5")
+            raise SpecError(
+                f"{source}: --set '{item}': expected KEY=VALUE, e.g. search.n_trials=5"
+            )
         try:
             value = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError as exc:
@@ -109,7 +111,9 @@ def _format_error(err: Mapping[str, Any]) -> str:
     if kind == "missing":
         return f"{key}: required key is missing"
     if kind == "literal_error":
-        expected = str(err.get("ctx", {}).get("expected", "")).replace("'", "").replace(" or ", ", ")
+        expected = (
+            str(err.get("ctx", {}).get("expected", "")).replace("'", "").replace(" or ", ", ")
+        )
         return f"{key}: {err['input']!r} is not allowed; choose one of {expected}"
     message = str(err["msg"]).removeprefix("Value error, ")
     if message.split(":", 1)[0].count(".") and ":" in message:

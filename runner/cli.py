@@ -1,0 +1,107 @@
+"""The ``audioml`` command line: validate, features, run, demo, schema (and worker)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from runner.errors import RunnerError
+
+__all__ = ["main"]
+
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def _common(p: argparse.ArgumentParser, *, stores: bool = True) -> None:
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec key (dotted, YAML-typed), e.g. search.n_trials=5",
+    )
+    if stores:
+        p.add_argument(
+            "--tracking-uri",
+            default=None,
+            help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)",
+        )
+        p.add_argument(
+            "--storage",
+            default=None,
+            help="Optuna storage URL (default: optuna.db beside the MLflow store)",
+        )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="audioml",
+        description="MLflow-tracked AutoML for audio: spec in, registered model out.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("validate", help="validate specs (and, with --check-data, their data)")
+    p.add_argument("specs", nargs="+", type=Path)
+    p.add_argument(
+        "--check-data",
+        action="store_true",
+        help="also fail when the data a spec names does not exist",
+    )
+    _common(p, stores=False)
+    p = sub.add_parser("features", help="build or load the feature table; print its summary")
+    p.add_argument("spec", type=Path)
+    _common(p, stores=False)
+    p = sub.add_parser("run", help="features, search, tracking, refit, test, registry")
+    p.add_argument("spec", type=Path)
+    _common(p)
+    p = sub.add_parser("demo", help="synthesize the demo corpus and run experiments/demo.yaml")
+    p.add_argument("--out", type=Path, default=Path("demo-data"), help="corpus folder")
+    _common(p)
+    p = sub.add_parser("schema", help="print the spec's JSON Schema")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 ok, 2 invalid spec or input, 1 anything else)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _dispatch(args)
+    except RunnerError as exc:
+        err_console.print(f"[red]error:[/] {exc}", markup=True, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from runner import commands
+
+    handler = {
+        "validate": commands.validate,
+        "features": commands.features,
+        "run": commands.run,
+        "demo": commands.demo,
+        "schema": lambda _a, _c: _schema(),
+    }[args.command]
+    return handler(args, console)
+
+
+def _schema() -> int:
+    from runner.spec import ExperimentSpec
+
+    console.print_json(json.dumps(ExperimentSpec.model_json_schema()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""From a spec to a feature table: the data source, then the feature engine or the
+pre-extracted table, in one shape the search and the tracking share."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from runner.errors import DataError
+from runner.spec import ExperimentSpec
+
+__all__ = ["Dataset", "cache_dir_for", "prepare_dataset"]
+
+ID_COLUMNS = ["clip_id", "segment", "label", "group"]
+
+
+@dataclass
+class Dataset:
+    """A feature table with its provenance: one row per segment."""
+
+    frame: pd.DataFrame
+    feature_columns: list[str]
+    groups: dict[str, list[str]]
+    digest: str
+    source: str
+    skipped: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["clip_id", "path", "reason"])
+    )
+    stats: dict = field(default_factory=dict)
+    report: dict = field(default_factory=dict)
+    class_weight: dict | None = None
+    load_mel: Callable[[np.ndarray | None], np.ndarray] | None = None
+
+    def schema(self) -> dict:
+        """Column names, dtypes and feature groups (logged as the table schema)."""
+        return {
+            "rows": len(self.frame),
+            "id_columns": [c for c in ID_COLUMNS if c in self.frame.columns],
+            "feature_columns": {c: str(self.frame[c].dtype) for c in self.feature_columns},
+            "groups": self.groups,
+        }
+
+
+def cache_dir_for(spec: ExperimentSpec, base: Path | None = None) -> Path:
+    """``features.cache_dir`` or ``.audioml-cache`` in the working directory."""
+    folder = Path(spec.features.cache_dir or ".audioml-cache").expanduser()
+    return folder if folder.is_absolute() else (base or Path.cwd()) / folder
+
+
+def _table_groups(columns: list[str]) -> dict[str, list[str]]:
+    """Group pre-extracted columns by family: ``mfcc12_mean`` -> mfcc, ``rms_var`` -> rms."""
+    groups: dict[str, list[str]] = {}
+    for col in columns:
+        stem = re.sub(r"_(mean|var|std|min|max|median)$", "", col)
+        stem = re.sub(r"[_]?\d+$", "", stem) or col
+        groups.setdefault(stem, []).append(col)
+    return groups
+
+
+def _frame_digest(frame: pd.DataFrame) -> str:
+    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes() + ",".join(frame.columns).encode()).hexdigest()
+
+
+def prepare_dataset(
+    spec: ExperimentSpec, *, base: Path | None = None, progress: bool = True
+) -> Dataset:
+    """Load the spec's data and build (or load from the cache) its feature table."""
+    from runner.sources import load_source
+
+    source = load_source(spec, base=base)
+    if source.table is not None:
+        frame = source.table.reset_index(drop=True)
+        frame.insert(1, "segment", 0)
+        features = [c for c in frame.columns if c not in ID_COLUMNS]
+        frame[features] = frame[features].astype("float64")
+        return Dataset(
+            frame=frame,
+            feature_columns=features,
+            groups=_table_groups(features),
+            digest=_frame_digest(frame),
+            source=str(source.source_file),
+            report=source.report,
+            class_weight=source.class_weight,
+        )
+    from features import build_table
+
+    table = build_table(
+        source.clips,
+        spec.features,
+        spec.segments,
+        cache_dir=cache_dir_for(spec, base),
+        n_jobs=spec.features.n_jobs,
+        progress=progress,
+    )
+    if len(table.frame) == 0:
+        raise DataError(
+            f"{source.source_file}: no usable clips: {len(table.skipped)} skipped "
+            f"(first: {_first_reason(table.skipped)})"
+        )
+    return Dataset(
+        frame=table.frame,
+        feature_columns=list(table.feature_columns),
+        groups=dict(table.groups),
+        digest=table.digest,
+        source=str(source.source_file),
+        skipped=table.skipped,
+        stats=dict(table.stats),
+        report=source.report,
+        class_weight=source.class_weight,
+        load_mel=table.load_mel if table.mel_path is not None else None,
+    )
+
+
+def _first_reason(skipped: pd.DataFrame) -> str:
+    if skipped.empty:
+        return "none"
+    row = skipped.iloc[0]
+    return f"{row['path']}: {row['reason']}"

@@ -1,0 +1,140 @@
+"""Fit and score one estimator over CV folds, with window predictions aggregated to clips."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from runner.errors import TrialFailed
+from runner.metrics import score_all
+from runner.splits import Split
+
+__all__ = ["CvResult", "Inputs", "aggregate_clips", "cross_validate", "predict_rows"]
+
+
+@dataclass
+class Inputs:
+    """What an estimator sees: feature-table columns, or log-mel images loaded per row."""
+
+    table: np.ndarray | None = None
+    load_images: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        if self.load_images is not None:
+            return self.load_images(rows)
+        if self.table is None:
+            raise ValueError("Inputs has neither a table nor images")
+        return self.table[rows]
+
+
+@dataclass
+class CvResult:
+    """Per-fold and summary scores of one parameter set, plus out-of-fold clip predictions."""
+
+    folds: list[dict[str, float]] = field(default_factory=list)
+    oof_true: list = field(default_factory=list)
+    oof_pred: list = field(default_factory=list)
+    fit_s: float = 0.0
+    predict_s: float = 0.0
+    last_estimator: object | None = None
+    last_rows: np.ndarray | None = None
+
+    def mean(self) -> dict[str, float]:
+        return {k: float(np.nanmean([f[k] for f in self.folds])) for k in self.folds[0]}
+
+    def std(self) -> dict[str, float]:
+        return {k: float(np.nanstd([f[k] for f in self.folds])) for k in self.folds[0]}
+
+
+def predict_rows(
+    estimator: object, X: np.ndarray, *, task: str, classes: Sequence | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Row predictions and (classification) probabilities aligned with ``classes``."""
+    if task == "regression":
+        return np.asarray(estimator.predict(X), dtype=float), None
+    proba = np.asarray(estimator.predict_proba(X), dtype=float)
+    # A fold may miss a class: put each column under its class, zeros elsewhere.
+    full = np.zeros((len(X), len(classes)))
+    index = {c: i for i, c in enumerate(classes)}
+    for j, c in enumerate(estimator.classes_):
+        full[:, index[c]] = proba[:, j]
+    return np.asarray(classes)[full.argmax(axis=1)], full
+
+
+def aggregate_clips(
+    clip_ids: np.ndarray,
+    pred: np.ndarray,
+    proba: np.ndarray | None,
+    *,
+    how: str = "mean_proba",
+    classes: Sequence | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Combine window predictions into one per clip (order of first appearance)."""
+    codes, uniques = pd.factorize(pd.Series(clip_ids))
+    if len(uniques) == len(clip_ids):
+        return np.asarray(uniques), pred, proba
+    if proba is None:  # regression: mean of the window predictions
+        sums = np.bincount(codes, weights=pred.astype(float))
+        return np.asarray(uniques), sums / np.bincount(codes), None
+    counts = np.bincount(codes)[:, None]
+    if how == "majority":
+        onehot = np.zeros_like(proba)
+        onehot[np.arange(len(proba)), proba.argmax(axis=1)] = 1.0
+        agg = np.zeros((len(uniques), proba.shape[1]))
+        np.add.at(agg, codes, onehot)
+        agg /= counts
+    else:
+        agg = np.zeros((len(uniques), proba.shape[1]))
+        np.add.at(agg, codes, proba)
+        agg /= counts
+    return np.asarray(uniques), np.asarray(classes)[agg.argmax(axis=1)], agg
+
+
+def cross_validate(
+    make: Callable[[], object],
+    inputs: Inputs,
+    labels: np.ndarray,
+    clip_ids: np.ndarray,
+    folds: list[Split],
+    *,
+    task: str,
+    classes: Sequence | None,
+    aggregate: str = "mean_proba",
+    on_fold: Callable[[int, dict[str, float]], None] | None = None,
+) -> CvResult:
+    """Fit ``make()`` on each fold's training rows; score on its clips.
+
+    Raises:
+        TrialFailed: when the estimator cannot fit or predict a fold (e.g. degenerate data).
+    """
+    result = CvResult()
+    clip_labels = pd.Series(labels).groupby(pd.Series(clip_ids), sort=False).first()
+    for k, split in enumerate(folds):
+        estimator = make()
+        try:
+            start = time.perf_counter()
+            estimator.fit(inputs.take(split.train), labels[split.train])
+            mid = time.perf_counter()
+            pred, proba = predict_rows(
+                estimator, inputs.take(split.test), task=task, classes=classes
+            )
+            result.fit_s += mid - start
+            result.predict_s += time.perf_counter() - mid
+        except (ValueError, ArithmeticError, RuntimeError, IndexError, TypeError) as exc:
+            raise TrialFailed(f"fold {k}: {type(exc).__name__}: {exc}") from exc
+        ids, clip_pred, clip_proba = aggregate_clips(
+            clip_ids[split.test], pred, proba, how=aggregate, classes=classes
+        )
+        truth = clip_labels.loc[ids].to_numpy()
+        scores = score_all(task, truth, clip_pred, clip_proba, classes)
+        result.folds.append(scores)
+        result.oof_true.extend(truth.tolist())
+        result.oof_pred.extend(np.asarray(clip_pred).tolist())
+        result.last_estimator, result.last_rows = estimator, split.test
+        if on_fold is not None:
+            on_fold(k, scores)
+    return result

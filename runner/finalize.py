@@ -1,0 +1,273 @@
+"""After the search: refit the best trial on all training data, score it once on the held-out
+test split, log the final artifacts and the servable model, and register it."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from rich.console import Console
+
+from runner import plots
+from runner.errors import RunnerError
+from runner.evaluation import Inputs, aggregate_clips, predict_rows
+from runner.metrics import score_all
+from runner.models import MODELS
+from runner.report import leaderboard, print_leaderboard
+from runner.search import TrialSetup, build_estimator, decode_params, trials_frame
+from runner.tracking import Tracker
+
+__all__ = ["finalize"]
+
+_PACKAGES = [
+    "mlflow",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "scipy",
+    "lightgbm",
+    "librosa",
+    "soundfile",
+    "soxr",
+    "pydantic",
+    "pyyaml",
+    "pyarrow",
+    "cloudpickle",
+]
+_KERAS_PACKAGES = ["keras", "jax", "jaxlib"]
+
+
+def _requirements(family: str) -> list[str]:
+    names = _PACKAGES + (_KERAS_PACKAGES if family.startswith("keras") else [])
+    out = []
+    for name in names:
+        try:
+            out.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _best_setup(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, TrialSetup]:
+    try:
+        best = study.best_trial
+    except ValueError:
+        raise RunnerError(
+            f"study {study.study_name}: no trial completed, so there is no model to refit; "
+            "see the failed trials' reasons above"
+        ) from None
+    return best, decode_params(best.params, best.user_attrs)
+
+
+def _fit_final(p: Any, setup: TrialSetup) -> tuple[Any, list[str], Inputs, Inputs]:
+    ds, split = p.dataset, p.split
+    columns = setup.columns(ds.groups, ds.feature_columns)
+    family = MODELS[setup.family]
+    if family.input == "mel_image":
+        train_in = Inputs(load_images=lambda r: ds.load_mel(split.train[r]))
+        test_in = Inputs(load_images=lambda r: ds.load_mel(split.test[r]))
+    else:
+        train_in = Inputs(table=ds.frame.iloc[split.train][columns].to_numpy(dtype=float))
+        test_in = Inputs(table=ds.frame.iloc[split.test][columns].to_numpy(dtype=float))
+    estimator = build_estimator(setup, p.spec)
+    estimator.fit(train_in.take(np.arange(len(split.train))), p.data.y)
+    return estimator, columns, train_in, test_in
+
+
+def _score_test(p: Any, estimator: Any, test_in: Inputs) -> tuple[dict, np.ndarray, Any, Any]:
+    spec, ds = p.spec, p.dataset
+    test = ds.frame.iloc[p.split.test]
+    pred, proba = predict_rows(
+        estimator, test_in.take(np.arange(len(test))), task=spec.task, classes=p.data.classes
+    )
+    ids, clip_pred, clip_proba = aggregate_clips(
+        test["clip_id"].to_numpy(),
+        pred,
+        proba,
+        how=spec.segments.aggregate,
+        classes=p.data.classes,
+    )
+    truth = test.groupby("clip_id", sort=False)["label"].first().loc[ids].to_numpy()
+    truth = truth.astype(float) if spec.task == "regression" else truth.astype(str)
+    return (
+        score_all(spec.task, truth, clip_pred, clip_proba, p.data.classes),
+        truth,
+        clip_pred,
+        clip_proba,
+    )
+
+
+def _log_final_plots(tracker: Tracker, p: Any, truth: Any, pred: Any, proba: Any) -> None:
+    if p.spec.task == "regression":
+        tracker.log_figure(plots.regression_figure(truth, pred), "final/predicted_vs_true.png")
+        return
+    classes = p.data.classes
+    tracker.log_figure(plots.confusion_figure(truth, pred, classes), "final/confusion_matrix.png")
+    tracker.log_figure(
+        plots.confusion_figure(truth, pred, classes, normalize=True),
+        "final/confusion_matrix_normalized.png",
+    )
+    from sklearn.metrics import classification_report
+
+    report = classification_report(truth, pred, labels=classes, output_dict=True, zero_division=0)
+    tracker.log_text(json.dumps(report, indent=1), "final/classification_report.json")
+    tracker.log_figure(plots.curves_figure(truth, proba, classes), "final/roc_pr_curves.png")
+
+
+def _log_study_plots(tracker: Tracker, study: optuna.Study) -> None:
+    from optuna.visualization import matplotlib as ovm
+
+    try:
+        tracker.log_figure(ovm.plot_optimization_history(study).figure, "optuna/history.png")
+        if len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) >= 2:
+            axes = ovm.plot_param_importances(study)
+            tracker.log_figure(axes.figure, "optuna/param_importances.png")
+    except (ValueError, RuntimeError, ZeroDivisionError) as exc:
+        tracker.log_text(f"optuna plots unavailable: {exc}", "optuna/plots_unavailable.txt")
+
+
+def _signature(p: Any, columns: list[str]) -> Any:
+    """Every input column optional: a row carries audio, a path, or the feature columns."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    inputs = [
+        ColSpec("string", "audio_base64", required=False),
+        ColSpec("string", "path", required=False),
+    ]
+    inputs += [ColSpec("double", c, required=False) for c in columns]
+    if p.spec.task == "regression":
+        outputs = [ColSpec("double", "prediction")]
+    else:
+        outputs = [ColSpec("string", "label")]
+        outputs += [ColSpec("double", f"proba_{c}") for c in p.data.classes]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
+
+
+def _log_model(
+    tracker: Tracker, p: Any, setup: TrialSetup, estimator: Any, columns: list[str]
+) -> str:
+    family = MODELS[setup.family]
+    config = {
+        "task": p.spec.task,
+        "classes": p.data.classes,
+        "columns": columns,
+        "input": family.input,
+        "aggregate": p.spec.segments.aggregate,
+        "features": p.spec.features.model_dump(mode="json"),
+        "segments": p.spec.segments.model_dump(mode="json"),
+        "family": setup.family,
+        "params": setup.params,
+    }
+    example = p.dataset.frame.iloc[p.split.train[:1]][columns].astype(float)
+    code = [
+        str(Path(__file__).resolve().parent),
+        str(Path(__file__).resolve().parent.parent / "features"),
+    ]
+    with tracker.temp_dir() as tmp:
+        folder = Path(tmp)
+        (folder / "estimator.pkl").write_bytes(pickle.dumps(estimator))
+        (folder / "config.json").write_text(json.dumps(config, indent=1, default=str))
+        return tracker.log_model(
+            folder,
+            signature=_signature(p, columns),
+            input_example=example,
+            pip_requirements=_requirements(setup.family),
+            code_paths=code,
+        )
+
+
+def finalize(p: Any, study: optuna.Study, tracker: Tracker, console: Console) -> dict:
+    """Refit, test once, log, register; returns the run summary."""
+    spec = p.spec
+    best, setup = _best_setup(study)
+    estimator, columns, _, test_in = _fit_final(p, setup)
+    test_scores, truth, pred, proba = _score_test(p, estimator, test_in)
+    tracker.log_metrics({f"test_{k}": v for k, v in test_scores.items() if np.isfinite(v)})
+    tracker.log_metrics({f"best_cv_{spec.search.metric}": best.value, "best_trial": best.number})
+    tracker.set_tags({"best_trial": best.number, "best_model": setup.family})
+    _log_final_plots(tracker, p, truth, pred, proba)
+    if MODELS[setup.family].input == "table":
+        X_test = test_in.take(np.arange(len(p.split.test)))
+        tracker.log_importance(
+            estimator, X_test, labels_of(p, p.split.test), columns, seed=spec.seed
+        )
+    board = leaderboard(
+        trials_frame(study, spec.search.metric),
+        spec.search.metric,
+        greater_is_better=spec.greater_is_better,
+    )
+    tracker.log_frame(board, "leaderboard.csv")
+    _log_study_plots(tracker, study)
+    summary = {
+        "study": p.study_name,
+        "parent_run_id": tracker.parent_id,
+        "best_trial": best.number,
+        "best_model": setup.family,
+        f"cv_{spec.search.metric}": best.value,
+        "test": test_scores,
+        "model_version": None,
+        "alias_moved": False,
+    }
+    if spec.tracking.log_models == "best":
+        uri = _log_model(tracker, p, setup, estimator, columns)
+        key = f"test_{spec.search.metric}"
+        tags = {
+            key: test_scores[spec.search.metric],
+            f"cv_{spec.search.metric}": best.value,
+            "spec_hash": study.study_name.rsplit("-", 1)[-1],
+            "run_id": tracker.parent_id,
+            "model_family": setup.family,
+        }
+        tags.update({f"test_{k}": v for k, v in test_scores.items()})
+        version, moved, previous = tracker.register(
+            uri,
+            spec.model_name,
+            alias=spec.register.alias,
+            tags=tags,
+            test_score=test_scores[spec.search.metric],
+        )
+        summary.update(model_version=version, alias_moved=moved, model_uri=uri)
+        tracker.set_tags({"registered_version": version, "alias_moved": str(moved).lower()})
+        _say_registry(console, spec, version, moved, previous, test_scores[spec.search.metric])
+    tracker.end_parent("FINISHED")
+    print_leaderboard(console, board, spec.search.metric)
+    _say_test(console, spec, setup, test_scores)
+    return summary
+
+
+def labels_of(p: Any, rows: np.ndarray) -> np.ndarray:
+    y = p.dataset.frame["label"].to_numpy()[rows]
+    return y.astype(float) if p.spec.task == "regression" else y.astype(str)
+
+
+def _say_registry(
+    console: Console, spec: Any, version: str, moved: bool, previous: Any, score: float
+) -> None:
+    name, alias, metric = spec.model_name, spec.register.alias, spec.search.metric
+    if moved:
+        was = f" (was {previous:.4f})" if previous is not None else ""
+        console.print(
+            f"registered [bold]{name}[/] version {version}: {alias} now points to it, "
+            f"test {metric}={score:.4f}{was}"
+        )
+    else:
+        console.print(
+            f"registered [bold]{name}[/] version {version} as a challenger: test {metric}="
+            f"{score:.4f} does not beat {alias} ({previous:.4f}); {alias} stays"
+        )
+
+
+def _say_test(console: Console, spec: Any, setup: TrialSetup, scores: dict) -> None:
+    shown = "  ".join(f"{k}={v:.4f}" for k, v in scores.items() if np.isfinite(v))
+    console.print(f"best: [bold]{setup.family}[/]; held-out test: {shown}")
+    if spec.tracking.log_models == "best":
+        console.print(
+            f"serve it: mlflow models serve -m models:/{spec.model_name}@{spec.register.alias} "
+            "--env-manager local -p 5001"
+        )

@@ -1,0 +1,221 @@
+"""The whole job of ``audioml run``: features, split, study, tracking, refit, registry.
+
+Everything that can be checked (spec, data, folds) is checked before the MLflow parent run
+is created, so bad input never leaves an empty run behind.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from optuna.distributions import distribution_to_json
+from rich.console import Console
+
+import runner
+from runner.dataset import Dataset, prepare_dataset
+from runner.errors import DataError
+from runner.loading import spec_hash
+from runner.models import get_family, resolve_space
+from runner.search import SearchData, make_objective, make_pruner, make_sampler
+from runner.spec import ExperimentSpec
+from runner.splits import Split, check_folds, cv_folds, holdout_split
+from runner.study import default_storage, open_study, run_budget, study_name
+from runner.tracking import Tracker, flatten, resolve_tracking_uri
+
+__all__ = ["Prepared", "RunOptions", "prepare", "run_experiment"]
+
+PARENT_ATTR = "mlflow_parent_run_id"
+
+
+@dataclass
+class RunOptions:
+    """Where things are stored and what the caller wants printed."""
+
+    tracking_uri: str | None = None
+    storage: str | None = None
+    spec_path: Path | None = None
+    spec_text: str = ""
+    resolved: dict = field(default_factory=dict)
+    progress: bool = True
+    console: Console = field(default_factory=Console)
+
+
+@dataclass
+class Prepared:
+    """Everything the search, a worker and the finalizer share for one spec."""
+
+    spec: ExperimentSpec
+    dataset: Dataset
+    split: Split
+    data: SearchData
+    study_name: str
+    storage: str
+    tracking_uri: str
+    space: dict
+
+
+def _search_data(spec: ExperimentSpec, ds: Dataset, split: Split) -> SearchData:
+    train = ds.frame.iloc[split.train].reset_index(drop=True)
+    check_folds(train, folds=spec.search.cv.folds, task=spec.task)
+    folds = cv_folds(train, folds=spec.search.cv.folds, task=spec.task, seed=spec.seed)
+    y = train["label"].to_numpy()
+    y = y.astype(float) if spec.task == "regression" else y.astype(str)
+    classes = sorted(set(y.tolist())) if spec.task == "classification" else None
+    load = None
+    if ds.load_mel is not None:
+        rows = split.train
+        load = lambda r: ds.load_mel(rows[r])  # noqa: E731 - rows relative to the train part
+    return SearchData(
+        X=train[ds.feature_columns].to_numpy(dtype=float),
+        y=y,
+        clip_ids=train["clip_id"].to_numpy(),
+        feature_columns=ds.feature_columns,
+        groups=ds.groups,
+        folds=folds,
+        classes=classes,
+        load_images=load,
+    )
+
+
+def prepare(spec: ExperimentSpec, opts: RunOptions, *, base: Path | None = None) -> Prepared:
+    """Data, features, the held-out split, CV folds, and the study's name and storage."""
+    ds = prepare_dataset(spec, base=base, progress=opts.progress)
+    if spec.task == "classification" and ds.frame["label"].nunique() < 2:
+        raise DataError(f"{ds.source}: classification needs at least 2 classes")
+    split = holdout_split(
+        ds.frame, test_size=spec.search.test_size, task=spec.task, seed=spec.seed
+    )
+    data = _search_data(spec, ds, split)
+    space = {}
+    for name in spec.search.models:
+        fam = get_family(name, spec.task)
+        dists = resolve_space(fam, spec.task, spec.search.spaces.get(name))
+        space[name] = {k: json.loads(distribution_to_json(d)) for k, d in dists.items()}
+    comparable = spec_hash(spec) + json.dumps(space, sort_keys=True)
+    tracking_uri = resolve_tracking_uri(opts.tracking_uri)
+    return Prepared(
+        spec=spec,
+        dataset=ds,
+        split=split,
+        data=data,
+        study_name=study_name(spec.name, comparable, ds.digest),
+        storage=opts.storage or default_storage(tracking_uri),
+        tracking_uri=tracking_uri,
+        space=space,
+    )
+
+
+def _git_sha() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def _mask(url: str) -> str:
+    """Hide a password in a storage URL before it is logged."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+def start_tracking(p: Prepared, opts: RunOptions, study) -> Tracker:
+    """Create (or, when resuming an unfinished study, reuse) the parent run and log its inputs."""
+    spec = p.spec
+    tracker = Tracker(p.tracking_uri, spec.name, task=spec.task, metric=spec.search.metric)
+    tracker.plots = set(spec.tracking.plots)
+    tracker.classes = p.data.classes
+    tracker.importance_groups = p.dataset.groups
+    previous = study.user_attrs.get(PARENT_ATTR)
+    if previous and _unfinished(tracker, previous):
+        tracker.attach_parent(previous)
+        opts.console.print(f"resuming study [bold]{p.study_name}[/] under run {previous}")
+        return tracker
+    tags = {
+        "spec_hash": spec_hash(spec),
+        "data_digest": p.dataset.digest,
+        "git_sha": _git_sha(),
+        "audioml_version": runner.__version__,
+        "study_name": p.study_name,
+        "optuna_storage": _mask(p.storage),
+        "task": spec.task,
+        "metric": spec.search.metric,
+    }
+    tracker.start_parent(f"{spec.name}-search", {k: v for k, v in tags.items() if v})
+    study.set_user_attr(PARENT_ATTR, tracker.parent_id)
+    _log_inputs(tracker, p, opts)
+    return tracker
+
+
+def _unfinished(tracker: Tracker, run_id: str) -> bool:
+    try:
+        return tracker.client.get_run(run_id).info.status != "FINISHED"
+    except Exception:
+        return False
+
+
+def _log_inputs(tracker: Tracker, p: Prepared, opts: RunOptions) -> None:
+    tracker.log_params(flatten(opts.resolved or p.spec.model_dump(mode="json")))
+    if opts.spec_text:
+        tracker.log_text(opts.spec_text, "spec/spec.yaml")
+    resolved = yaml.safe_dump(p.spec.model_dump(mode="json"), sort_keys=False)
+    tracker.log_text(resolved, "spec/spec.resolved.yaml")
+    tracker.log_text(json.dumps(p.space, indent=1), "search_space.json")
+    tracker.log_text(json.dumps(p.dataset.schema(), indent=1), "feature_table_schema.json")
+    tracker.log_frame(p.dataset.skipped, "skipped_clips.csv")
+    tracker.log_metrics({"clips_skipped": len(p.dataset.skipped), "rows": len(p.dataset.frame)})
+    tracker.log_dataset(
+        p.dataset.frame, source=p.dataset.source, name=p.spec.name, digest=p.dataset.digest
+    )
+
+
+def run_experiment(spec: ExperimentSpec, opts: RunOptions, *, base: Path | None = None) -> dict:
+    """The whole job; returns a summary (study, parent run, best trial, test metrics, version)."""
+    from runner.finalize import finalize
+    from runner.report import print_trial
+
+    p = prepare(spec, opts, base=base)
+    study = open_study(
+        spec,
+        name=p.study_name,
+        storage=p.storage,
+        sampler=make_sampler(spec),
+        pruner=make_pruner(spec),
+    )
+    tracker = start_tracking(p, opts, study)
+    console = opts.console
+
+    def observe(record) -> None:
+        tracker.log_trial(record)
+        print_trial(console, record, spec.search.metric)
+
+    objective = make_objective(spec, p.data, observe)
+    console.print(
+        f"study [bold]{p.study_name}[/] ({p.storage}): up to {spec.search.n_trials} trials"
+    )
+    try:
+        completed = run_budget(
+            study,
+            objective,
+            n_trials=spec.search.n_trials,
+            timeout_s=spec.search.timeout_s,
+            n_jobs=spec.search.n_jobs,
+            on_interrupt=lambda: console.print("[yellow]stopping after the current trial[/]"),
+        )
+    except BaseException:
+        tracker.end_parent("KILLED")
+        raise
+    if not completed:
+        tracker.end_parent("KILLED")
+        console.print(f"interrupted: rerun the same command to resume study {p.study_name}")
+        return {"study": p.study_name, "parent_run_id": tracker.parent_id, "interrupted": True}
+    return finalize(p, study, tracker, console)

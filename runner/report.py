@@ -1,0 +1,60 @@
+"""What the user reads in the terminal: one line per trial and the final leaderboard."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from runner.search import TrialRecord
+
+__all__ = ["leaderboard", "print_leaderboard", "print_trial"]
+
+_STYLE = {"complete": "green", "pruned": "yellow", "failed": "red"}
+
+
+def print_trial(console: Console, record: TrialRecord, metric: str) -> None:
+    """``trial 3  random_forest  f1_macro=0.912±0.020  complete  4.1s``."""
+    score = ""
+    if record.cv and record.cv.folds:
+        mean, std = record.cv.mean()[metric], record.cv.std()[metric]
+        score = f"{metric}={mean:.4f}±{std:.3f}"
+    seconds = (record.cv.fit_s + record.cv.predict_s) if record.cv else 0.0
+    style = _STYLE[record.state]
+    reason = f"  ({record.reason})" if record.reason and record.state == "failed" else ""
+    console.print(
+        f"trial {record.number:>3}  {record.setup.family:<24} {score:<28} "
+        f"[{style}]{record.state:<8}[/] {seconds:6.1f}s{reason}",
+        highlight=False,
+    )
+
+
+def leaderboard(trials: pd.DataFrame, metric: str, *, greater_is_better: bool) -> pd.DataFrame:
+    """Completed trials best first, then pruned and failed ones."""
+    if trials.empty:
+        return trials
+    done = trials[trials["state"] == "complete"].sort_values(
+        metric, ascending=not greater_is_better
+    )
+    rest = trials[trials["state"] != "complete"].sort_values("trial")
+    board = pd.concat([done, rest], ignore_index=True)
+    board.insert(0, "rank", range(1, len(board) + 1))
+    return board
+
+
+def print_leaderboard(console: Console, board: pd.DataFrame, metric: str, top: int = 10) -> None:
+    table = Table(title=f"leaderboard ({metric}, cross-validated)")
+    for col in ("rank", "trial", "model", metric, "state", "seconds"):
+        table.add_column(col, justify="right" if col not in ("model", "state") else "left")
+    for row in board.head(top).itertuples(index=False):
+        value = getattr(row, metric)
+        shown = (
+            ""
+            if value is None or (isinstance(value, float) and math.isnan(value))
+            else f"{value:.4f}"
+        )
+        secs = "" if row.seconds is None or math.isnan(row.seconds) else f"{row.seconds:.1f}"
+        table.add_row(str(row.rank), str(row.trial), row.model, shown, row.state, secs)
+    console.print(table)

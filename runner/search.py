@@ -1,0 +1,262 @@
+"""The Optuna study: sampler, pruner, storage, and the objective (no MLflow calls here).
+
+Each trial suggests a model family first (``model``), then that family's hyperparameters
+under family-prefixed names (``random_forest.max_depth``) and, when searched, which extractor
+groups to keep (``features.mfcc``). It is scored by k-fold CV on the training split only;
+per-fold scores feed the pruner. A trial whose estimator cannot fit is marked FAIL with its
+reason and the study goes on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import TrialState
+
+from runner.errors import TrialFailed
+from runner.evaluation import CvResult, Inputs, cross_validate
+from runner.models import MODELS, get_family, resolve_space
+from runner.spec import ExperimentSpec
+from runner.splits import Split
+from runner.study import FINISHED
+
+__all__ = [
+    "SearchData",
+    "TrialRecord",
+    "TrialSetup",
+    "build_estimator",
+    "decode_params",
+    "make_objective",
+    "make_pruner",
+    "make_sampler",
+]
+
+
+@dataclass
+class SearchData:
+    """The training split as the search sees it (the test split never enters)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    clip_ids: np.ndarray
+    feature_columns: list[str]
+    groups: dict[str, list[str]]
+    folds: list[Split]
+    classes: list | None
+    load_images: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def inputs(self, family_input: str, columns: np.ndarray) -> Inputs:
+        if family_input == "mel_image":
+            return Inputs(load_images=self.load_images)
+        return Inputs(table=self.X[:, columns])
+
+
+@dataclass
+class TrialSetup:
+    """What a trial (or the refit) builds: family, its params, and the columns it uses."""
+
+    family: str
+    params: dict[str, Any]
+    groups: list[str] | None = None
+    members: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def columns(
+        self, data_groups: Mapping[str, list[str]], all_columns: Sequence[str]
+    ) -> list[str]:
+        if self.groups is None:
+            return list(all_columns)
+        keep = {c for g in self.groups for c in data_groups[g]}
+        return [c for c in all_columns if c in keep]
+
+
+@dataclass
+class TrialRecord:
+    """One finished trial, as handed to an observer (tracking)."""
+
+    number: int
+    setup: TrialSetup
+    state: str  # complete | pruned | failed
+    reason: str | None = None
+    cv: CvResult | None = None
+    columns: list[str] = field(default_factory=list)
+    X_last: np.ndarray | None = None
+    y_last: np.ndarray | None = None
+
+
+def make_sampler(spec: ExperimentSpec) -> optuna.samplers.BaseSampler:
+    """The spec's sampler, seeded; TPE is multivariate with grouping for the family space."""
+    seed, kind = spec.seed, spec.search.sampler
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if kind == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if kind == "gp":
+        return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+    startup = max(3, min(10, spec.search.n_trials // 4))
+    return optuna.samplers.TPESampler(
+        seed=seed,
+        multivariate=True,
+        group=True,
+        n_startup_trials=startup,
+        warn_independent_sampling=False,
+        constant_liar=True,
+    )
+
+
+def make_pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:
+    """The spec's pruner; steps are CV folds."""
+    kind, folds = spec.search.pruner, spec.search.cv.folds
+    if kind == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    if kind == "wilcoxon":
+        return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2)
+    if kind == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=folds)
+    return optuna.pruners.NopPruner()
+
+
+def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:
+    if isinstance(dist, FloatDistribution):
+        return trial.suggest_float(name, dist.low, dist.high, log=dist.log, step=dist.step)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, log=dist.log, step=dist.step)
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    raise TypeError(f"unsupported distribution {dist!r}")
+
+
+def decode_params(params: Mapping[str, Any], attrs: Mapping[str, Any] | None = None) -> TrialSetup:
+    """Turn a trial's flat params (``model``, ``family.param``, ``features.g``) into a setup."""
+    family = params["model"]
+    own = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(f"{family}.")}
+    flags = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("features.")}
+    groups = [g for g, keep in flags.items() if keep] if flags else None
+    members = [(m, dict(p)) for m, p in json.loads((attrs or {}).get("members", "[]"))]
+    return TrialSetup(family=family, params=own, groups=groups, members=members)
+
+
+def build_estimator(setup: TrialSetup, spec: ExperimentSpec) -> Any:
+    """An unfitted estimator for ``setup`` (voting members injected from the setup)."""
+    family = get_family(setup.family, spec.task)
+    params = dict(setup.params)
+    if setup.family == "voting":
+        params["members"] = setup.members
+    balanced = spec.data.balance == "class_weight"
+    return family.make(params, task=spec.task, seed=spec.seed, balanced=balanced)
+
+
+def _voting_members(study: optuna.Study, n: int) -> list[tuple[str, dict[str, Any]]]:
+    """The best completed trial of each other table family, best first, at most ``n``."""
+    best: dict[str, optuna.trial.FrozenTrial] = {}
+    sign = 1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        fam = t.params.get("model")
+        if fam in (None, "voting") or MODELS[fam].input != "table":
+            continue
+        if fam not in best or sign * t.value > sign * best[fam].value:
+            best[fam] = t
+    ranked = sorted(best.values(), key=lambda t: -sign * t.value)[:n]
+    return [(t.params["model"], decode_params(t.params).params) for t in ranked]
+
+
+def _sample_setup(trial: optuna.Trial, spec: ExperimentSpec, groups: Sequence[str]) -> TrialSetup:
+    family_name = trial.suggest_categorical("model", list(spec.search.models))
+    family = get_family(family_name, spec.task)
+    space = resolve_space(family, spec.task, spec.search.spaces.get(family_name))
+    params = {name: _suggest(trial, f"{family_name}.{name}", d) for name, d in space.items()}
+    selected = None
+    if spec.search.feature_groups and family.input == "table":
+        selected = [g for g in groups if trial.suggest_categorical(f"features.{g}", [True, False])]
+        if not selected:
+            raise TrialFailed("every feature group was dropped; nothing left to fit on")
+    setup = TrialSetup(family=family_name, params=params, groups=selected)
+    if family_name == "voting":
+        setup.members = _voting_members(trial.study, int(params.get("n_members", 3)))
+        trial.set_user_attr("members", json.dumps(setup.members))
+        if len(setup.members) < 2:
+            raise TrialFailed("voting needs completed trials of at least 2 other families")
+    return setup
+
+
+def make_objective(
+    spec: ExperimentSpec,
+    data: SearchData,
+    observer: Callable[[TrialRecord], None] | None = None,
+) -> Callable[[optuna.Trial], float]:
+    """The objective: sample a setup, cross-validate it, report folds, notify ``observer``."""
+    metric = spec.search.metric
+    index = {c: i for i, c in enumerate(data.feature_columns)}
+
+    def objective(trial: optuna.Trial) -> float:
+        record = TrialRecord(number=trial.number, setup=TrialSetup("?", {}), state="failed")
+        try:
+            record.setup = _sample_setup(trial, spec, list(data.groups))
+            record.columns = record.setup.columns(data.groups, data.feature_columns)
+            family = MODELS[record.setup.family]
+            inputs = data.inputs(family.input, np.array([index[c] for c in record.columns]))
+
+            def on_fold(k: int, scores: dict[str, float]) -> None:
+                trial.report(scores[metric], step=k)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned after fold {k}")
+
+            record.cv = cross_validate(
+                lambda: build_estimator(record.setup, spec),
+                inputs,
+                data.y,
+                data.clip_ids,
+                data.folds,
+                task=spec.task,
+                classes=data.classes,
+                aggregate=spec.segments.aggregate,
+                on_fold=on_fold,
+            )
+            value = record.cv.mean()[metric]
+            if not np.isfinite(value):
+                raise TrialFailed(f"{metric} is undefined on these folds")
+            record.state = "complete"
+            if record.cv.last_rows is not None and family.input == "table":
+                record.X_last = inputs.take(record.cv.last_rows)
+                record.y_last = data.y[record.cv.last_rows]
+            return value
+        except optuna.TrialPruned as exc:
+            record.state, record.reason = "pruned", str(exc)
+            raise
+        except TrialFailed as exc:
+            record.state, record.reason = "failed", str(exc)
+            trial.set_user_attr("fail_reason", str(exc))
+            raise
+        finally:
+            if observer is not None:
+                observer(record)
+
+    return objective
+
+
+def trials_frame(study: optuna.Study, metric: str) -> pd.DataFrame:
+    """A leaderboard of finished trials: number, family, state, value, duration."""
+    rows = []
+    for t in study.get_trials(deepcopy=False, states=FINISHED):
+        rows.append(
+            {
+                "trial": t.number,
+                "model": t.params.get("model", "?"),
+                "state": t.state.name.lower(),
+                metric: t.value,
+                "seconds": t.duration.total_seconds() if t.duration else None,
+                "reason": t.user_attrs.get("fail_reason", ""),
+            }
+        )
+    return pd.DataFrame(rows)

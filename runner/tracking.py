@@ -1,0 +1,276 @@
+"""Every MLflow call of the runner: the parent run, one child run per trial, the final
+model and the Model Registry. Child runs go through ``MlflowClient`` so that parallel trials
+and remote workers can log them without the fluent API's per-thread run stack.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from runner import plots
+from runner.metrics import greater_is_better, metric_names
+from runner.search import TrialRecord
+
+__all__ = ["Tracker", "flatten", "resolve_tracking_uri"]
+
+PARENT_TAG = "mlflow.parentRunId"
+_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+
+
+def resolve_tracking_uri(cli_value: str | None = None) -> str:
+    """``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else ``mlflow.db`` in the cwd."""
+    uri = cli_value or os.environ.get("MLFLOW_TRACKING_URI")
+    return uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": "1"}``; lists become JSON (MLflow params are text)."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = json.dumps(value) if isinstance(value, list | dict) else str(value)
+    return out
+
+
+def _batched(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Tracker:
+    """Logs one experiment run (parent) and its trials (children) to one tracking store."""
+
+    def __init__(self, tracking_uri: str, experiment: str, *, task: str, metric: str) -> None:
+        self.uri = tracking_uri
+        mlflow.set_tracking_uri(tracking_uri)
+        self.client = MlflowClient(tracking_uri)
+        self.task, self.metric = task, metric
+        self.metric_keys = metric_names(task)
+        self.plots: set[str] = set()
+        self.classes: list | None = None
+        self.importance_groups: dict[str, list[str]] = {}
+        self.parent_id: str | None = None
+        self._lock = threading.Lock()
+        found = self.client.get_experiment_by_name(experiment)
+        self.experiment_id = (
+            found.experiment_id if found else self.client.create_experiment(experiment)
+        )
+
+    # -- parent run ----------------------------------------------------------------------
+    def start_parent(self, run_name: str, tags: Mapping[str, str]) -> str:
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags))
+        self.parent_id = run.info.run_id
+        return self.parent_id
+
+    def attach_parent(self, run_id: str) -> None:
+        """Log trials under an existing parent run (a worker joining a study)."""
+        self.parent_id = run_id
+
+    def log_params(self, params: Mapping[str, str]) -> None:
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for chunk in _batched(items, 100):
+            self.client.log_batch(self.parent_id, params=chunk)
+
+    def log_metrics(self, values: Mapping[str, float], run_id: str | None = None) -> None:
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, 0) for k, v in values.items()]
+        self.client.log_batch(run_id or self.parent_id, metrics=metrics)
+
+    def set_tags(self, tags: Mapping[str, str], run_id: str | None = None) -> None:
+        self.client.log_batch(
+            run_id or self.parent_id, tags=[RunTag(k, str(v)) for k, v in tags.items()]
+        )
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.parent_id, text, artifact_file)
+
+    def log_frame(self, frame: pd.DataFrame, artifact_file: str) -> None:
+        self.client.log_text(self.parent_id, frame.to_csv(index=False), artifact_file)
+
+    def log_figure(self, figure: Any, artifact_file: str, run_id: str | None = None) -> None:
+        import matplotlib.pyplot as plt
+
+        self.client.log_figure(run_id or self.parent_id, figure, artifact_file)
+        plt.close(figure)
+
+    def log_dataset(self, frame: pd.DataFrame, *, source: str, name: str, digest: str) -> None:
+        """The feature table as an MLflow dataset input (source and digest show lineage)."""
+        dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest[:36])
+        with mlflow.start_run(run_id=self.parent_id):
+            mlflow.log_input(dataset, context="training")
+
+    def end_parent(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.parent_id, status=status)
+
+    # -- child runs ----------------------------------------------------------------------
+    def log_trial(self, record: TrialRecord) -> None:
+        """One nested child run per trial; the same metric keys for every trial."""
+        run_name = f"trial-{record.number}-{record.setup.family}"
+        tags = {
+            PARENT_TAG: self.parent_id,
+            "state": record.state,
+            "trial_number": str(record.number),
+        }
+        if record.reason:
+            tags["reason"] = record.reason[:4000]
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
+        run_id = run.info.run_id
+        params = {"model": record.setup.family}
+        params.update({f"{record.setup.family}.{k}": v for k, v in record.setup.params.items()})
+        if record.setup.groups is not None:
+            params["feature_groups"] = ",".join(record.setup.groups)
+        if record.setup.members:
+            params["voting.members"] = ",".join(m for m, _ in record.setup.members)
+        self.client.log_batch(
+            run_id,
+            metrics=self._trial_metrics(record),
+            params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+        )
+        try:
+            if record.state == "complete":
+                self._trial_artifacts(run_id, record)
+        finally:
+            self.client.set_terminated(run_id, status=_STATUS[record.state])
+
+    def _trial_metrics(self, record: TrialRecord) -> list[Metric]:
+        now = int(time.time() * 1000)
+        folds = record.cv.folds if record.cv else []
+        out: list[Metric] = []
+        for key in self.metric_keys:
+            values = [f[key] for f in folds]
+            finite = [v for v in values if not math.isnan(v)]
+            mean = sum(finite) / len(finite) if finite else math.nan
+            std = (
+                (sum((v - mean) ** 2 for v in finite) / len(finite)) ** 0.5 if finite else math.nan
+            )
+            out += [Metric(f"cv_{key}_mean", mean, now, 0), Metric(f"cv_{key}_std", std, now, 0)]
+            # Per-fold scores share one key with step = fold, so the UI draws them as a curve.
+            out += [Metric(f"fold_{key}", v, now, k) for k, v in enumerate(values or [math.nan])]
+        fit = record.cv.fit_s if record.cv else math.nan
+        pred = record.cv.predict_s if record.cv else math.nan
+        out += [Metric("fit_time_s", fit, now, 0), Metric("predict_time_s", pred, now, 0)]
+        out.append(Metric("folds_completed", float(len(folds)), now, 0))
+        return out
+
+    def _trial_artifacts(self, run_id: str, record: TrialRecord) -> None:
+        if "confusion_matrix" in self.plots and self.task == "classification" and record.cv:
+            fig = plots.confusion_figure(
+                record.cv.oof_true,
+                record.cv.oof_pred,
+                self.classes,
+                title=f"trial {record.number}: out-of-fold",
+            )
+            self.log_figure(fig, "confusion_matrix_oof.png", run_id)
+        if "feature_importance" in self.plots and record.X_last is not None:
+            self.log_importance(
+                record.cv.last_estimator,
+                record.X_last,
+                record.y_last,
+                record.columns,
+                run_id=run_id,
+                seed=record.number,
+            )
+
+    def log_importance(
+        self,
+        estimator: Any,
+        X: Any,
+        y: Any,
+        columns: list[str],
+        *,
+        run_id: str | None = None,
+        seed: int = 0,
+    ) -> pd.Series:
+        """Feature importance (native, coefficients or permutation), per feature and family."""
+        from runner.models import feature_importance, importance_by_group
+
+        imp = feature_importance(estimator, X, y, columns, task=self.task, seed=seed, n_repeats=3)
+        groups = {
+            g: [c for c in cols if c in imp.index] for g, cols in self.importance_groups.items()
+        }
+        by_group = importance_by_group(imp, {g: c for g, c in groups.items() if c})
+        self.log_figure(plots.importance_figure(imp, by_group), "feature_importance.png", run_id)
+        text = json.dumps(
+            {"features": imp.head(50).to_dict(), "groups": by_group.to_dict()}, indent=1
+        )
+        self.client.log_text(run_id or self.parent_id, text, "feature_importance.json")
+        return imp
+
+    # -- the final model and the registry ------------------------------------------------
+    def log_model(
+        self,
+        model_dir: Path,
+        *,
+        signature: Any,
+        input_example: Any,
+        pip_requirements: list[str],
+        code_paths: list[str],
+    ) -> str:
+        """Log the pyfunc AudioModel under the parent run; returns its model URI."""
+        from runner.serving import AudioModel
+
+        with mlflow.start_run(run_id=self.parent_id):
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=AudioModel(),
+                artifacts={
+                    "estimator": str(model_dir / "estimator.pkl"),
+                    "config": str(model_dir / "config.json"),
+                },
+                signature=signature,
+                input_example=input_example,
+                pip_requirements=pip_requirements,
+                code_paths=code_paths,
+            )
+        return info.model_uri
+
+    def register(
+        self, model_uri: str, name: str, *, alias: str, tags: Mapping[str, str], test_score: float
+    ) -> tuple[str, bool, float | None]:
+        """Register a version; move ``alias`` only if it beats the current holder.
+
+        Returns (version, alias_moved, previous champion's score or None).
+        """
+        version = mlflow.register_model(model_uri, name).version
+        for key, value in tags.items():
+            self.client.set_model_version_tag(name, version, key, str(value))
+        key = f"test_{self.metric}"
+        previous = self._alias_score(name, alias, key)
+        better = previous is None or (
+            test_score > previous if greater_is_better(self.metric) else test_score < previous
+        )
+        if better:
+            self.client.set_registered_model_alias(name, alias, version)
+            self.client.set_model_version_tag(name, version, "role", alias)
+        else:
+            self.client.set_model_version_tag(name, version, "role", "challenger")
+        return str(version), better, previous
+
+    def _alias_score(self, name: str, alias: str, key: str) -> float | None:
+        try:
+            current = self.client.get_model_version_by_alias(name, alias)
+        except MlflowException:
+            return None
+        value = current.tags.get(key)
+        return float(value) if value is not None else None
+
+    @staticmethod
+    def temp_dir() -> tempfile.TemporaryDirectory:
+        return tempfile.TemporaryDirectory(prefix="audioml-model-")
