@@ -1,0 +1,48 @@
+"""Data sources: one module per input layout, all returning the same clips table.
+
+``load_source(spec)`` dispatches on ``data.source``:
+
+- ``folder``: one sub-folder per class under root (GTZAN ``genres_original``);
+- ``manifest``: CSV/TSV with one row per clip (Common Voice ``train.tsv`` as is);
+- ``labels_json``: ``{"relative/file.wav": "label", ...}``;
+- ``feature_table``: pre-extracted features in CSV or Parquet (GTZAN ``features_30_sec.csv``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from runner.sources._common import REPORT_KEYS, SourceResult
+from runner.sources.feature_table import load_feature_table
+from runner.sources.folder import list_audio_files, load_folder
+from runner.sources.labels_json import load_labels_json
+from runner.sources.manifest import load_manifest
+from runner.spec import ExperimentSpec
+
+__all__ = ["REPORT_KEYS", "SOURCES", "SourceResult", "list_audio_files", "load_source"]
+
+#: ``data.source`` name -> loader; adding a layout is one module and one entry here.
+SOURCES: dict[str, Callable[..., SourceResult]] = {
+    "folder": load_folder,
+    "manifest": load_manifest,
+    "labels_json": load_labels_json,
+    "feature_table": load_feature_table,
+}
+
+
+def load_source(spec: ExperimentSpec, *, base: Path | None = None) -> SourceResult:
+    """Read the clips (or feature table) ``spec.data`` names.
+
+    Args:
+        spec: a validated experiment spec.
+        base: the folder a relative ``data.root`` is resolved against (default: cwd).
+
+    Returns:
+        The clips or table, the counts of each clean-up step, class weights if asked for,
+        and the file or folder read.
+
+    Raises:
+        DataError: naming the file, folder or column that is missing or unusable.
+    """
+    return SOURCES[spec.data.source](spec, base=base)

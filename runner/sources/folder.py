@@ -1,0 +1,75 @@
+"""The folder source: one sub-folder per class under root (GTZAN ``genres_original``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from runner.errors import DataError
+from runner.sources._common import (
+    SourceResult,
+    apply_filters,
+    finalize,
+    new_report,
+    resolve_root,
+)
+from runner.spec import ExperimentSpec
+
+__all__ = ["list_audio_files", "load_folder"]
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def list_audio_files(folder: Path, extensions: list[str]) -> list[Path]:
+    """Audio files under ``folder`` (recursively), sorted, hidden files and folders skipped."""
+    wanted = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
+    files = [
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in wanted and p.is_file() and not _hidden(p, folder)
+    ]
+    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def load_folder(spec: ExperimentSpec, *, base: Path | None = None) -> SourceResult:
+    """List ``root/<class>/**/<clip>`` files; the label is the class folder's name.
+
+    Raises:
+        DataError: root is missing, or no file with one of ``data.extensions`` is found.
+    """
+    root = resolve_root(spec, base)
+    rows = []
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        if class_dir.name.startswith("."):
+            continue
+        for path in list_audio_files(class_dir, spec.data.extensions):
+            rows.append((path.relative_to(root).as_posix(), str(path), class_dir.name))
+    if not rows:
+        raise DataError(
+            f"data.root: no audio files in class sub-folders of '{root}' "
+            f"(looked for {', '.join(spec.data.extensions)}; set data.extensions to change)"
+        )
+    raw = pd.DataFrame(rows, columns=["clip_id", "path", "label"])
+    report = new_report()
+    report["rows_read"] = len(raw)
+    raw = apply_filters(raw, spec, root, report)
+    raw["group"] = pd.Series([None] * len(raw), index=raw.index, dtype=object)
+    if spec.task == "classification" and raw["label"].nunique() == 1:
+        _hint_one_class(root, raw["label"].iloc[0])
+    clips, weights = finalize(raw, spec, source=root, label_from="folder name", report=report)
+    return SourceResult(
+        clips=clips, table=None, report=report, class_weight=weights, source_file=root
+    )
+
+
+def _hint_one_class(root: Path, only: str) -> None:
+    """One class folder holding more folders usually means root is one level too high."""
+    inner = sorted(p.name for p in (root / only).iterdir() if p.is_dir())
+    if inner:
+        raise DataError(
+            f"data.root: '{root}' has a single class folder '{only}' with sub-folders "
+            f"({', '.join(inner[:5])}); did you mean data.root: {root / only}?"
+        )
