@@ -25,8 +25,8 @@ class ModelFamily:
         tasks: the tasks the family supports.
         space: returns the Optuna distributions of the family's hyperparameters (unprefixed
             names; a function of the task so that e.g. a loss can depend on it).
-        build: ``build(params, task=..., seed=...)`` returns an unfitted scikit-learn-API
-            estimator (preprocessing included, fitted on training folds only).
+        build: ``build(params, task=..., seed=..., balanced=False)`` returns an unfitted
+            scikit-learn-API estimator (preprocessing included, fitted on training folds only).
         input: ``"table"`` for feature rows, ``"mel_image"`` for cached log-mel images.
         deterministic: whether the same params and seed give the same predictions.
     """
@@ -41,9 +41,26 @@ class ModelFamily:
     def supports(self, task: str) -> bool:
         return task in self.tasks
 
-    def make(self, params: Mapping[str, Any], *, task: str, seed: int) -> Any:
-        """Build an unfitted estimator for ``task`` from ``params``."""
-        return self.build(dict(params), task=task, seed=seed)
+    def make(
+        self, params: Mapping[str, Any], *, task: str, seed: int, balanced: bool = False
+    ) -> Any:
+        """Build an unfitted estimator for ``task`` from ``params``.
+
+        Args:
+            params: hyperparameters (unprefixed names, as sampled from ``space(task)``).
+            task: ``"classification"`` or ``"regression"``.
+            seed: the random state of the estimator.
+            balanced: weight classes inversely to their frequency where the estimator can.
+
+        Raises:
+            RegistryError: the family does not support ``task``.
+        """
+        if not self.supports(task):
+            raise RegistryError(
+                f"Model family '{self.name}' does not support task '{task}'; "
+                f"it supports {', '.join(sorted(self.tasks))}."
+            )
+        return self.build(dict(params), task=task, seed=seed, balanced=balanced)
 
 
 MODELS: dict[str, ModelFamily] = {}

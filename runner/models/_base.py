@@ -1,0 +1,118 @@
+"""Helpers shared by the family modules: parameter checks, scaling, inner splits, weighting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+from optuna.distributions import BaseDistribution
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = [
+    "BOTH",
+    "CLASSIFICATION",
+    "REGRESSION",
+    "BalancedClassifier",
+    "check_params",
+    "class_weight",
+    "inner_split",
+    "scaled",
+]
+
+CLASSIFICATION = frozenset({"classification"})
+REGRESSION = frozenset({"regression"})
+BOTH = frozenset({"classification", "regression"})
+
+
+def check_params(
+    family: str,
+    params: Mapping[str, Any],
+    space: Callable[[str], dict[str, BaseDistribution]],
+    *,
+    tasks: Iterable[str] = BOTH,
+    extra: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Return ``params`` as a dict, refusing names that no space of the family declares.
+
+    Missing names are allowed: the estimator's defaults apply (a voting member or a fixed
+    configuration may name only some parameters).
+
+    Raises:
+        ValueError: ``params`` holds an unknown name.
+    """
+    known = set(extra).union(*(space(task) for task in tasks))
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(
+            f"Unknown parameter(s) {', '.join(unknown)} for model family '{family}'; "
+            f"known: {', '.join(sorted(known))}."
+        )
+    return dict(params)
+
+
+def class_weight(balanced: bool, task: str) -> str | None:
+    """The ``class_weight`` argument: ``"balanced"`` when asked for and the task has classes."""
+    return "balanced" if balanced and task == "classification" else None
+
+
+def scaled(estimator: Any) -> Pipeline:
+    """Put a StandardScaler before ``estimator`` so scaling is fitted on training folds only."""
+    return Pipeline([("scale", StandardScaler()), ("model", estimator)])
+
+
+def inner_split(
+    y: np.ndarray, *, fraction: float, seed: int, classification: bool, min_rows: int = 10
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Split row indices into (train, validation) for early stopping inside ``fit``.
+
+    Returns ``None`` when the data are too small for a useful validation set, or (for
+    classification) when a stratified split is impossible; the caller then trains on all rows.
+    """
+    n = len(y)
+    n_val = round(n * fraction)
+    if n_val < min_rows or n - n_val < min_rows:
+        return None
+    index = np.arange(n)
+    stratify = None
+    if classification:
+        _, counts = np.unique(y, return_counts=True)
+        # Every class must appear on both sides or the validation loss is meaningless.
+        if counts.min() < 2 or n_val < len(counts):
+            return None
+        stratify = y
+    train, val = train_test_split(index, test_size=n_val, random_state=seed, stratify=stratify)
+    return np.sort(train), np.sort(val)
+
+
+class BalancedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+    """Fit ``estimator`` with balanced sample weights (for estimators without class_weight).
+
+    Args:
+        estimator: an unfitted classifier whose ``fit`` accepts ``sample_weight``.
+    """
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+
+    def fit(self, X: Any, y: Any) -> BalancedClassifier:
+        """Fit a clone of ``estimator`` with weights inversely proportional to class counts."""
+        y = np.asarray(y)
+        self.estimator_ = clone(self.estimator)
+        self.estimator_.fit(X, y, sample_weight=compute_sample_weight("balanced", y))
+        self.classes_ = self.estimator_.classes_
+        self.n_features_in_ = getattr(self.estimator_, "n_features_in_", np.shape(X)[1])
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict(X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict_proba(X)

@@ -1,0 +1,168 @@
+"""Search-space narrowing: configs/search_spaces/<family>.yaml, then ``search.spaces``.
+
+Both layers may only narrow a family's declared space: a numeric range ``[low, high]`` (or
+``{low: .., high: ..}``) inside the current bounds, a subset of categorical choices, or a
+single value that fixes the parameter. Anything else is a ``SpecError`` naming the key.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from runner.errors import SpecError
+from runner.models._registry import ModelFamily
+
+__all__ = ["SEARCH_SPACES_DIR", "narrow_space", "resolve_space"]
+
+SEARCH_SPACES_DIR = Path(__file__).resolve().parents[2] / "configs" / "search_spaces"
+
+Numeric = FloatDistribution | IntDistribution
+
+
+def resolve_space(
+    family: ModelFamily,
+    task: str,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    config_dir: Path | None = None,
+) -> dict[str, BaseDistribution]:
+    """The family's space for ``task``, narrowed by its YAML file, then by ``overrides``.
+
+    Args:
+        family: the model family.
+        task: ``"classification"`` or ``"regression"``.
+        overrides: the spec's ``search.spaces[<family>]`` mapping, e.g. ``{"C": [0.1, 10]}``.
+        config_dir: where ``<family>.yaml`` files live (default: configs/search_spaces).
+
+    Returns:
+        Optuna distributions by unprefixed parameter name.
+
+    Raises:
+        SpecError: an unknown parameter, or a value that would widen the space.
+    """
+    space = family.space(task)
+    path = (config_dir or SEARCH_SPACES_DIR) / f"{family.name}.yaml"
+    shown = str(path) if config_dir else f"configs/search_spaces/{path.name}"
+    from_file: dict[str, Any] = {}
+    if path.is_file():
+        from_file = _load_file(path, shown)
+        # A file serves every task of the family: skip names only another task's space has.
+        others = set().union(*(family.space(t) for t in family.tasks)) - set(space)
+        from_file = {k: v for k, v in from_file.items() if k not in others}
+        space = narrow_space(space, from_file, where=f"{shown}:", family=family.name, task=task)
+    if overrides:
+        where = f"search.spaces.{family.name}."
+        try:
+            space = narrow_space(space, overrides, where=where, family=family.name, task=task)
+        except SpecError as exc:
+            if not from_file:
+                raise
+            # Say where the tighter bounds come from, or the message looks wrong.
+            raise SpecError(f"{exc} ({shown} narrows {', '.join(from_file)}.)") from None
+    return space
+
+
+def narrow_space(
+    space: Mapping[str, BaseDistribution],
+    overrides: Mapping[str, Any],
+    *,
+    where: str,
+    family: str = "",
+    task: str = "",
+) -> dict[str, BaseDistribution]:
+    """Return a copy of ``space`` with each parameter in ``overrides`` narrowed.
+
+    Args:
+        space: the distributions to narrow.
+        overrides: parameter name to range, choices or fixed value.
+        where: prefix of the key shown in messages (``"search.spaces.svm."``).
+        family: family name shown when a parameter is unknown.
+        task: task shown when a parameter is unknown.
+
+    Raises:
+        SpecError: an unknown parameter or a widening value.
+    """
+    narrowed = dict(space)
+    for name, value in overrides.items():
+        if name not in space:
+            raise SpecError(
+                f"Unknown parameter '{where}{name}'; the {task} space of '{family}' has: "
+                f"{', '.join(sorted(space))}."
+            )
+        key = f"{where}{name}"
+        current = space[name]
+        if isinstance(current, CategoricalDistribution):
+            narrowed[name] = _narrow_choices(current, value, key)
+        elif isinstance(current, FloatDistribution | IntDistribution):
+            narrowed[name] = _narrow_range(current, value, key)
+        else:  # a family declared a custom distribution: it cannot be narrowed safely
+            raise SpecError(f"The '{key}' parameter cannot be narrowed.")
+    return narrowed
+
+
+def _load_file(path: Path, shown: str) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise SpecError(f"{shown} must map parameter names to ranges. Got {data!r} instead.")
+    return data
+
+
+def _describe(dist: Numeric) -> str:
+    kind = "an int" if isinstance(dist, IntDistribution) else "a float"
+    scale = ", log scale" if dist.log else ""
+    return f"{kind} range [low, high] or a single value within [{dist.low}, {dist.high}]{scale}"
+
+
+def _narrow_range(dist: Numeric, value: Any, key: str) -> Numeric:
+    """Narrow a numeric distribution, keeping its log scale and step."""
+    bounds = _as_bounds(dist, value)
+    is_int = isinstance(dist, IntDistribution)
+    valid = bounds is not None and all(
+        isinstance(b, int | float)
+        and not isinstance(b, bool)
+        and math.isfinite(b)
+        and (not is_int or float(b).is_integer())
+        for b in bounds
+    )
+    if not valid or not dist.low <= bounds[0] <= bounds[1] <= dist.high:
+        raise SpecError(
+            f"The '{key}' parameter must be {_describe(dist)}; only narrowing is allowed. "
+            f"Got {value!r} instead."
+        )
+    if is_int:
+        return IntDistribution(int(bounds[0]), int(bounds[1]), log=dist.log, step=dist.step)
+    return FloatDistribution(float(bounds[0]), float(bounds[1]), log=dist.log, step=dist.step)
+
+
+def _as_bounds(dist: Numeric, value: Any) -> tuple[Any, Any] | None:
+    """``[low, high]``, ``{low:, high:}`` or a scalar as a (low, high) pair; None if neither."""
+    if isinstance(value, list | tuple):
+        return (value[0], value[1]) if len(value) == 2 else None
+    if isinstance(value, Mapping):
+        if not set(value) <= {"low", "high"}:
+            return None
+        return value.get("low", dist.low), value.get("high", dist.high)
+    return value, value
+
+
+def _narrow_choices(dist: CategoricalDistribution, value: Any, key: str) -> BaseDistribution:
+    """Keep a non-empty subset of the choices, in the order given."""
+    wanted = list(value) if isinstance(value, list | tuple) else [value]
+    unique = list(dict.fromkeys(wanted))
+    if not unique or any(choice not in dist.choices for choice in unique):
+        raise SpecError(
+            f"The '{key}' parameter must be a non-empty subset of {list(dist.choices)!r} "
+            f"(or one of them); only narrowing is allowed. Got {value!r} instead."
+        )
+    return CategoricalDistribution(unique)

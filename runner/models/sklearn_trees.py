@@ -1,0 +1,135 @@
+"""Tree families: decision_tree, random_forest, extra_trees, gradient_boosting and
+hist_gradient_boosting (both tasks; trees need no scaling)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+from runner.models._base import BOTH, BalancedClassifier, check_params, class_weight
+from runner.models._registry import ModelFamily, register_family
+
+__all__ = [
+    "DECISION_TREE",
+    "EXTRA_TREES",
+    "GRADIENT_BOOSTING",
+    "HIST_GRADIENT_BOOSTING",
+    "RANDOM_FOREST",
+]
+
+Space = Callable[[str], dict[str, BaseDistribution]]
+
+
+def _criterion(task: str) -> CategoricalDistribution:
+    if task == "classification":
+        return CategoricalDistribution(["gini", "entropy"])
+    # absolute_error is left out: it is orders of magnitude slower on real tables.
+    return CategoricalDistribution(["squared_error", "friedman_mse"])
+
+
+def tree_space(task: str) -> dict[str, BaseDistribution]:
+    """A single CART tree."""
+    return {
+        "max_depth": IntDistribution(2, 32, log=True),
+        "min_samples_leaf": IntDistribution(1, 50, log=True),
+        "max_features": FloatDistribution(0.1, 1.0),
+        "criterion": _criterion(task),
+    }
+
+
+def forest_space(task: str) -> dict[str, BaseDistribution]:
+    """Bagged trees (random forest and extra trees share it)."""
+    return {
+        "n_estimators": IntDistribution(50, 500, log=True),
+        "max_depth": IntDistribution(2, 32, log=True),
+        "min_samples_leaf": IntDistribution(1, 20, log=True),
+        "max_features": FloatDistribution(0.1, 1.0),
+        "criterion": _criterion(task),
+    }
+
+
+def boosting_space(task: str) -> dict[str, BaseDistribution]:
+    """Classic gradient boosting: shallow trees, shrinkage, row subsampling."""
+    return {
+        "n_estimators": IntDistribution(50, 500, log=True),
+        "learning_rate": FloatDistribution(0.01, 0.3, log=True),
+        "max_depth": IntDistribution(2, 8),
+        "min_samples_leaf": IntDistribution(1, 50, log=True),
+        "subsample": FloatDistribution(0.5, 1.0),
+    }
+
+
+def hist_space(task: str) -> dict[str, BaseDistribution]:
+    """Histogram gradient boosting (LightGBM-like, native to scikit-learn)."""
+    return {
+        "max_iter": IntDistribution(50, 500, log=True),
+        "learning_rate": FloatDistribution(0.01, 0.3, log=True),
+        "max_leaf_nodes": IntDistribution(8, 128, log=True),
+        "min_samples_leaf": IntDistribution(5, 100, log=True),
+        "l2_regularization": FloatDistribution(1e-8, 10.0, log=True),
+    }
+
+
+def _builder(name: str, space: Space, classes: tuple[type, type], **fixed: Any) -> Callable:
+    """Make ``build`` for a tree family whose params map one-to-one onto the estimator."""
+    classifier, regressor = classes
+
+    def build(params: Mapping[str, Any], *, task: str, seed: int, balanced: bool = False) -> Any:
+        p = check_params(name, params, space)
+        if task == "regression":
+            return regressor(**p, **fixed, random_state=seed)
+        if "class_weight" in inspect.signature(classifier).parameters:
+            return classifier(
+                **p, **fixed, class_weight=class_weight(balanced, task), random_state=seed
+            )
+        model = classifier(**p, **fixed, random_state=seed)
+        # GradientBoostingClassifier has no class_weight; weight the samples instead.
+        return BalancedClassifier(model) if balanced else model
+
+    build.__name__ = f"build_{name}"
+    build.__doc__ = f"Build the unfitted {classifier.__name__} or {regressor.__name__}."
+    return build
+
+
+def _register(name: str, space: Space, classes: tuple[type, type], **fixed: Any) -> ModelFamily:
+    build = _builder(name, space, classes, **fixed)
+    return register_family(ModelFamily(name=name, tasks=BOTH, space=space, build=build))
+
+
+DECISION_TREE = _register(
+    "decision_tree", tree_space, (DecisionTreeClassifier, DecisionTreeRegressor)
+)
+# n_jobs=1: the search parallelises trials, nested parallelism would oversubscribe cores.
+RANDOM_FOREST = _register(
+    "random_forest", forest_space, (RandomForestClassifier, RandomForestRegressor), n_jobs=1
+)
+EXTRA_TREES = _register(
+    "extra_trees", forest_space, (ExtraTreesClassifier, ExtraTreesRegressor), n_jobs=1
+)
+GRADIENT_BOOSTING = _register(
+    "gradient_boosting", boosting_space, (GradientBoostingClassifier, GradientBoostingRegressor)
+)
+HIST_GRADIENT_BOOSTING = _register(
+    "hist_gradient_boosting",
+    hist_space,
+    (HistGradientBoostingClassifier, HistGradientBoostingRegressor),
+)

@@ -1,0 +1,66 @@
+"""The ``voting`` family: a soft-voting ensemble of the best trials of other families.
+
+The search injects ``params["members"] = [(family, member_params), ...]``, best first; the
+family's own space only chooses how many of them vote (``n_members``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from optuna.distributions import BaseDistribution, IntDistribution
+from sklearn.ensemble import VotingClassifier, VotingRegressor
+
+from runner.models._base import BOTH, check_params
+from runner.models._registry import MODELS, ModelFamily, register_family
+
+__all__ = ["VOTING", "voting_members"]
+
+
+def voting_space(task: str) -> dict[str, BaseDistribution]:
+    """How many of the injected members vote (the best ``n_members``)."""
+    return {"n_members": IntDistribution(2, 4)}
+
+
+def voting_members(
+    members: Sequence[Sequence[Any]], *, task: str, seed: int, balanced: bool = False
+) -> list[tuple[str, Any]]:
+    """Build ``(name, estimator)`` pairs for the ensemble from ``(family, params)`` pairs.
+
+    Raises:
+        ValueError: no members, or a member that is unknown, not a table family, voting
+            itself, or does not support ``task``.
+    """
+    if not members:
+        raise ValueError("The voting family needs params['members']: [(family, params), ...].")
+    estimators = []
+    for index, (name, member_params) in enumerate(members):
+        family = MODELS.get(name)
+        if family is None or name == "voting" or family.input != "table":
+            usable = sorted(n for n, f in MODELS.items() if n != "voting" and f.input == "table")
+            raise ValueError(
+                f"Voting member '{name}' is not a table family; use one of {', '.join(usable)}."
+            )
+        estimator = family.make(member_params, task=task, seed=seed, balanced=balanced)
+        # Index first: the same family may vote twice with different parameters.
+        estimators.append((f"{index}_{name}", estimator))
+    return estimators
+
+
+def build_voting(
+    params: Mapping[str, Any], *, task: str, seed: int, balanced: bool = False
+) -> VotingClassifier | VotingRegressor:
+    """Soft vote (mean probability) or mean prediction of the best ``n_members`` members."""
+    p = check_params("voting", params, voting_space, extra=("members",))
+    members = list(p.get("members") or [])
+    n_members = int(p.get("n_members", len(members)))
+    estimators = voting_members(members[:n_members], task=task, seed=seed, balanced=balanced)
+    if task == "classification":
+        return VotingClassifier(estimators, voting="soft", n_jobs=1)
+    return VotingRegressor(estimators, n_jobs=1)
+
+
+VOTING = register_family(
+    ModelFamily(name="voting", tasks=BOTH, space=voting_space, build=build_voting)
+)

@@ -1,0 +1,326 @@
+"""Model families: one contract suite over the registry, plus narrowing, pickling, importance."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+    distribution_to_json,
+)
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from runner.errors import RegistryError, SpecError
+from runner.models import (
+    MODELS,
+    SEARCH_SPACES_DIR,
+    ensure_loaded,
+    feature_importance,
+    get_family,
+    importance_by_group,
+    resolve_space,
+)
+from runner.models.keras_cnn import KerasCNNRegressor
+from runner.models.keras_mlp import KerasMLPClassifier
+from runner.models.lgbm import LGBMEarlyStoppingClassifier
+
+ensure_loaded()
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+FAMILY_TASKS = [
+    pytest.param(name, task, id=f"{name}-{task}")
+    for name in sorted(MODELS)
+    for task in sorted(MODELS[name].tasks)
+]
+# Keep keras training to a few epochs: the contract is about the API, not accuracy.
+FAST = {"keras_mlp": {"epochs": 3}, "keras_cnn": {"epochs": 2, "batch_size": 16}}
+
+
+def make_table(task: str, n: int = 60, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """60 x 8 features; feature f0 carries the label (3 classes) or most of the target."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 8))
+    labels = np.array(["blues", "jazz", "rock"])[np.arange(n) % 3]
+    X[:, 0] += 3.0 * (np.arange(n) % 3)
+    y = labels if task == "classification" else 2.0 * X[:, 0] + 0.1 * rng.normal(size=n)
+    return pd.DataFrame(X, columns=[f"f{i}" for i in range(8)]), y
+
+
+def make_images(task: str, n: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 16, 16) float32 'log-mels'; class 1 is brighter in the low bands."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 16, 16)).astype(np.float32)
+    codes = np.arange(n) % 2
+    X[codes == 1, :4] += 2.0
+    return X, (codes if task == "classification" else codes * 10.0 + 20.0)
+
+
+def sample_params(name: str, task: str, seed: int = 3) -> dict[str, Any]:
+    """One parameter set, asked from a real in-memory study as the search does."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    params = study.ask(fixed_distributions=resolve_space(MODELS[name], task)).params
+    params.update(FAST.get(name, {}))
+    if name == "voting":  # the search injects the best trials of other families
+        first = "logistic" if task == "classification" else "ridge"
+        params["members"] = [(first, {}), ("random_forest", {"n_estimators": 20}), ("knn", {})]
+    return params
+
+
+def data_for(name: str, task: str) -> tuple[Any, np.ndarray]:
+    return make_images(task) if MODELS[name].input == "mel_image" else make_table(task)
+
+
+def fit_predict(name: str, task: str, params: dict[str, Any]) -> tuple[Any, np.ndarray]:
+    X, y = data_for(name, task)
+    estimator = MODELS[name].make(params, task=task, seed=7).fit(X, y)
+    out = estimator.predict_proba(X) if task == "classification" else estimator.predict(X)
+    return estimator, out
+
+
+# --- the contract every family passes ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "task"), FAMILY_TASKS)
+def test_space_is_nonempty_and_loggable(name: str, task: str) -> None:
+    space = MODELS[name].space(task)
+    assert space
+    for dist in space.values():
+        assert isinstance(dist, BaseDistribution)
+        json.loads(distribution_to_json(dist))
+
+
+@pytest.mark.parametrize(("name", "task"), FAMILY_TASKS)
+def test_family_fits_predicts_and_is_deterministic(name: str, task: str) -> None:
+    params = sample_params(name, task)
+    json.dumps(params)  # logged as MLflow params
+    X, y = data_for(name, task)
+    estimator, out = fit_predict(name, task, params)
+    assert estimator.predict(X).shape == (len(y),)
+    if task == "classification":
+        assert out.shape == (len(y), len(np.unique(y)))
+        np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-9)
+        assert set(estimator.predict(X)) <= set(y)
+    else:
+        assert np.isfinite(out).all()
+    if MODELS[name].deterministic:
+        _, again = fit_predict(name, task, params)
+        np.testing.assert_array_equal(out, again)
+
+
+@pytest.mark.parametrize(("name", "task"), FAMILY_TASKS)
+def test_build_refuses_unknown_param(name: str, task: str) -> None:
+    with pytest.raises(ValueError, match=r"Unknown parameter.*bogus"):
+        MODELS[name].make({"bogus": 1}, task=task, seed=0)
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in sorted(MODELS) if MODELS[n].supports("classification")]
+)
+def test_balanced_classifiers_fit_imbalanced_data(name: str) -> None:
+    X, y = make_table("classification", n=60)
+    y = np.where(np.arange(60) % 6 == 0, "rare", "common")  # 1 in 6, in every prefix
+    X, y = (make_images("classification")[0], y[:40]) if name == "keras_cnn" else (X, y)
+    params = sample_params(name, "classification")
+    estimator = MODELS[name].make(params, task="classification", seed=0, balanced=True)
+    assert estimator.fit(X, y).predict_proba(X).shape == (len(y), 2)
+
+
+def test_balanced_sets_class_weight() -> None:
+    model = MODELS["logistic"].make({}, task="classification", seed=0, balanced=True)
+    assert model.get_params()["model__class_weight"] == "balanced"
+
+
+def test_registry_refuses_unsupported_task() -> None:
+    with pytest.raises(
+        RegistryError, match=r"'logistic' does not support task 'regression'.*ridge"
+    ):
+        get_family("logistic", "regression")
+    with pytest.raises(RegistryError, match="does not support task 'classification'"):
+        MODELS["ridge"].make({}, task="classification", seed=0)
+    with pytest.raises(RegistryError, match=r"Unknown model family 'lgbm'; known: .*lightgbm"):
+        get_family("lgbm")
+
+
+def test_registry_lists_every_documented_family() -> None:
+    documented = {
+        "logistic",
+        "ridge",
+        "svm",
+        "knn",
+        "decision_tree",
+        "random_forest",
+        "extra_trees",
+        "gradient_boosting",
+        "hist_gradient_boosting",
+        "mlp",
+        "lightgbm",
+        "keras_mlp",
+        "keras_cnn",
+        "voting",
+    }
+    assert set(MODELS) == documented
+    assert MODELS["keras_cnn"].input == "mel_image"
+    assert {n for n, f in MODELS.items() if f.tasks != {"classification", "regression"}} == {
+        "logistic",
+        "ridge",
+    }
+
+
+def test_voting_members_and_refusals() -> None:
+    params = {"n_members": 2, "members": [("logistic", {}), ("knn", {}), ("svm", {})]}
+    model = MODELS["voting"].make(params, task="classification", seed=0)
+    assert [name for name, _ in model.estimators] == ["0_logistic", "1_knn"]
+    with pytest.raises(ValueError, match="needs params\\['members'\\]"):
+        MODELS["voting"].make({"n_members": 2}, task="classification", seed=0)
+    with pytest.raises(ValueError, match="'keras_cnn' is not a table family"):
+        MODELS["voting"].make({"members": [("keras_cnn", {})]}, task="regression", seed=0)
+
+
+def test_lightgbm_stops_early_on_an_inner_split() -> None:
+    X, y = make_table("classification", n=300)
+    model = MODELS["lightgbm"].make({"n_estimators": 1000}, task="classification", seed=0)
+    model.fit(X, y)
+    assert isinstance(model, LGBMEarlyStoppingClassifier)
+    assert 1 <= model.best_iteration_ < 1000
+    assert model.model_.n_estimators == model.best_iteration_
+
+
+# --- search-space narrowing ------------------------------------------------------------
+
+
+def test_narrowing_keeps_scale_and_fixes_values() -> None:
+    overrides = {"C": [0.1, 10], "kernel": ["rbf"], "gamma": 0.01}
+    space = resolve_space(MODELS["svm"], "classification", overrides)
+    assert space["C"] == FloatDistribution(0.1, 10.0, log=True)
+    assert space["kernel"] == CategoricalDistribution(["rbf"])
+    assert space["gamma"] == FloatDistribution(0.01, 0.01, log=True)
+    knn = resolve_space(MODELS["knn"], "regression", {"n_neighbors": {"high": 10}})
+    assert knn["n_neighbors"] == IntDistribution(1, 10, log=True)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"C": [1e-4, 10]}, r"'search\.spaces\.svm\.C' parameter must be .*\[0\.001, 1000\.0\]"),
+        ({"C": [10, 1]}, r"search\.spaces\.svm\.C.*Got \[10, 1\] instead"),
+        ({"kernel": ["poly"]}, r"'search\.spaces\.svm\.kernel'.*subset of \['rbf', 'linear'\]"),
+        ({"Cee": 1.0}, r"Unknown parameter 'search\.spaces\.svm\.Cee'.*has: C, gamma, kernel"),
+        ({"epsilon": 0.1}, r"Unknown parameter 'search\.spaces\.svm\.epsilon'"),
+    ],
+)
+def test_widening_or_unknown_is_refused(overrides: dict[str, Any], match: str) -> None:
+    with pytest.raises(SpecError, match=match):
+        resolve_space(MODELS["svm"], "classification", overrides)
+
+
+def test_int_parameters_refuse_fractions() -> None:
+    with pytest.raises(SpecError, match=r"must be an int range .* Got 2.5 instead"):
+        resolve_space(MODELS["knn"], "classification", {"n_neighbors": 2.5})
+
+
+def test_yaml_file_narrows_first_and_spec_cannot_rewiden(tmp_path: Path) -> None:
+    (tmp_path / "svm.yaml").write_text("C: [0.01, 100]\nepsilon: [0.01, 0.1]\n")
+    space = resolve_space(MODELS["svm"], "classification", config_dir=tmp_path)
+    assert space["C"] == FloatDistribution(0.01, 100.0, log=True)
+    assert "epsilon" not in space  # a regression-only name is skipped for classification
+    match = r"search\.spaces\.svm\.C.*\[0\.01, 100\.0\].*svm\.yaml narrows C\.\)"
+    with pytest.raises(SpecError, match=match):
+        resolve_space(MODELS["svm"], "classification", {"C": [1, 1000]}, config_dir=tmp_path)
+
+
+def test_bad_yaml_file_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "knn.yaml").write_text("n_neighbors: [0, 100]\n")
+    with pytest.raises(SpecError, match=r"knn\.yaml:n_neighbors"):
+        resolve_space(MODELS["knn"], "classification", config_dir=tmp_path)
+
+
+@pytest.mark.parametrize("path", sorted(SEARCH_SPACES_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_space_files_narrow_valid_families(path: Path) -> None:
+    family = get_family(path.stem)
+    for task in family.tasks:
+        assert resolve_space(family, task) != family.space(task)
+
+
+def test_keras_cnn_epochs_are_capped_for_cpu() -> None:
+    assert resolve_space(MODELS["keras_cnn"], "classification")["epochs"].high <= 25
+
+
+# --- keras wrappers ----------------------------------------------------------------------
+
+
+def test_keras_wrapper_follows_the_estimator_api() -> None:
+    model = KerasMLPClassifier(units=8, epochs=2)
+    assert clone(model).get_params() == model.get_params()
+    with pytest.raises(NotFittedError):
+        model.predict(np.zeros((2, 8)))
+
+
+@pytest.mark.parametrize("dumps", [pickle.dumps, cloudpickle.dumps], ids=["pickle", "cloudpickle"])
+def test_keras_classifier_pipeline_pickles_after_fit(dumps: Any) -> None:
+    X, y = make_table("classification")
+    model = (
+        MODELS["keras_mlp"]
+        .make(sample_params("keras_mlp", "classification"), task="classification", seed=0)
+        .fit(X, y)
+    )
+    restored = pickle.loads(dumps(model))
+    np.testing.assert_allclose(restored.predict_proba(X), model.predict_proba(X), rtol=1e-6)
+    assert list(restored.classes_) == ["blues", "jazz", "rock"]
+
+
+def test_keras_cnn_regressor_pickles_after_fit() -> None:
+    X, y = make_images("regression")
+    model = KerasCNNRegressor(n_blocks=1, filters=4, dense_units=8, epochs=2, random_state=0)
+    model.fit(X, y)
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_allclose(restored.predict(X), model.predict(X), rtol=1e-6)
+    assert restored.n_epochs_ == model.n_epochs_ <= 2
+
+
+# --- feature importance ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "task"),
+    [
+        ("random_forest", "classification"),
+        ("lightgbm", "regression"),
+        ("logistic", "classification"),
+        ("svm", "regression"),
+        ("knn", "classification"),
+        ("hist_gradient_boosting", "regression"),
+    ],
+)
+def test_importance_ranks_the_informative_feature_first(name: str, task: str) -> None:
+    X, y = make_table(task, n=120)
+    model = MODELS[name].make({}, task=task, seed=0).fit(X, y)
+    importance = feature_importance(model, X, y, list(X.columns), task=task, seed=0)
+    assert importance.index[0] == "f0"
+    assert (importance >= 0).all()
+    assert importance.is_monotonic_decreasing
+    assert sorted(importance.index) == sorted(X.columns)
+
+
+def test_importance_by_group_sums_per_group() -> None:
+    importance = pd.Series({"mfcc_1": 0.5, "mfcc_2": 0.25, "zcr": 0.125, "tempo": 0.0625})
+    grouped = importance_by_group(importance, {"mfcc": ["mfcc_1", "mfcc_2"], "zcr": ["zcr"]})
+    assert grouped.to_dict() == {"mfcc": 0.75, "zcr": 0.125, "other": 0.0625}
+
+
+def test_importance_refuses_images() -> None:
+    with pytest.raises(ValueError, match="2-D X"):
+        feature_importance(
+            None, np.zeros((4, 2, 2)), np.zeros(4), ["a", "b"], task="regression", seed=0
+        )
