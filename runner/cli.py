@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 2 invalid spec or input, 1 anything else)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    _quiet_libraries()
     try:
         return _dispatch(args)
     except RunnerError as exc:
@@ -81,6 +83,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
+
+
+def _quiet_libraries() -> None:
+    """Our own lines report each trial; the libraries' INFO chatter would bury them."""
+    import optuna
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # MLflow warns that a python_model object is cloudpickled; ours is a plain class.
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -122,13 +123,16 @@ def _log_final_plots(tracker: Tracker, p: Any, truth: Any, pred: Any, proba: Any
 def _log_study_plots(tracker: Tracker, study: optuna.Study) -> None:
     from optuna.visualization import matplotlib as ovm
 
-    try:
-        tracker.log_figure(ovm.plot_optimization_history(study).figure, "optuna/history.png")
-        if len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) >= 2:
-            axes = ovm.plot_param_importances(study)
-            tracker.log_figure(axes.figure, "optuna/param_importances.png")
-    except (ValueError, RuntimeError, ZeroDivisionError) as exc:
-        tracker.log_text(f"optuna plots unavailable: {exc}", "optuna/plots_unavailable.txt")
+    with warnings.catch_warnings():
+        # The matplotlib plots are flagged experimental, and importance warns on few trials.
+        warnings.simplefilter("ignore")
+        try:
+            tracker.log_figure(ovm.plot_optimization_history(study).figure, "optuna/history.png")
+            if len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) >= 2:
+                axes = ovm.plot_param_importances(study)
+                tracker.log_figure(axes.figure, "optuna/param_importances.png")
+        except (ValueError, RuntimeError, ZeroDivisionError) as exc:
+            tracker.log_text(f"optuna plots unavailable: {exc}", "optuna/plots_unavailable.txt")
 
 
 def _signature(p: Any, columns: list[str]) -> Any:

@@ -28,6 +28,7 @@ def print_trial(console: Console, record: TrialRecord, metric: str) -> None:
         f"trial {record.number:>3}  {record.setup.family:<24} {score:<28} "
         f"[{style}]{record.state:<8}[/] {seconds:6.1f}s{reason}",
         highlight=False,
+        soft_wrap=True,
     )
 
 

@@ -10,6 +10,7 @@ reason and the study goes on.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,18 +102,21 @@ def make_sampler(spec: ExperimentSpec) -> optuna.samplers.BaseSampler:
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if kind == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+        return optuna.samplers.CmaEsSampler(seed=seed)
     if kind == "gp":
-        return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+        return optuna.samplers.GPSampler(seed=seed)
     startup = max(3, min(10, spec.search.n_trials // 4))
-    return optuna.samplers.TPESampler(
-        seed=seed,
-        multivariate=True,
-        group=True,
-        n_startup_trials=startup,
-        warn_independent_sampling=False,
-        constant_liar=True,
-    )
+    with warnings.catch_warnings():
+        # multivariate + group are flagged experimental; they are what a conditional
+        # (family -> its own parameters) space needs.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            multivariate=True,
+            group=True,
+            n_startup_trials=startup,
+            constant_liar=True,
+        )
 
 
 def make_pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:

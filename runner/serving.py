@@ -82,7 +82,8 @@ class AudioModel(mlflow.pyfunc.PythonModel):
             table, images = extract_signal(y, fspec.sample_rate, fspec, sspec)
         except FeatureError as exc:
             raise _bad_input(f"row {i}: {exc}") from None
-        X = images if self.config["input"] == "mel_image" else table[self.config["columns"]]
+        columns = self.config["columns"]
+        X = images if self.config["input"] == "mel_image" else table[columns].to_numpy(float)
         return self._finish(self._raw_predict(X), np.zeros(len(table), dtype=int))
 
     def _predict_features(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -95,10 +96,10 @@ class AudioModel(mlflow.pyfunc.PythonModel):
                 "send audio_base64 or every feature column of the model"
             )
         try:
-            X = frame[columns].astype(float)
+            X = frame[columns].to_numpy(dtype=float)
         except (TypeError, ValueError) as exc:
             raise _bad_input(f"feature columns must be numeric: {exc}") from None
-        if not np.isfinite(X.to_numpy()).all():
+        if not np.isfinite(X).all():
             raise _bad_input("feature columns hold NaN or infinite values")
         return self._finish(self._raw_predict(X), np.arange(len(frame)))
 

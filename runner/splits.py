@@ -109,7 +109,8 @@ def cv_folds(frame: pd.DataFrame, *, folds: int, task: str, seed: int) -> list[S
         )
     out = []
     clip_ids = units.index.to_numpy()
-    for train_idx, test_idx in splitter.split(units, y, units["group"].to_numpy()):
+    groups = units["group"].to_numpy() if grouped else None
+    for train_idx, test_idx in splitter.split(units, y, groups):
         out.append(
             Split(
                 train=_rows_of(frame, clip_ids[train_idx]),

@@ -11,6 +11,7 @@ import os
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ from runner.metrics import greater_is_better, metric_names
 from runner.search import TrialRecord
 
 __all__ = ["Tracker", "flatten", "resolve_tracking_uri"]
+
+# Progress bars of artifact downloads would interleave with the trial lines.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 PARENT_TAG = "mlflow.parentRunId"
 _STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
@@ -112,9 +116,12 @@ class Tracker:
 
     def log_dataset(self, frame: pd.DataFrame, *, source: str, name: str, digest: str) -> None:
         """The feature table as an MLflow dataset input (source and digest show lineage)."""
-        dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest[:36])
-        with mlflow.start_run(run_id=self.parent_id):
-            mlflow.log_input(dataset, context="training")
+        with warnings.catch_warnings():
+            # MLflow hints about integer columns and ambiguous local sources; neither applies.
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest[:36])
+            with mlflow.start_run(run_id=self.parent_id):
+                mlflow.log_input(dataset, context="training")
 
     def end_parent(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.parent_id, status=status)
