@@ -1,0 +1,160 @@
+"""What lands in MLflow, asserted through MlflowClient on a real SQLite store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from test_search import _spec, _table
+
+from runner.errors import TrialFailed
+from runner.models import MODELS, ModelFamily, register_family
+from runner.pipeline import RunOptions, prepare, run_experiment, start_tracking
+from runner.search import make_objective, make_pruner, make_sampler
+from runner.study import open_study
+
+
+@pytest.fixture
+def table_root(workdir: Path) -> Path:
+    _table(workdir / "table.csv")
+    return workdir
+
+
+def _client(workdir: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+
+
+def _children(client: MlflowClient, parent_id: str, experiment_id: str):
+    runs = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'")
+    return sorted(runs, key=lambda r: int(r.data.tags["trial_number"]))
+
+
+@pytest.fixture
+def failing_family():
+    def build(params, *, task, seed, balanced=False):
+        raise TrialFailed("cannot build on purpose")
+
+    fam = register_family(
+        ModelFamily(
+            name="failing_for_test",
+            tasks=frozenset({"classification"}),
+            space=lambda task: {"x": optuna.distributions.IntDistribution(1, 3)},
+            build=build,
+        )
+    )
+    yield fam
+    MODELS.pop(fam.name)
+
+
+def test_complete_pruned_and_failed_trials_share_metric_keys(table_root, failing_family) -> None:
+    spec = _spec(table_root, models=["failing_for_test", "logistic"], n_trials=8)
+    opts = RunOptions(progress=False)
+    p = prepare(spec, opts)
+    study = open_study(
+        spec,
+        name=p.study_name,
+        storage=p.storage,
+        sampler=make_sampler(spec),
+        pruner=make_pruner(spec),
+    )
+    tracker = start_tracking(p, opts, study)
+    objective = make_objective(spec, p.data, tracker.log_trial)
+    study.optimize(objective, n_trials=6, catch=(TrialFailed,))
+    # Then prune every trial with a pruner no score can satisfy.
+    study.pruner = optuna.pruners.ThresholdPruner(lower=1.01)
+    for _ in range(2):
+        study.enqueue_trial({"model": "logistic"})
+    study.optimize(objective, n_trials=2, catch=(TrialFailed,))
+    client = _client(table_root)
+    children = _children(client, tracker.parent_id, tracker.experiment_id)
+    assert len(children) == 8
+    by_state = {}
+    for run in children:
+        by_state.setdefault(run.data.tags["state"], []).append(run)
+    assert {"complete", "failed"} <= by_state.keys()
+    assert by_state["failed"][0].info.status == "FAILED"
+    assert "cannot build on purpose" in by_state["failed"][0].data.tags["reason"]
+    pruned = [r for r in children if r.data.tags["state"] == "pruned"]
+    assert pruned and all(r.info.status == "KILLED" for r in pruned)
+    assert len({frozenset(r.data.metrics) for r in children}) == 1
+    done = by_state["complete"][0]
+    steps = [m.step for m in client.get_metric_history(done.info.run_id, "fold_f1_macro")]
+    assert sorted(steps) == [0, 1, 2]
+    names = {a.path for a in client.list_artifacts(done.info.run_id)}
+    assert {
+        "confusion_matrix_oof.png",
+        "feature_importance.png",
+        "feature_importance.json",
+    } <= names
+    assert done.info.run_name == f"trial-{done.data.tags['trial_number']}-logistic"
+
+
+@pytest.fixture
+def finished_run(table_root: Path) -> dict:
+    spec = _spec(table_root, n_trials=3)
+    return run_experiment(spec, RunOptions(progress=False))
+
+
+def test_parent_run_params_tags_inputs_and_artifacts(table_root: Path, finished_run) -> None:
+    client = _client(table_root)
+    parent = client.get_run(finished_run["parent_run_id"])
+    tags = parent.data.tags
+    for key in ("spec_hash", "data_digest", "audioml_version", "study_name", "optuna_storage"):
+        assert tags[key], key
+    assert parent.data.params["search.metric"] == "f1_macro"
+    assert parent.data.params["data.source"] == "feature_table"
+    assert parent.inputs.dataset_inputs, "the feature table is logged as a dataset input"
+    assert parent.inputs.dataset_inputs[0].dataset.digest
+    local = Path(client.download_artifacts(parent.info.run_id, "", str(table_root / "dl")))
+    expected = [
+        "spec/spec.resolved.yaml",
+        "search_space.json",
+        "feature_table_schema.json",
+        "skipped_clips.csv",
+        "leaderboard.csv",
+        "optuna/history.png",
+        "final/confusion_matrix.png",
+        "final/confusion_matrix_normalized.png",
+        "final/classification_report.json",
+        "final/roc_pr_curves.png",
+        "feature_importance.png",
+    ]
+    for name in expected:
+        assert (local / name).stat().st_size > 0, name
+    assert {"test_f1_macro", "test_accuracy", "best_cv_f1_macro"} <= set(parent.data.metrics)
+
+
+def test_alias_moves_only_for_a_better_version(table_root: Path, finished_run) -> None:
+    from runner.tracking import Tracker
+
+    client = _client(table_root)
+    name = "search-test"
+    first = client.get_model_version_by_alias(name, "champion")
+    score = float(first.tags["test_f1_macro"])
+    tracker = Tracker(
+        f"sqlite:///{table_root / 'mlflow.db'}",
+        "search-test",
+        task="classification",
+        metric="f1_macro",
+    )
+    uri = finished_run["model_uri"]
+    worse, moved, previous = tracker.register(
+        uri, name, alias="champion", tags={}, test_score=score - 0.1
+    )
+    assert not moved and previous == pytest.approx(score)
+    assert client.get_model_version_by_alias(name, "champion").version == first.version
+    assert client.get_model_version(name, worse).tags["role"] == "challenger"
+    better, moved, _ = tracker.register(
+        uri, name, alias="champion", tags={"test_f1_macro": score + 0.05}, test_score=score + 0.05
+    )
+    assert moved
+    assert str(client.get_model_version_by_alias(name, "champion").version) == better
+
+
+def test_version_tags_carry_metrics_spec_hash_and_run(table_root: Path, finished_run) -> None:
+    client = _client(table_root)
+    version = client.get_model_version_by_alias("search-test", "champion")
+    assert version.tags["run_id"] == finished_run["parent_run_id"]
+    assert {"test_f1_macro", "cv_f1_macro", "spec_hash", "model_family"} <= set(version.tags)
