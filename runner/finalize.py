@@ -38,6 +38,7 @@ _PACKAGES = [
     "pydantic",
     "pyyaml",
     "pyarrow",
+    "rich",  # features/_progress.py imports it when the served model imports features
     "cloudpickle",
 ]
 _KERAS_PACKAGES = ["keras", "jax", "jaxlib"]

@@ -1,24 +1,35 @@
 """The served model: an MLflow pyfunc that embeds the training feature pipeline.
 
-Rows of the input DataFrame are one of:
+Each row of the input DataFrame is one of:
 
 * ``audio_base64``: the bytes of a wav, flac, ogg or mp3 file, base64-encoded;
 * ``path``: a file on the server, only when the server was started with
-  ``AUDIOML_SERVE_ROOT`` set (paths outside that folder are refused);
+  ``AUDIOML_SERVE_ROOT`` set (paths that resolve outside that folder are refused);
 * the feature columns themselves, for users who extract features elsewhere.
 
-The output has ``label`` and one ``proba_<class>`` column per class (classification) or
-``prediction`` (regression), one row per input row: windows of a segmented clip are
-aggregated back to the clip exactly as in training.
+Rows of different kinds may be mixed in one request. The output has ``label`` and one
+``proba_<class>`` column per class (classification) or ``prediction`` (regression), one row
+per input row: windows of a segmented clip are aggregated back to the clip exactly as in
+training. Audio goes through ``features.decode_audio`` and ``features.extract_signal`` with
+the run's own ``FeaturesSpec`` and ``SegmentsSpec``, the code path training used.
+
+Bad input raises ``MlflowException(error_code=INVALID_PARAMETER_VALUE)``, which the MLflow
+scoring server answers with HTTP 400 and ``{"error_code": ..., "message": ...}``.
+
+Limits, read from the environment when the model is loaded:
+``AUDIOML_MAX_AUDIO_BYTES`` (default 50 MiB per clip) and ``AUDIOML_MAX_AUDIO_SECONDS``
+(default 600 s per clip, so a small compressed file cannot decode to hours of samples).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import io
 import json
 import os
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +39,51 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-__all__ = ["MAX_AUDIO_BYTES", "SERVE_ROOT_ENV", "AudioModel"]
+__all__ = [
+    "MAX_AUDIO_BYTES",
+    "MAX_AUDIO_SECONDS",
+    "MAX_BYTES_ENV",
+    "MAX_SECONDS_ENV",
+    "SERVE_ROOT_ENV",
+    "AudioModel",
+    "Limits",
+]
 
 SERVE_ROOT_ENV = "AUDIOML_SERVE_ROOT"
-MAX_AUDIO_BYTES = int(os.environ.get("AUDIOML_MAX_AUDIO_BYTES", 50 * 1024 * 1024))
+MAX_BYTES_ENV = "AUDIOML_MAX_AUDIO_BYTES"
+MAX_SECONDS_ENV = "AUDIOML_MAX_AUDIO_SECONDS"
+MAX_AUDIO_BYTES = 50 * 1024 * 1024
+MAX_AUDIO_SECONDS = 600.0
+_INPUT_COLUMNS = ("audio_base64", "path")
 
 
 def _bad_input(message: str) -> MlflowException:
     # INVALID_PARAMETER_VALUE makes the scoring server answer HTTP 400, not 500.
     return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a served model accepts: clip size, clip duration, and the file root (or None)."""
+
+    max_bytes: int = MAX_AUDIO_BYTES
+    max_seconds: float = MAX_AUDIO_SECONDS
+    root: Path | None = None
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        """Read the limits from the environment (a bad value stops the server from starting)."""
+        try:
+            max_bytes = int(os.environ.get(MAX_BYTES_ENV, MAX_AUDIO_BYTES))
+            max_seconds = float(os.environ.get(MAX_SECONDS_ENV, MAX_AUDIO_SECONDS))
+        except ValueError as exc:
+            raise ValueError(
+                f"{MAX_BYTES_ENV} / {MAX_SECONDS_ENV}: not a number ({exc})"
+            ) from None
+        root = os.environ.get(SERVE_ROOT_ENV) or None
+        if root is not None and not Path(root).is_dir():
+            raise ValueError(f"{SERVE_ROOT_ENV}={root}: not a directory")
+        return cls(max_bytes, max_seconds, Path(root).resolve() if root else None)
 
 
 class AudioModel(mlflow.pyfunc.PythonModel):
@@ -45,101 +92,199 @@ class AudioModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         with open(context.artifacts["estimator"], "rb") as fh:
             self.estimator = pickle.load(fh)
-        self.config = json.loads(Path(context.artifacts["config"]).read_text())
+        self.setup(json.loads(Path(context.artifacts["config"]).read_text()), Limits.from_env())
+
+    def setup(self, config: dict[str, Any], limits: Limits) -> None:
+        """Validate the logged config once, so requests do not re-parse it."""
+        from features import FeaturesSpec, SegmentsSpec
+
+        self.config = config
+        self.limits = limits
+        self.columns: list[str] = list(config["columns"])
+        self.features = FeaturesSpec.model_validate(config["features"])
+        self.segments = SegmentsSpec.model_validate(config["segments"])
+        self.audio_reason = self._audio_unservable_reason()
+
+    def _audio_unservable_reason(self) -> str | None:
+        """Why audio rows cannot be served (a model fitted on a pre-extracted table), or None.
+
+        Also warms up librosa (numba compiles on first use), so the first request is not slow.
+        """
+        if self.config["input"] == "mel_image":
+            return None
+        from features import feature_layout
+
+        produced = set(feature_layout(self.features)[0])
+        if set(self.columns) <= produced:
+            return None
+        return (
+            "this model was fitted on pre-extracted feature columns that the audio pipeline "
+            "does not produce; send those feature columns instead of audio"
+        )
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         frame = pd.DataFrame(model_input)
-        if len(frame) == 0:
-            raise _bad_input("the request holds no rows")
-        if "audio_base64" in frame.columns or "path" in frame.columns:
-            rows = [self._predict_clip(i, row) for i, row in enumerate(frame.to_dict("records"))]
-            return pd.concat(rows, ignore_index=True)
-        return self._predict_features(frame)
+        if len(frame) == 0 or frame.shape[1] == 0:
+            raise _bad_input(
+                "the request holds no rows or no known column: send audio_base64, path "
+                f"(when the server allows it), or the model's {len(self.columns)} feature "
+                f"columns ({_shown(self.columns)}); unknown columns are ignored"
+            )
+        is_clip = np.zeros(len(frame), dtype=bool)
+        for name in _INPUT_COLUMNS:
+            if name in frame.columns:
+                is_clip |= frame[name].map(_present).to_numpy(dtype=bool)
+        parts: dict[int, np.ndarray] = {}
+        if (~is_clip).any():
+            parts.update(self._feature_rows(frame.loc[~is_clip], np.flatnonzero(~is_clip)))
+        for i in np.flatnonzero(is_clip):
+            parts[int(i)] = self._clip_inputs(int(i), frame.iloc[int(i)].to_dict())
+        X = np.concatenate([parts[i] for i in range(len(frame))])
+        owner = np.concatenate([np.full(len(parts[i]), i) for i in range(len(frame))])
+        return self._finish(self._raw_predict(X), owner)
 
     # -- inputs ------------------------------------------------------------------------
-    def _clip_bytes(self, i: int, row: dict[str, Any]) -> bytes | str:
-        encoded = row.get("audio_base64")
-        if isinstance(encoded, str) and encoded:
-            if len(encoded) > MAX_AUDIO_BYTES * 4 // 3 + 4:
-                raise _bad_input(f"row {i}: audio_base64 is larger than {MAX_AUDIO_BYTES} bytes")
-            try:
-                return base64.b64decode(encoded, validate=True)
-            except (binascii.Error, ValueError):
-                raise _bad_input(f"row {i}: audio_base64 is not valid base64") from None
-        path = row.get("path")
-        if isinstance(path, str) and path:
-            return str(_allowed_path(i, path))
-        raise _bad_input(f"row {i}: give audio_base64 (or path, when the server allows it)")
-
-    def _predict_clip(self, i: int, row: dict[str, Any]) -> pd.DataFrame:
-        from features import FeaturesSpec, SegmentsSpec, decode_audio, extract_signal
-        from runner.errors import FeatureError
-
-        fspec = FeaturesSpec.model_validate(self.config["features"])
-        sspec = SegmentsSpec.model_validate(self.config["segments"])
-        try:
-            y = decode_audio(self._clip_bytes(i, row), fspec.sample_rate)
-            table, images = extract_signal(y, fspec.sample_rate, fspec, sspec)
-        except FeatureError as exc:
-            raise _bad_input(f"row {i}: {exc}") from None
-        columns = self.config["columns"]
-        X = images if self.config["input"] == "mel_image" else table[columns].to_numpy(float)
-        return self._finish(self._raw_predict(X), np.zeros(len(table), dtype=int))
-
-    def _predict_features(self, frame: pd.DataFrame) -> pd.DataFrame:
-        columns = self.config["columns"]
-        missing = [c for c in columns if c not in frame.columns]
+    def _feature_rows(self, rows: pd.DataFrame, numbers: np.ndarray) -> dict[int, np.ndarray]:
+        """The estimator input of rows that carry feature columns (one row each)."""
+        first = int(numbers[0])
+        if self.config["input"] == "mel_image":
+            raise _bad_input(f"row {first}: this model reads audio only; send audio_base64")
+        missing = [c for c in self.columns if c not in rows.columns]
         if missing:
-            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
             raise _bad_input(
-                f"missing feature columns ({len(missing)}): {shown}; "
-                "send audio_base64 or every feature column of the model"
+                f"row {first}: no audio (audio_base64 and path empty or absent), and "
+                f"{len(missing)} of the model's "
+                f"{len(self.columns)} feature columns are missing: {_shown(missing)}"
             )
         try:
-            X = frame[columns].to_numpy(dtype=float)
+            X = rows[self.columns].to_numpy(dtype=float)
         except (TypeError, ValueError) as exc:
             raise _bad_input(f"feature columns must be numeric: {exc}") from None
-        if not np.isfinite(X).all():
-            raise _bad_input("feature columns hold NaN or infinite values")
-        return self._finish(self._raw_predict(X), np.arange(len(frame)))
+        bad = ~np.isfinite(X)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise _bad_input(
+                f"row {int(numbers[r])}: feature column {self.columns[c]} is missing, NaN or "
+                f"infinite ({int(bad[r].sum())} such columns in this row)"
+            )
+        return {int(n): X[j : j + 1] for j, n in enumerate(numbers)}
+
+    def _clip_inputs(self, i: int, row: dict[str, Any]) -> np.ndarray:
+        """Decode and extract one clip exactly as training did; one row per segment."""
+        from features import decode_audio, extract_signal
+        from runner.errors import FeatureError
+
+        if self.audio_reason:
+            raise _bad_input(f"row {i}: {self.audio_reason}")
+        data = self._clip_bytes(i, row)
+        self._check_duration(i, data)
+        try:
+            y = decode_audio(data, self.features.sample_rate)
+            table, images = extract_signal(
+                y, self.features.sample_rate, self.features, self.segments
+            )
+        except FeatureError as exc:
+            raise _bad_input(f"row {i}: {exc}") from None
+        if self.config["input"] == "mel_image":
+            return images
+        return table[self.columns].to_numpy(dtype=float)
+
+    def _clip_bytes(self, i: int, row: dict[str, Any]) -> bytes:
+        encoded = row.get("audio_base64")
+        if _present(encoded):
+            return self._decode_base64(i, encoded)
+        return _read_allowed(i, str(row["path"]), self.limits)
+
+    def _decode_base64(self, i: int, encoded: Any) -> bytes:
+        if not isinstance(encoded, str):
+            raise _bad_input(f"row {i}: audio_base64 must be a string")
+        # Allow the line breaks of `base64` without -w0; everything else must be base64.
+        compact = "".join(encoded.split())
+        if len(compact) > self.limits.max_bytes * 4 // 3 + 4:
+            raise _bad_input(f"row {i}: audio is larger than {self.limits.max_bytes} bytes")
+        try:
+            data = base64.b64decode(compact, validate=True)
+        except (binascii.Error, ValueError):
+            raise _bad_input(f"row {i}: audio_base64 is not valid base64") from None
+        if not data:
+            raise _bad_input(f"row {i}: audio_base64 holds no bytes")
+        if len(data) > self.limits.max_bytes:
+            raise _bad_input(f"row {i}: audio is larger than {self.limits.max_bytes} bytes")
+        return data
+
+    def _check_duration(self, i: int, data: bytes) -> None:
+        """Refuse clips longer than the limit from the header, before decoding them."""
+        import soundfile as sf
+
+        try:
+            info = sf.info(io.BytesIO(data))
+        except Exception:  # unreadable: decode_audio reports why, with its usual wording
+            return
+        if info.duration > self.limits.max_seconds:
+            raise _bad_input(
+                f"row {i}: audio is {info.duration:.0f} s long; the limit is "
+                f"{self.limits.max_seconds:g} s ({MAX_SECONDS_ENV})"
+            )
 
     # -- outputs -----------------------------------------------------------------------
-    def _raw_predict(self, X: Any) -> np.ndarray:
+    def _raw_predict(self, X: np.ndarray) -> np.ndarray:
         if self.config["task"] == "regression":
             return np.asarray(self.estimator.predict(X), dtype=float)
         proba = np.asarray(self.estimator.predict_proba(X), dtype=float)
-        full = np.zeros((len(proba), len(self.config["classes"])))
-        order = {c: j for j, c in enumerate(self.config["classes"])}
+        classes = self.config["classes"]
+        full = np.zeros((len(proba), len(classes)))
+        order = {str(c): j for j, c in enumerate(classes)}
         for j, c in enumerate(self.estimator.classes_):
             full[:, order[str(c)]] = proba[:, j]
         return full
 
-    def _finish(self, raw: np.ndarray, clip_index: np.ndarray) -> pd.DataFrame:
+    def _finish(self, raw: np.ndarray, owner: np.ndarray) -> pd.DataFrame:
+        """Aggregate segment rows to one row per input row (the same rule as training)."""
         from runner.evaluation import aggregate_clips
 
         if self.config["task"] == "regression":
-            _, pred, _ = aggregate_clips(clip_index, raw, None)
-            return pd.DataFrame({"prediction": pred})
-        classes = self.config["classes"]
+            _, pred, _ = aggregate_clips(owner, raw, None)
+            return pd.DataFrame({"prediction": np.asarray(pred, dtype=float)})
+        classes = [str(c) for c in self.config["classes"]]
         window_labels = np.asarray(classes)[raw.argmax(axis=1)]
         _, labels, proba = aggregate_clips(
-            clip_index, window_labels, raw, how=self.config["aggregate"], classes=classes
+            owner, window_labels, raw, how=self.config["aggregate"], classes=classes
         )
-        out = pd.DataFrame({"label": labels})
+        out = pd.DataFrame({"label": np.asarray(labels, dtype=object).astype(str)})
         for j, c in enumerate(classes):
             out[f"proba_{c}"] = proba[:, j]
         return out
 
 
-def _allowed_path(i: int, path: str) -> Path:
-    root = os.environ.get(SERVE_ROOT_ENV)
-    if not root:
+def _present(value: Any) -> bool:
+    """A non-empty cell (None, NaN and "" count as absent)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return False
+    return not (isinstance(value, str) and value.strip() == "")
+
+
+def _shown(names: list[str], n: int = 5) -> str:
+    return ", ".join(names[:n]) + (f", ... ({len(names) - n} more)" if len(names) > n else "")
+
+
+def _read_allowed(i: int, path: str, limits: Limits) -> bytes:
+    """Read a server-side file, only under the configured root (symlinks resolved first)."""
+    if limits.root is None:
         raise _bad_input(
-            f"row {i}: reading files on the server is off; start it with {SERVE_ROOT_ENV}=DIR"
+            f"row {i}: reading files on the server is off; send audio_base64, or start the "
+            f"server with {SERVE_ROOT_ENV}=DIR"
         )
-    resolved = Path(root, path).resolve()
-    if not resolved.is_relative_to(Path(root).resolve()):
+    try:
+        resolved = (limits.root / path).resolve()
+    except (OSError, ValueError):
+        raise _bad_input(f"row {i}: path '{path}' is not a usable file name") from None
+    if not resolved.is_relative_to(limits.root):
         raise _bad_input(f"row {i}: path '{path}' is outside the allowed root")
     if not resolved.is_file():
         raise _bad_input(f"row {i}: no file at '{path}' under the allowed root")
-    return resolved
+    if resolved.stat().st_size > limits.max_bytes:
+        raise _bad_input(f"row {i}: '{path}' is larger than {limits.max_bytes} bytes")
+    try:
+        return resolved.read_bytes()
+    except OSError as exc:
+        raise _bad_input(f"row {i}: cannot read '{path}' ({exc.strerror or exc})") from None
