@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -78,12 +79,16 @@ class _LGBMEarlyStopping(BaseEstimator):
         if split is not None:
             train, val = split
             probe = self._model()
-            probe.fit(
-                _safe_indexing(X, train),
-                y[train],
-                eval_set=[(_safe_indexing(X, val), y[val])],
-                callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
-            )
+            with warnings.catch_warnings():
+                # LightGBM 4.7 deprecates eval_set for eval_X/eval_y, but its classifier does
+                # not label-encode eval_y yet (string labels fail), so keep eval_set.
+                warnings.simplefilter("ignore", lgb.basic.LGBMDeprecationWarning)
+                probe.fit(
+                    _safe_indexing(X, train),
+                    y[train],
+                    eval_set=[(_safe_indexing(X, val), y[val])],
+                    callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
+                )
             self.best_iteration_ = int(probe.best_iteration_ or probe.n_estimators)
         override = {} if self.best_iteration_ is None else {"n_estimators": self.best_iteration_}
         self.model_ = self._model(**override).fit(X, y)
