@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -10,11 +10,15 @@ import numpy as np
 if TYPE_CHECKING:
     from features.context import SpectralContext
 
-__all__ = ["FEATURES", "Extractor", "ensure_loaded", "register_feature"]
+__all__ = ["FEATURES", "Extractor", "ExtractorOutput", "ensure_loaded", "register_feature"]
 
-Extractor = Callable[["SpectralContext"], np.ndarray]
+#: What an extractor returns: frames shaped ``(n_frames,)`` or ``(n_rows, n_frames)``, which
+#: the table code summarises (mean, std, ...), or a mapping ``{suffix: value}`` of scalars
+#: per segment that become columns ``<name>_<suffix>`` as they are (e.g. ``tempo_bpm``).
+ExtractorOutput = np.ndarray | Mapping[str, float]
+Extractor = Callable[["SpectralContext"], ExtractorOutput]
 
-#: name -> extractor; an extractor returns frames shaped (n_frames,) or (n_rows, n_frames).
+#: name -> extractor, in registration order.
 FEATURES: dict[str, Extractor] = {}
 
 

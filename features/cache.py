@@ -1,0 +1,219 @@
+"""The feature cache: per-clip rows in Parquet "packs", per-clip mel images in .npy files.
+
+Layout under ``cache_dir``::
+
+    v1/stat-index.parquet                 path/stat -> content hash (features.stat_index)
+    v1/<config>/packs/<time>-<uuid>.parquet  rows of many clips (key, segment, reason, ...)
+    v1/<config>/mel<frames>/<sha>.npy     one clip's images (n_segments, n_mels, frames)
+    v1/<config>/mel<frames>/tables/<digest>.npy  images aligned with one FeatureTable
+
+``<config>`` hashes everything that changes feature values: the feature spec (minus
+``n_jobs``, ``cache_dir`` and the mel-image switches, which do not change rows), the segment
+spec (minus ``aggregate``), the versions of librosa, soundfile/libsndfile, numpy and audioml,
+and this cache's format version. Inside it a clip's key is the sha256 of its file bytes, so a
+renamed file is a hit and a file changed under the same name is a miss.
+
+Each build appends one pack per batch of new results (so a killed build keeps what it had
+flushed); packs are merged when there are more than :data:`MAX_PACKS`. Skipped clips are
+stored as one row with a ``reason`` so a warm run does not retry them. Every write is atomic
+(``features._atomic``); a pack that fails to read or does not carry this config's key and
+columns in its metadata is ignored, so a damaged file can cost a re-extraction, never a
+wrong table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import time
+import uuid
+import warnings
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import soundfile
+
+from features._atomic import TEMP_PREFIX, atomic_write, remove_stale_temps
+from features.config import FeaturesSpec, SegmentsSpec
+from features.extract import feature_layout
+
+__all__ = [
+    "CACHE_FORMAT",
+    "MAX_PACKS",
+    "FeatureStore",
+    "cached_layout",
+    "config_key",
+    "package_version",
+]
+
+CACHE_FORMAT = "v1"
+MAX_PACKS = 8
+_META_KEY = b"audioml.config_key"
+_META_COLUMNS = b"audioml.columns"
+
+
+def package_version() -> str:
+    """The installed audioml version (``runner.__version__`` as a fallback)."""
+    try:
+        return importlib.metadata.version("audioml")
+    except importlib.metadata.PackageNotFoundError:
+        from runner import __version__
+
+        return __version__
+
+
+def config_key(features: FeaturesSpec, segments: SegmentsSpec) -> str:
+    """A short hash of everything that changes the cached feature rows."""
+    payload = {
+        "format": CACHE_FORMAT,
+        "features": features.model_dump(
+            mode="json", exclude={"n_jobs", "cache_dir", "mel_image", "mel_image_frames"}
+        ),
+        "segments": segments.model_dump(mode="json", exclude={"aggregate"}),
+        "librosa": librosa.__version__,
+        "soundfile": [soundfile.__version__, soundfile.__libsndfile_version__],
+        "numpy": np.__version__,
+        "audioml": package_version(),
+    }
+    text = json.dumps(payload, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def cached_layout(
+    cache_dir: Path, key: str, features: FeaturesSpec
+) -> tuple[list[str], dict[str, list[str]]]:
+    """The feature layout of a config, from ``<config>/layout.json`` when present.
+
+    Computing it runs every extractor once on a probe signal, which in a fresh process
+    costs seconds of numba compilation (librosa's beat tracker); a warm build must not.
+    """
+    path = Path(cache_dir) / CACHE_FORMAT / key / "layout.json"
+    try:
+        data = json.loads(path.read_text())
+        columns, groups = list(data["columns"]), dict(data["groups"])
+        if columns == [c for cols in groups.values() for c in cols]:
+            return columns, groups
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # missing or damaged: compute it again
+    columns, groups = feature_layout(features)
+    text = json.dumps({"columns": columns, "groups": groups})
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+    return columns, groups
+
+
+def _columns_digest(columns: list[str]) -> bytes:
+    return hashlib.sha256("\x1f".join(columns).encode()).hexdigest().encode()
+
+
+class FeatureStore:
+    """Cached rows and mel images of one feature config.
+
+    Args:
+        cache_dir: the cache root.
+        key: :func:`config_key` of the config.
+        columns: the feature columns of the config (``feature_layout``).
+        mel_frames: image width when mel images are cached, else None.
+    """
+
+    def __init__(
+        self, cache_dir: Path, key: str, columns: list[str], mel_frames: int | None
+    ) -> None:
+        self.root = Path(cache_dir) / CACHE_FORMAT
+        self.key = key
+        self.columns = list(columns)
+        self.dir = self.root / key
+        self.pack_dir = self.dir / "packs"
+        self.mel_dir = self.dir / f"mel{mel_frames}" if mel_frames else None
+        self._meta = {_META_KEY: key.encode(), _META_COLUMNS: _columns_digest(self.columns)}
+        self.pack_paths: list[Path] = []
+
+    # -- rows -------------------------------------------------------------------------------
+    def load(self) -> pd.DataFrame:
+        """All valid cached rows, deduplicated: columns key, segment, reason, features."""
+        remove_stale_temps(self.pack_dir)
+        if self.mel_dir is not None:
+            remove_stale_temps(self.mel_dir)
+        frames, self.pack_paths = [], []
+        for path in sorted(self.pack_dir.glob("*.parquet")):
+            frame = self._read_pack(path)
+            if frame is not None:
+                frames.append(frame)
+                self.pack_paths.append(path)
+        if not frames:
+            return self.empty_rows()
+        return dedupe_rows(pd.concat(frames, ignore_index=True))
+
+    def _read_pack(self, path: Path) -> pd.DataFrame | None:
+        if path.name.startswith(TEMP_PREFIX):
+            return None
+        try:
+            table = pq.read_table(path)
+        except (OSError, pa.ArrowException) as exc:  # truncated, foreign, vanished
+            warnings.warn(f"Ignoring unreadable feature cache file {path}: {exc}", stacklevel=3)
+            return None
+        meta = table.schema.metadata or {}
+        if meta.get(_META_KEY) != self._meta[_META_KEY] or (
+            meta.get(_META_COLUMNS) != self._meta[_META_COLUMNS]
+        ):
+            warnings.warn(f"Ignoring feature cache file {path}: not this config", stacklevel=3)
+            return None
+        return table.to_pandas()
+
+    def empty_rows(self) -> pd.DataFrame:
+        """A rows frame with no rows and the pack schema."""
+        data = {
+            "key": pd.Series(dtype=object),
+            "segment": pd.Series(dtype="int32"),
+            "reason": pd.Series(dtype=object),
+            **{column: pd.Series(dtype="float64") for column in self.columns},
+        }
+        return pd.DataFrame(data)
+
+    def write_pack(self, rows: pd.DataFrame) -> Path:
+        """Append ``rows`` (pack schema) as a new pack file, atomically."""
+        table = pa.Table.from_pandas(
+            rows[["key", "segment", "reason", *self.columns]], preserve_index=False
+        )
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **self._meta})
+        name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+        path = atomic_write(self.pack_dir / name, lambda tmp: pq.write_table(table, tmp))
+        self.pack_paths.append(path)
+        return path
+
+    def compact(self, rows: pd.DataFrame) -> None:
+        """Replace the known packs by one holding ``rows`` when there are too many."""
+        if len(self.pack_paths) <= MAX_PACKS:
+            return
+        old = list(self.pack_paths)
+        self.pack_paths = []
+        self.write_pack(rows)
+        for path in old:  # the merged pack is in place before anything is removed
+            path.unlink(missing_ok=True)
+
+    # -- mel images ------------------------------------------------------------------------
+    def mel_file(self, sha: str) -> Path:
+        """Where one clip's images live."""
+        if self.mel_dir is None:
+            raise ValueError("mel images are not enabled for this store")
+        return self.mel_dir / f"{sha}.npy"
+
+    def save_mel(self, sha: str, images: np.ndarray) -> None:
+        """Store one clip's images atomically."""
+        atomic_write(self.mel_file(sha), lambda tmp: np.save(tmp, images, allow_pickle=False))
+
+    def has_mel(self, sha: str) -> bool:
+        """Whether one clip's images are cached (only checks existence; loads validate)."""
+        return self.mel_dir is not None and self.mel_file(sha).exists()
+
+
+def dedupe_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Keep the newest row per (key, segment); drop skip rows of keys that have features."""
+    rows = rows.drop_duplicates(subset=["key", "segment"], keep="last")
+    has_data = set(rows.loc[rows["reason"].isna(), "key"])
+    stale_skip = rows["reason"].notna() & rows["key"].isin(has_data)
+    return rows.loc[~stale_skip].reset_index(drop=True)

@@ -1,0 +1,166 @@
+"""Per-signal feature extraction: the one code path shared by the table and served models.
+
+:func:`extract_signal` segments a decoded signal, builds one :class:`SpectralContext` per
+segment, runs the configured extractors in ``features.extractors`` order and summarises frame
+outputs with ``features.stats``.
+
+Column names (grouped by extractor, in the spec's extractor order):
+
+* single-row extractors (``(n_frames,)``): ``<name>_<stat>``, e.g. ``zcr_mean``;
+* multi-row extractors (``(n_rows, n_frames)``): ``<name>_<row>_<stat>`` with a two-digit
+  **0-based** row index, e.g. ``mfcc_00_mean`` (c0) or ``chroma_00_std`` (pitch class C);
+* scalar extractors (a mapping): ``<name>_<key>``, e.g. ``tempo_bpm``, not summarised.
+
+Values are float64 and finite: NaN and +/-inf become 0.0, both in the frames before the
+statistics and in the statistics (e.g. an extractor that is undefined on a silent frame).
+
+BLAS runs on one thread during extraction, so values do not depend on the machine's thread
+settings (librosa's chroma uses a BLAS product whose rounding changes with the thread count);
+parallelism comes from processes. Idle OpenBLAS threads would also spin and burn CPU.
+
+Refused signals (:class:`FeatureError`): not 1-D, non-finite samples, digital silence (peak
+amplitude at most 2**-24, below one 24-bit step), or any segment shorter than ``n_fft``
+samples (one frame).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import cache, lru_cache
+
+import librosa
+import numpy as np
+import pandas as pd
+from threadpoolctl import ThreadpoolController
+
+from features._registry import FEATURES, ensure_loaded
+from features.config import FeaturesSpec, SegmentsSpec
+from features.context import SpectralContext
+from features.mel import fit_mel_image
+from features.segments import segment_signal
+from features.stats import summarise
+from runner.errors import FeatureError
+
+__all__ = ["SILENCE_PEAK", "extract_signal", "feature_layout"]
+
+SILENCE_PEAK = 2.0**-24
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    """The BLAS thread-pool controller (scanning the loaded libraries once is the slow part)."""
+    return ThreadpoolController()
+
+
+def _check_signal(y: np.ndarray, sr: int, features: FeaturesSpec) -> np.ndarray:
+    """Validate ``y`` and bring it to ``features.sample_rate``."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise FeatureError(f"expected a mono 1-D signal, got shape {y.shape}")
+    y = y.astype(np.float32, copy=False)
+    if not np.isfinite(y).all():
+        raise FeatureError("non-finite samples (NaN or inf)")
+    if sr != features.sample_rate:
+        y = librosa.resample(y, orig_sr=sr, target_sr=features.sample_rate, res_type="soxr_hq")
+    if len(y) < features.n_fft:
+        raise FeatureError(
+            f"shorter than one frame: {len(y)} samples < n_fft={features.n_fft} "
+            f"({len(y) / features.sample_rate:.3f} s)"
+        )
+    if float(np.max(np.abs(y))) <= SILENCE_PEAK:
+        raise FeatureError("digital silence (all samples zero)")
+    return y
+
+
+def _summarise_output(
+    name: str, output: np.ndarray | Mapping[str, float], stats: list[str]
+) -> tuple[list[str], np.ndarray]:
+    """Column names and float64 values for one extractor's output on one segment."""
+    if isinstance(output, Mapping):
+        names = [f"{name}_{key}" for key in output]
+        values = np.array([float(v) for v in output.values()], dtype=np.float64)
+        return names, np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    frames = np.asarray(output, dtype=np.float64)
+    if frames.ndim not in (1, 2) or frames.shape[-1] == 0:
+        raise FeatureError(f"extractor '{name}' returned shape {frames.shape}")
+    single = frames.ndim == 1
+    frames = np.nan_to_num(np.atleast_2d(frames), nan=0.0, posinf=0.0, neginf=0.0)
+    table = np.nan_to_num(summarise(frames, stats), nan=0.0, posinf=0.0, neginf=0.0)
+    if single:
+        names = [f"{name}_{stat}" for stat in stats]
+    else:
+        names = [f"{name}_{row:02d}_{stat}" for row in range(len(frames)) for stat in stats]
+    return names, table.ravel()
+
+
+def _extract_segment(ctx: SpectralContext, features: FeaturesSpec) -> tuple[list[str], list]:
+    """Run every configured extractor on one segment's context."""
+    names: list[str] = []
+    parts: list[np.ndarray] = []
+    for name in features.extractors:
+        cols, values = _summarise_output(name, FEATURES[name](ctx), list(features.stats))
+        names.extend(cols)
+        parts.append(values)
+    return names, parts
+
+
+def extract_signal(
+    y: np.ndarray, sr: int, features: FeaturesSpec, segments: SegmentsSpec
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Extract the feature rows (and mel images) of one decoded signal.
+
+    Args:
+        y: mono signal; resampled once to ``features.sample_rate`` when ``sr`` differs.
+        sr: its sample rate.
+        features: which extractors and statistics.
+        segments: how to cut the signal.
+
+    Returns:
+        A DataFrame with one row per segment and exactly the feature columns (float64), and
+        float32 mel images ``(n_segments, n_mels, mel_image_frames)`` or None when
+        ``features.mel_image`` is false.
+
+    Raises:
+        FeatureError: the signal is unusable (see the module docstring).
+    """
+    ensure_loaded()
+    y = _check_signal(y, sr, features)
+    rate = features.sample_rate
+    names: list[str] = []
+    rows: list[np.ndarray] = []
+    images: list[np.ndarray] = []
+    with _blas().limit(limits=1, user_api="blas"):
+        for segment in segment_signal(y, rate, segments):
+            if len(segment) < features.n_fft:
+                raise FeatureError(f"segment shorter than one frame (n_fft={features.n_fft})")
+            ctx = SpectralContext.from_spec(segment, rate, features)
+            names, parts = _extract_segment(ctx, features)
+            rows.append(np.concatenate(parts))
+            if features.mel_image:
+                images.append(fit_mel_image(ctx.mel_db, features.mel_image_frames))
+    frame = pd.DataFrame(np.vstack(rows), columns=names)
+    return frame, (np.stack(images) if features.mel_image else None)
+
+
+def feature_layout(features: FeaturesSpec) -> tuple[list[str], dict[str, list[str]]]:
+    """The feature columns and the extractor -> columns groups of a feature config.
+
+    Found by extracting a fixed 1 s probe signal, so it always agrees with
+    :func:`extract_signal` (e.g. spectral contrast has fewer bands at low sample rates).
+    """
+    columns, groups = _layout(features.model_dump_json())
+    return list(columns), {name: list(cols) for name, cols in groups.items()}
+
+
+@lru_cache(maxsize=32)
+def _layout(spec_json: str) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    features = FeaturesSpec.model_validate(json.loads(spec_json))
+    n = max(features.sample_rate, 2 * features.n_fft)
+    probe = np.random.default_rng(0).standard_normal(n).astype(np.float32) * 0.1
+    ctx = SpectralContext.from_spec(probe, features.sample_rate, features)
+    groups = {}
+    for name in features.extractors:
+        cols, _ = _summarise_output(name, FEATURES[name](ctx), list(features.stats))
+        groups[name] = tuple(cols)
+    return tuple(c for cols in groups.values() for c in cols), groups

@@ -1,0 +1,76 @@
+"""The FeatureTable: one row per segment, its skipped clips, stats, digest and mel images."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from runner.errors import FeatureError
+
+__all__ = ["ID_COLUMNS", "FeatureTable", "table_digest"]
+
+#: The non-feature columns of ``FeatureTable.frame``, in order.
+ID_COLUMNS = ["clip_id", "segment", "label", "group"]
+
+
+@dataclass
+class FeatureTable:
+    """Features of a set of clips, ready for model search.
+
+    Attributes:
+        frame: one row per segment (RangeIndex): ``clip_id``, ``segment`` (0.. per clip),
+            ``label``, ``group``, then the float64 feature columns grouped by extractor.
+        feature_columns: the feature column names, in ``frame`` order.
+        groups: extractor name -> its columns (to sum importances or search over groups).
+        skipped: one row per clip left out: ``clip_id``, ``path``, ``reason``.
+        stats: rows, columns, clips, cache_hits, cache_misses, extracted, skipped, seconds.
+        digest: sha256 hex of the content (columns and every value); equal across runs.
+        mel_path: a .npy of float32 ``(rows, n_mels, frames)`` aligned with ``frame``, or
+            None when ``features.mel_image`` is false.
+    """
+
+    frame: pd.DataFrame
+    feature_columns: list[str]
+    groups: dict[str, list[str]]
+    skipped: pd.DataFrame
+    stats: dict[str, Any] = field(default_factory=dict)
+    digest: str = ""
+    mel_path: Path | None = None
+
+    def load_mel(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Mel images of ``rows`` (positions in ``frame``; all rows when None).
+
+        The file is memory-mapped, so only the requested images are read.
+
+        Returns:
+            float32 ``(len(rows), n_mels, mel_image_frames)``.
+
+        Raises:
+            FeatureError: the table has no mel images.
+        """
+        if self.mel_path is None:
+            raise FeatureError("This feature table has no mel images; set features.mel_image.")
+        images = np.load(self.mel_path, mmap_mode="r")
+        if rows is None:
+            return np.array(images, dtype=np.float32)
+        return np.asarray(images[np.asarray(rows, dtype=np.intp)], dtype=np.float32)
+
+    @property
+    def X(self) -> np.ndarray:
+        """The feature matrix, float64 ``(rows, columns)``."""
+        return self.frame[self.feature_columns].to_numpy(dtype=np.float64)
+
+
+def table_digest(frame: pd.DataFrame) -> str:
+    """sha256 of the column names and every value, independent of memory layout."""
+    digest = hashlib.sha256("\x1f".join(map(str, frame.columns)).encode())
+    if len(frame):
+        # pandas' row hash uses a fixed key, so it is stable across processes and runs.
+        hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+        digest.update(np.ascontiguousarray(hashed, dtype="<u8").tobytes())
+    return digest.hexdigest()
