@@ -169,7 +169,11 @@ def _log_model(
         "family": setup.family,
         "params": setup.params,
     }
-    example = p.dataset.frame.iloc[p.split.train[:1]][columns].astype(float)
+    # A feature row is the example of table models; image models read audio only, and a
+    # base64 clip would bloat every logged model, so they carry the signature alone.
+    example = None
+    if family.input == "table":
+        example = p.dataset.frame.iloc[p.split.train[:1]][columns].astype(float)
     code = [
         str(Path(__file__).resolve().parent),
         str(Path(__file__).resolve().parent.parent / "features"),
