@@ -43,6 +43,27 @@ def _common(p: argparse.ArgumentParser, *, stores: bool = True) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
+def _scale_out_parsers(sub: argparse._SubParsersAction) -> None:
+    """``worker`` and ``finalize``: more processes on one study (docs/scale-out.md)."""
+    p = sub.add_parser("worker", help="join the spec's study as one more worker (scale-out)")
+    p.add_argument("spec", type=Path)
+    p.add_argument(
+        "--wait-s",
+        type=float,
+        default=600.0,
+        help="how long to wait for `audioml run` to start the study (default 600)",
+    )
+    _common(p)
+    p = sub.add_parser("finalize", help="refit, test and register once, if the run process died")
+    p.add_argument("spec", type=Path)
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="take over a finalization claimed by a process that is gone",
+    )
+    _common(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="audioml",
@@ -63,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="features, search, tracking, refit, test, registry")
     p.add_argument("spec", type=Path)
     _common(p)
+    _scale_out_parsers(sub)
     p = sub.add_parser("demo", help="synthesize the demo corpus and run experiments/demo.yaml")
     p.add_argument("--out", type=Path, default=Path("demo-data"), help="corpus folder")
     _common(p)
@@ -103,6 +125,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         "validate": commands.validate,
         "features": commands.features,
         "run": commands.run,
+        "worker": commands.worker,
+        "finalize": commands.finalize,
         "demo": commands.demo,
         "schema": lambda _a, _c: _schema(),
     }[args.command]

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from runner.errors import DataError, RunnerError
 from runner.loading import load_spec, resolve_spec
 
-__all__ = ["demo", "features", "run", "validate"]
+if TYPE_CHECKING:
+    from runner.pipeline import RunOptions
+
+__all__ = ["demo", "features", "finalize", "run", "validate", "worker"]
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -68,6 +72,36 @@ def run(args: argparse.Namespace, console: Console) -> int:
     )
     summary = run_experiment(spec, opts)
     return 130 if summary.get("interrupted") else 0
+
+
+def _join_options(args: argparse.Namespace, console: Console) -> RunOptions:
+    from runner.pipeline import RunOptions
+
+    return RunOptions(
+        tracking_uri=args.tracking_uri,
+        storage=args.storage,
+        spec_path=args.spec,
+        progress=not args.quiet,
+        console=console,
+    )
+
+
+def worker(args: argparse.Namespace, console: Console) -> int:
+    """Join the spec's study (started by ``audioml run``) and run trials until the budget."""
+    from runner.worker import run_worker
+
+    spec = load_spec(args.spec, args.overrides)
+    summary = run_worker(spec, _join_options(args, console), wait_s=args.wait_s)
+    return 0 if summary["ok"] else 130
+
+
+def finalize(args: argparse.Namespace, console: Console) -> int:
+    """Refit, test and register the spec's study once (no-op when already finalized)."""
+    from runner.worker import finalize_study
+
+    spec = load_spec(args.spec, args.overrides)
+    finalize_study(spec, _join_options(args, console), force=args.force)
+    return 0
 
 
 def demo(args: argparse.Namespace, console: Console) -> int:

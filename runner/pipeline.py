@@ -23,7 +23,7 @@ from runner.models import get_family, resolve_space
 from runner.search import SearchData, make_objective, make_pruner, make_sampler
 from runner.spec import ExperimentSpec
 from runner.splits import Split, check_folds, cv_folds, holdout_split
-from runner.study import default_storage, open_study, run_budget, study_name
+from runner.study import StudyLock, default_storage, open_study, run_budget, study_name
 from runner.tracking import Tracker, flatten, resolve_tracking_uri
 
 __all__ = ["Prepared", "RunOptions", "prepare", "run_experiment"]
@@ -130,7 +130,10 @@ def _mask(url: str) -> str:
 
 def start_tracking(p: Prepared, opts: RunOptions, study) -> Tracker:
     """Create (or, when resuming an unfinished study, reuse) the parent run and log its inputs."""
+    from runner.worker import announce
+
     spec = p.spec
+    announce(study, spec.search.n_trials, p.tracking_uri)  # before the parent id workers wait on
     tracker = Tracker(p.tracking_uri, spec.name, task=spec.task, metric=spec.search.metric)
     tracker.plots = set(spec.tracking.plots)
     tracker.classes = p.data.classes
@@ -153,6 +156,9 @@ def start_tracking(p: Prepared, opts: RunOptions, study) -> Tracker:
     tracker.start_parent(f"{spec.name}-search", {k: v for k, v in tags.items() if v})
     study.set_user_attr(PARENT_ATTR, tracker.parent_id)
     _log_inputs(tracker, p, opts)
+    opts.console.print(
+        f"study [bold]{p.study_name}[/] ({_mask(p.storage)}): up to {spec.search.n_trials} trials"
+    )
     return tracker
 
 
@@ -180,8 +186,8 @@ def _log_inputs(tracker: Tracker, p: Prepared, opts: RunOptions) -> None:
 
 def run_experiment(spec: ExperimentSpec, opts: RunOptions, *, base: Path | None = None) -> dict:
     """The whole job; returns a summary (study, parent run, best trial, test metrics, version)."""
-    from runner.finalize import finalize
     from runner.report import print_trial
+    from runner.worker import finalize_once, open_for_trials
 
     p = prepare(spec, opts, base=base)
     study = open_study(
@@ -198,18 +204,16 @@ def run_experiment(spec: ExperimentSpec, opts: RunOptions, *, base: Path | None 
         tracker.log_trial(record)
         print_trial(console, record, spec.search.metric)
 
-    objective = make_objective(spec, p.data, observe)
-    console.print(
-        f"study [bold]{p.study_name}[/] ({p.storage}): up to {spec.search.n_trials} trials"
-    )
     try:
         completed = run_budget(
             study,
-            objective,
+            make_objective(spec, p.data, observe),
             n_trials=spec.search.n_trials,
             timeout_s=spec.search.timeout_s,
             n_jobs=spec.search.n_jobs,
             on_interrupt=lambda: console.print("[yellow]stopping after the current trial[/]"),
+            lock=StudyLock(p.storage, p.study_name),
+            keep_going=lambda s: open_for_trials(s, tracker.parent_id),
         )
     except BaseException:
         tracker.end_parent("KILLED")
@@ -218,4 +222,4 @@ def run_experiment(spec: ExperimentSpec, opts: RunOptions, *, base: Path | None 
         tracker.end_parent("KILLED")
         console.print(f"interrupted: rerun the same command to resume study {p.study_name}")
         return {"study": p.study_name, "parent_run_id": tracker.parent_id, "interrupted": True}
-    return finalize(p, study, tracker, console)
+    return finalize_once(p, study, tracker, console)
