@@ -142,5 +142,7 @@ def spec_hash(spec: ExperimentSpec, *, exclude_budget: bool = True) -> str:
         data.pop("register", None)
         data["features"].pop("n_jobs", None)
         data["features"].pop("cache_dir", None)
+        # Where the data lives differs per machine; its content is hashed by the data digest.
+        data["data"].pop("root", None)
     blob = json.dumps(data, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:12]

@@ -18,9 +18,10 @@ from typing import Any
 
 import mlflow
 import pandas as pd
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from runner import plots
 from runner.metrics import greater_is_better, metric_names
@@ -30,6 +31,8 @@ __all__ = ["Tracker", "flatten", "resolve_tracking_uri"]
 
 # Progress bars of artifact downloads would interleave with the trial lines.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# Against a tracking server MLflow prints a "View run" link per run; trial lines say enough.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 PARENT_TAG = "mlflow.parentRunId"
 _STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
@@ -79,9 +82,27 @@ class Tracker:
 
     # -- parent run ----------------------------------------------------------------------
     def start_parent(self, run_name: str, tags: Mapping[str, str]) -> str:
+        """Create the parent run, or adopt the one `mlflow run` made for this process."""
+        launched = self._launched_run()
+        if launched is not None:
+            self.parent_id, self.experiment_id = launched.info.run_id, launched.info.experiment_id
+            self.set_tags(tags)
+            return self.parent_id
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags))
         self.parent_id = run.info.run_id
         return self.parent_id
+
+    def _launched_run(self) -> Any:
+        # `mlflow run` starts a run and hands its id down in MLFLOW_RUN_ID; nesting the
+        # trials under it keeps one run per launch instead of an empty one beside ours.
+        run_id = os.environ.get("MLFLOW_RUN_ID")
+        if not run_id:
+            return None
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:
+            return None
+        return run if run.info.status == "RUNNING" else None
 
     def attach_parent(self, run_id: str) -> None:
         """Log trials under an existing parent run (a worker joining a study)."""
@@ -120,8 +141,12 @@ class Tracker:
             # MLflow hints about integer columns and ambiguous local sources; neither applies.
             warnings.simplefilter("ignore", UserWarning)
             dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest[:36])
-            with mlflow.start_run(run_id=self.parent_id):
-                mlflow.log_input(dataset, context="training")
+        # Through the client: the fluent start_run context would end the parent run here,
+        # while its trials are still to come.
+        entry = DatasetInput(
+            dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")]
+        )
+        self.client.log_inputs(self.parent_id, datasets=[entry])
 
     def end_parent(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.parent_id, status=status)
