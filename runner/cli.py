@@ -16,8 +16,8 @@ from runner.errors import RunnerError
 
 __all__ = ["main"]
 
-console = Console(stderr=False, highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(stderr=False, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _common(p: argparse.ArgumentParser, *, stores: bool = True) -> None:

@@ -47,6 +47,8 @@ def features(args: argparse.Namespace, console: Console) -> int:
     stats = {"rows": len(ds.frame), "columns": len(ds.feature_columns), **ds.stats}
     stats["skipped"] = len(ds.skipped)
     console.print("  ".join(f"{k}={v}" for k, v in stats.items() if k != "seconds"))
+    if ds.report:
+        console.print("source: " + "  ".join(f"{k}={v}" for k, v in ds.report.items()))
     if "seconds" in ds.stats:
         console.print(f"seconds={ds.stats['seconds']:.2f}")
     for row in ds.skipped.head(20).itertuples(index=False):

@@ -179,6 +179,8 @@ def _log_inputs(tracker: Tracker, p: Prepared, opts: RunOptions) -> None:
     tracker.log_text(json.dumps(p.dataset.schema(), indent=1), "feature_table_schema.json")
     tracker.log_frame(p.dataset.skipped, "skipped_clips.csv")
     tracker.log_metrics({"clips_skipped": len(p.dataset.skipped), "rows": len(p.dataset.frame)})
+    # What the data source dropped or relabelled (empty labels, filters, downsampling).
+    tracker.log_metrics({f"source_{k}": v for k, v in p.dataset.report.items()})
     tracker.log_dataset(
         p.dataset.frame, source=p.dataset.source, name=p.spec.name, digest=p.dataset.digest
     )
