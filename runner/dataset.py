@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from runner.errors import DataError
+from runner.sources import SourceResult
 from runner.spec import ExperimentSpec
 
 __all__ = ["Dataset", "cache_dir_for", "prepare_dataset"]
@@ -76,46 +77,44 @@ def prepare_dataset(
 
     source = load_source(spec, base=base)
     if source.table is not None:
-        frame = source.table.reset_index(drop=True)
-        frame.insert(1, "segment", 0)
-        features = [c for c in frame.columns if c not in ID_COLUMNS]
-        frame[features] = frame[features].astype("float64")
-        return Dataset(
-            frame=frame,
-            feature_columns=features,
-            groups=_table_groups(features),
-            digest=_frame_digest(frame),
-            source=str(source.source_file),
-            report=source.report,
-            class_weight=source.class_weight,
-        )
+        return _from_table(source)
+    return _from_audio(spec, source, base=base, progress=progress)
+
+
+def _from_table(source: SourceResult) -> Dataset:
+    """A pre-extracted feature table: one row (segment 0) per clip."""
+    frame = source.table.reset_index(drop=True)
+    frame.insert(1, "segment", 0)
+    features = [c for c in frame.columns if c not in ID_COLUMNS]
+    frame[features] = frame[features].astype("float64")
+    return Dataset(
+        frame=frame, feature_columns=features, groups=_table_groups(features),
+        digest=_frame_digest(frame), source=str(source.source_file), report=source.report,
+        class_weight=source.class_weight,
+    )  # fmt: skip
+
+
+def _from_audio(
+    spec: ExperimentSpec, source: SourceResult, *, base: Path | None, progress: bool
+) -> Dataset:
+    """Audio clips through the feature engine (and its cache)."""
     from features import build_table
 
     table = build_table(
-        source.clips,
-        spec.features,
-        spec.segments,
-        cache_dir=cache_dir_for(spec, base),
-        n_jobs=spec.features.n_jobs,
-        progress=progress,
-    )
+        source.clips, spec.features, spec.segments, cache_dir=cache_dir_for(spec, base),
+        n_jobs=spec.features.n_jobs, progress=progress,
+    )  # fmt: skip
     if len(table.frame) == 0:
         raise DataError(
             f"{source.source_file}: no usable clips: {len(table.skipped)} skipped "
             f"(first: {_first_reason(table.skipped)})"
         )
     return Dataset(
-        frame=table.frame,
-        feature_columns=list(table.feature_columns),
-        groups=dict(table.groups),
-        digest=table.digest,
-        source=str(source.source_file),
-        skipped=table.skipped,
-        stats=dict(table.stats),
-        report=source.report,
-        class_weight=source.class_weight,
+        frame=table.frame, feature_columns=list(table.feature_columns), groups=dict(table.groups),
+        digest=table.digest, source=str(source.source_file), skipped=table.skipped,
+        stats=dict(table.stats), report=source.report, class_weight=source.class_weight,
         load_mel=table.load_mel if table.mel_path is not None else None,
-    )
+    )  # fmt: skip
 
 
 def _first_reason(skipped: pd.DataFrame) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import tempfile
 import warnings
 from importlib import metadata
 from pathlib import Path
@@ -17,6 +18,7 @@ from rich.console import Console
 from runner import plots
 from runner.errors import RunnerError
 from runner.evaluation import Inputs, aggregate_clips, predict_rows
+from runner.loading import spec_hash
 from runner.metrics import score_all
 from runner.models import MODELS
 from runner.report import leaderboard, print_leaderboard
@@ -178,7 +180,7 @@ def _log_model(
         str(Path(__file__).resolve().parent),
         str(Path(__file__).resolve().parent.parent / "features"),
     ]
-    with tracker.temp_dir() as tmp:
+    with tempfile.TemporaryDirectory(prefix="audioml-model-") as tmp:
         folder = Path(tmp)
         (folder / "estimator.pkl").write_bytes(pickle.dumps(estimator))
         (folder / "config.json").write_text(json.dumps(config, indent=1, default=str))
@@ -203,51 +205,47 @@ def finalize(p: Any, study: optuna.Study, tracker: Tracker, console: Console) ->
     _log_final_plots(tracker, p, truth, pred, proba)
     if MODELS[setup.family].input == "table":
         X_test = test_in.take(np.arange(len(p.split.test)))
-        tracker.log_importance(
-            estimator, X_test, labels_of(p, p.split.test), columns, seed=spec.seed
-        )
+        labels = labels_of(p, p.split.test)
+        tracker.log_importance(estimator, X_test, labels, columns, seed=spec.seed)
+    metric = spec.search.metric
     board = leaderboard(
-        trials_frame(study, spec.search.metric),
-        spec.search.metric,
-        greater_is_better=spec.greater_is_better,
+        trials_frame(study, metric), metric, greater_is_better=spec.greater_is_better
     )
     tracker.log_frame(board, "leaderboard.csv")
     _log_study_plots(tracker, study)
     summary = {
-        "study": p.study_name,
-        "parent_run_id": tracker.parent_id,
-        "best_trial": best.number,
-        "best_model": setup.family,
-        f"cv_{spec.search.metric}": best.value,
-        "test": test_scores,
-        "model_version": None,
-        "alias_moved": False,
-    }
+        "study": p.study_name, "parent_run_id": tracker.parent_id, "best_trial": best.number,
+        "best_model": setup.family, f"cv_{metric}": best.value, "test": test_scores,
+        "model_version": None, "alias_moved": False,
+    }  # fmt: skip
     if spec.tracking.log_models == "best":
-        uri = _log_model(tracker, p, setup, estimator, columns)
-        key = f"test_{spec.search.metric}"
-        tags = {
-            key: test_scores[spec.search.metric],
-            f"cv_{spec.search.metric}": best.value,
-            "spec_hash": study.study_name.rsplit("-", 1)[-1],
-            "run_id": tracker.parent_id,
-            "model_family": setup.family,
-        }
-        tags.update({f"test_{k}": v for k, v in test_scores.items()})
-        version, moved, previous = tracker.register(
-            uri,
-            spec.model_name,
-            alias=spec.register.alias,
-            tags=tags,
-            test_score=test_scores[spec.search.metric],
+        summary.update(
+            _register(tracker, p, best, setup, estimator, columns, test_scores, console)
         )
-        summary.update(model_version=version, alias_moved=moved, model_uri=uri)
-        tracker.set_tags({"registered_version": version, "alias_moved": str(moved).lower()})
-        _say_registry(console, spec, version, moved, previous, test_scores[spec.search.metric])
     tracker.end_parent("FINISHED")
-    print_leaderboard(console, board, spec.search.metric)
+    print_leaderboard(console, board, metric)
     _say_test(console, spec, setup, test_scores)
     return summary
+
+
+def _register(
+    tracker: Tracker, p: Any, best: optuna.trial.FrozenTrial, setup: TrialSetup,
+    estimator: Any, columns: list[str], test_scores: dict, console: Console,
+) -> dict:  # fmt: skip
+    """Log the servable model, register a version with its tags, gate the alias."""
+    spec, metric = p.spec, p.spec.search.metric
+    uri = _log_model(tracker, p, setup, estimator, columns)
+    tags = {
+        f"cv_{metric}": best.value, "spec_hash": spec_hash(spec), "run_id": tracker.parent_id,
+        "model_family": setup.family, "study_name": p.study_name,
+    }  # fmt: skip
+    tags.update({f"test_{k}": v for k, v in test_scores.items()})
+    version, moved, previous = tracker.register(
+        uri, spec.model_name, alias=spec.register.alias, tags=tags, test_score=test_scores[metric]
+    )
+    tracker.set_tags({"registered_version": version, "alias_moved": str(moved).lower()})
+    _say_registry(console, spec, version, moved, previous, test_scores[metric])
+    return {"model_version": version, "alias_moved": moved, "model_uri": uri}
 
 
 def labels_of(p: Any, rows: np.ndarray) -> np.ndarray:

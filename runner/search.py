@@ -194,46 +194,48 @@ def _sample_setup(trial: optuna.Trial, spec: ExperimentSpec, groups: Sequence[st
     return setup
 
 
+def _evaluate(
+    trial: optuna.Trial, record: TrialRecord, spec: ExperimentSpec, data: SearchData
+) -> float:
+    """Cross-validate ``record.setup``, reporting each fold to the pruner; fills ``record``."""
+    metric = spec.search.metric
+    index = {c: i for i, c in enumerate(data.feature_columns)}
+    family = MODELS[record.setup.family]
+    inputs = data.inputs(family.input, np.array([index[c] for c in record.columns]))
+
+    def on_fold(k: int, scores: dict[str, float]) -> None:
+        trial.report(scores[metric], step=k)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after fold {k}")
+
+    record.cv = cross_validate(
+        lambda: build_estimator(record.setup, spec), inputs, data.y, data.clip_ids, data.folds,
+        task=spec.task, classes=data.classes, aggregate=spec.segments.aggregate, on_fold=on_fold,
+    )  # fmt: skip
+    value = record.cv.mean()[metric]
+    if not np.isfinite(value):
+        raise TrialFailed(f"{metric} is undefined on these folds")
+    if record.cv.last_rows is not None and family.input == "table":
+        # The last fold's held-out rows feed the trial's permutation importance.
+        record.X_last = inputs.take(record.cv.last_rows)
+        record.y_last = data.y[record.cv.last_rows]
+    return value
+
+
 def make_objective(
     spec: ExperimentSpec,
     data: SearchData,
     observer: Callable[[TrialRecord], None] | None = None,
 ) -> Callable[[optuna.Trial], float]:
     """The objective: sample a setup, cross-validate it, report folds, notify ``observer``."""
-    metric = spec.search.metric
-    index = {c: i for i, c in enumerate(data.feature_columns)}
 
     def objective(trial: optuna.Trial) -> float:
         record = TrialRecord(number=trial.number, setup=TrialSetup("?", {}), state="failed")
         try:
             record.setup = _sample_setup(trial, spec, list(data.groups))
             record.columns = record.setup.columns(data.groups, data.feature_columns)
-            family = MODELS[record.setup.family]
-            inputs = data.inputs(family.input, np.array([index[c] for c in record.columns]))
-
-            def on_fold(k: int, scores: dict[str, float]) -> None:
-                trial.report(scores[metric], step=k)
-                if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned after fold {k}")
-
-            record.cv = cross_validate(
-                lambda: build_estimator(record.setup, spec),
-                inputs,
-                data.y,
-                data.clip_ids,
-                data.folds,
-                task=spec.task,
-                classes=data.classes,
-                aggregate=spec.segments.aggregate,
-                on_fold=on_fold,
-            )
-            value = record.cv.mean()[metric]
-            if not np.isfinite(value):
-                raise TrialFailed(f"{metric} is undefined on these folds")
+            value = _evaluate(trial, record, spec, data)
             record.state = "complete"
-            if record.cv.last_rows is not None and family.input == "table":
-                record.X_last = inputs.take(record.cv.last_rows)
-                record.y_last = data.y[record.cv.last_rows]
             return value
         except optuna.TrialPruned as exc:
             record.state, record.reason = "pruned", str(exc)

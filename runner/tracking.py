@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import threading
 import time
 import warnings
@@ -302,7 +301,3 @@ class Tracker:
             return None
         value = current.tags.get(key)
         return float(value) if value is not None else None
-
-    @staticmethod
-    def temp_dir() -> tempfile.TemporaryDirectory:
-        return tempfile.TemporaryDirectory(prefix="audioml-model-")
