@@ -196,6 +196,7 @@ def _log_model(
 def finalize(p: Any, study: optuna.Study, tracker: Tracker, console: Console) -> dict:
     """Refit, test once, log, register; returns the run summary."""
     spec = p.spec
+    tracker.flush()  # trial plots still rendering in the background finish first
     best, setup = _best_setup(study)
     estimator, columns, _, test_in = _fit_final(p, setup)
     test_scores, truth, pred, proba = _score_test(p, estimator, test_in)

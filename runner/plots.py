@@ -1,4 +1,9 @@
-"""Matplotlib figures for trials and the final model (no MLflow calls: tracking logs them)."""
+"""Matplotlib figures for trials and the final model (no MLflow calls: tracking logs them).
+
+Figures are built on ``matplotlib.figure.Figure`` directly, not pyplot, so that a background
+thread can render trial plots while the search goes on: pyplot's global state is not
+thread-safe, a Figure of one's own is.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,6 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: servers and CI have no display
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -35,7 +39,8 @@ def confusion_figure(
     if normalize:
         cm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     size = max(4.0, 0.6 * len(classes) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = Figure(figsize=(size, size))
+    ax = fig.subplots()
     ax.imshow(cm, cmap="Blues")
     ax.set_xticks(range(len(classes)), [str(c) for c in classes], rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), [str(c) for c in classes])
@@ -61,7 +66,8 @@ def importance_figure(
 ) -> Figure:
     """Top individual features and, beside them, the sum per feature family."""
     panels = 2 if by_group is not None and len(by_group) else 1
-    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 0.25 * min(top, len(importance)) + 2))
+    fig = Figure(figsize=(6 * panels, 0.25 * min(top, len(importance)) + 2))
+    axes = fig.subplots(1, panels)
     axes = np.atleast_1d(axes)
     head = importance.head(top)[::-1]
     axes[0].barh(head.index.astype(str), head.to_numpy())
@@ -76,7 +82,8 @@ def importance_figure(
 
 def curves_figure(y_true: Sequence, proba: np.ndarray, classes: Sequence) -> Figure:
     """One-vs-rest ROC and precision-recall curves per class."""
-    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig = Figure(figsize=(11, 4.5))
+    roc_ax, pr_ax = fig.subplots(1, 2)
     truth = np.asarray(y_true)
     for j, c in enumerate(classes):
         positive = truth == c
@@ -99,7 +106,8 @@ def curves_figure(y_true: Sequence, proba: np.ndarray, classes: Sequence) -> Fig
 def regression_figure(y_true: Sequence, y_pred: Sequence) -> Figure:
     """Predicted vs true and residuals."""
     truth, pred = np.asarray(y_true, float), np.asarray(y_pred, float)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig = Figure(figsize=(11, 4.5))
+    a, b = fig.subplots(1, 2)
     a.scatter(truth, pred, s=12)
     lo, hi = float(min(truth.min(), pred.min())), float(max(truth.max(), pred.max()))
     a.plot([lo, hi], [lo, hi], "k--", linewidth=0.8)

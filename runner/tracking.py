@@ -6,12 +6,13 @@ and remote workers can log them without the fluent API's per-thread run stack.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
-import threading
 import time
 import warnings
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 # Against a tracking server MLflow prints a "View run" link per run; trial lines say enough.
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
+log = logging.getLogger(__name__)
 PARENT_TAG = "mlflow.parentRunId"
 _STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
 
@@ -73,7 +75,8 @@ class Tracker:
         self.classes: list | None = None
         self.importance_groups: dict[str, list[str]] = {}
         self.parent_id: str | None = None
-        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audioml-plots")
+        self._pending: list[Future] = []
         found = self.client.get_experiment_by_name(experiment)
         self.experiment_id = (
             found.experiment_id if found else self.client.create_experiment(experiment)
@@ -129,10 +132,11 @@ class Tracker:
         self.client.log_text(self.parent_id, frame.to_csv(index=False), artifact_file)
 
     def log_figure(self, figure: Any, artifact_file: str, run_id: str | None = None) -> None:
-        import matplotlib.pyplot as plt
-
         self.client.log_figure(run_id or self.parent_id, figure, artifact_file)
-        plt.close(figure)
+        if getattr(figure.canvas, "manager", None) is not None:  # a pyplot figure (Optuna's)
+            import matplotlib.pyplot as plt
+
+            plt.close(figure)
 
     def log_dataset(self, frame: pd.DataFrame, *, source: str, name: str, digest: str) -> None:
         """The feature table as an MLflow dataset input (source and digest show lineage)."""
@@ -148,6 +152,7 @@ class Tracker:
         self.client.log_inputs(self.parent_id, datasets=[entry])
 
     def end_parent(self, status: str = "FINISHED") -> None:
+        self.flush()
         self.client.set_terminated(self.parent_id, status=status)
 
     # -- child runs ----------------------------------------------------------------------
@@ -174,11 +179,32 @@ class Tracker:
             metrics=self._trial_metrics(record),
             params=[Param(k, str(v)[:6000]) for k, v in params.items()],
         )
+        if record.state == "complete" and self.plots:
+            # Plots render on a background thread (the second core) while the next trial
+            # fits; at most a few trials wait, so memory stays bounded.
+            self._throttle(limit=2)
+            self._pending.append(self._pool.submit(self._finish_trial, run_id, record))
+        else:
+            self.client.set_terminated(run_id, status=_STATUS[record.state])
+
+    def _finish_trial(self, run_id: str, record: TrialRecord) -> None:
         try:
-            if record.state == "complete":
-                self._trial_artifacts(run_id, record)
+            self._trial_artifacts(run_id, record)
+        except Exception as exc:
+            log.warning("trial %s: could not log its plots: %s", record.number, exc)
+            self.client.set_tag(run_id, "artifact_error", str(exc)[:4000])
         finally:
             self.client.set_terminated(run_id, status=_STATUS[record.state])
+
+    def _throttle(self, limit: int) -> None:
+        self._pending = [f for f in self._pending if not f.done()]
+        while len(self._pending) >= limit:
+            self._pending.pop(0).result()
+
+    def flush(self) -> None:
+        """Wait until every trial's background logging has finished."""
+        while self._pending:
+            self._pending.pop(0).result()
 
     def _trial_metrics(self, record: TrialRecord) -> list[Metric]:
         now = int(time.time() * 1000)

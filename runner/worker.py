@@ -213,16 +213,19 @@ def run_worker(spec: ExperimentSpec, opts: RunOptions, *, wait_s: float = 600.0)
         f"worker joined study [bold]{p.study_name}[/] under run {parent}: "
         f"{count_claimed(study)} of {budget} trials claimed"
     )
-    completed = run_budget(
-        study,
-        make_objective(spec, p.data, observe),
-        n_trials=budget,
-        timeout_s=spec.search.timeout_s,
-        n_jobs=spec.search.n_jobs,
-        on_interrupt=lambda: console.print("[yellow]stopping after the current trial[/]"),
-        lock=StudyLock(p.storage, p.study_name),
-        keep_going=lambda s: open_for_trials(s, parent),
-    )
+    try:
+        completed = run_budget(
+            study,
+            make_objective(spec, p.data, observe),
+            n_trials=budget,
+            timeout_s=spec.search.timeout_s,
+            n_jobs=spec.search.n_jobs,
+            on_interrupt=lambda: console.print("[yellow]stopping after the current trial[/]"),
+            lock=StudyLock(p.storage, p.study_name),
+            keep_going=lambda s: open_for_trials(s, parent),
+        )
+    finally:
+        tracker.flush()  # the last trials' plots are still being logged in the background
     console.print(f"worker done: ran {len(mine)} trial(s); the `audioml run` process finalizes")
     return {"study": p.study_name, "parent_run_id": parent, "trials": mine, "ok": completed}
 

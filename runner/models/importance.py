@@ -42,6 +42,10 @@ def unwrap(estimator: Any) -> Any:
 def _inner(estimator: Any) -> Any:
     """The fitted model of BalancedClassifier (``estimator_``) or the LightGBM wrapper
     (``model_``); a keras wrapper's ``model_`` is a keras model, not an estimator."""
+    # Only our own wrappers: scikit-learn ensembles also have ``estimator_`` (the unfitted
+    # template of their members), which must not replace the fitted forest.
+    if not type(estimator).__module__.startswith("runner.models."):
+        return None
     inner = getattr(estimator, "estimator_", None)
     return inner if inner is not None else getattr(estimator, "model_", None)
 

@@ -324,3 +324,25 @@ def test_importance_refuses_images() -> None:
         feature_importance(
             None, np.zeros((4, 2, 2)), np.zeros(4), ["a", "b"], task="regression", seed=0
         )
+
+
+def test_forests_use_their_native_importances() -> None:
+    """A fitted forest keeps its own feature_importances_ (no permutation fallback)."""
+    from runner.models import MODELS, ensure_loaded, feature_importance
+
+    ensure_loaded()
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 5))
+    y = np.where(X[:, 2] > 0, "a", "b")
+    for name in ("random_forest", "extra_trees", "gradient_boosting"):
+        est = MODELS[name].make({}, task="classification", seed=0).fit(X, y)
+        imp = feature_importance(est, X, y, list("vwxyz"), task="classification", seed=0)
+        native = unwrap_importances(est)
+        assert np.allclose(imp.loc[list("vwxyz")].to_numpy(), native), name
+        assert imp.index[0] == "x"
+
+
+def unwrap_importances(est) -> np.ndarray:
+    from runner.models.importance import unwrap
+
+    return unwrap(est).feature_importances_
