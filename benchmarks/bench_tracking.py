@@ -4,7 +4,7 @@ Both runs use the same spec, data, folds and sampler seed, so they fit the same 
 difference is the child runs, their metrics and their per-trial plots (confusion matrix and
 feature importance) logged to a SQLite store.
 
-    python benchmarks/bench_tracking.py --trials 30
+    python -m benchmarks.bench_tracking --trials 30
 """
 
 from __future__ import annotations
