@@ -185,6 +185,17 @@ class ExperimentSpec(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def check_gp_needs_torch(self) -> ExperimentSpec:
+        import importlib.util
+
+        if self.search.sampler == "gp" and importlib.util.find_spec("torch") is None:
+            raise ValueError(
+                "search.sampler: 'gp' (Optuna's GPSampler) needs PyTorch, which is not "
+                "installed; pip install 'audioml[gp]', or choose one of tpe, random, cmaes"
+            )
+        return self
+
+    @model_validator(mode="after")
     def check_regression_balance(self) -> ExperimentSpec:
         if self.task == "regression" and self.data.balance != "none":
             raise ValueError("data.balance: balancing classes needs task 'classification'")

@@ -116,3 +116,46 @@ def test_missing_data_exits_2_without_creating_a_run(workdir: Path) -> None:
     assert code == 2
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     assert client.get_experiment_by_name("demo") is None
+
+
+def test_demo_command_end_to_end(workdir: Path) -> None:
+    """`audioml demo` as the README runs it (fewer trials): the store holds one experiment
+    with one parent, at least 5 nested children with the same metric keys, and a champion."""
+    code = main(["demo", "-q", "--out", str(workdir / "demo-data"), "--set", "search.n_trials=5"])
+    assert code == 0
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    parents, children = _runs(client, "demo")
+    assert len(parents) == 1 and len(children) >= 5
+    assert len({frozenset(c.data.metrics) for c in children}) == 1
+    assert client.get_model_version_by_alias("demo-audio-classifier", "champion")
+
+
+def test_mlflow_run_demo_entry_point(workdir: Path) -> None:
+    """`mlflow run . -e demo --env-manager local`: the launched run becomes the parent."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "run",
+        str(REPO),
+        "-e",
+        "demo",
+        "--env-manager",
+        "local",
+        "--experiment-name",
+        "demo",
+        "-P",
+        f"out={workdir / 'demo-data'}",
+    ]
+    done = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    parents, children = _runs(client, "demo")
+    assert len(parents) == 1 and len(children) >= 5
+    assert parents[0].info.status == "FINISHED"
+    assert client.get_model_version_by_alias("demo-audio-classifier", "champion")

@@ -5,6 +5,7 @@ regression test runs the whole command on audio."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 from pathlib import Path
@@ -231,3 +232,79 @@ def test_regression_end_to_end(workdir: Path) -> None:
     assert parent.data.metrics["test_mae"] >= 0
     assert {"test_rmse", "test_r2"} <= set(parent.data.metrics)
     assert client.get_model_version_by_alias("pitch", "champion").tags["test_mae"]
+
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+@pytest.mark.parametrize(
+    ("sampler", "pruner"),
+    [
+        ("tpe", "median"),
+        ("random", "wilcoxon"),
+        ("cmaes", "hyperband"),
+        pytest.param(
+            "gp",
+            "none",
+            marks=pytest.mark.skipif(
+                not HAS_TORCH, reason="GPSampler needs PyTorch (the optional 'gp' extra)"
+            ),
+        ),
+    ],
+)
+def test_every_sampler_and_pruner_runs(table_root: Path, sampler: str, pruner: str) -> None:
+    from runner.search import make_pruner, make_sampler
+
+    spec = _spec(table_root, sampler=sampler, pruner=pruner, models=["logistic"])
+    p = prepare(spec, RunOptions(progress=False))
+    study = optuna.create_study(
+        direction="maximize", sampler=make_sampler(spec), pruner=make_pruner(spec)
+    )
+    study.optimize(make_objective(spec, p.data), n_trials=4, catch=(TrialFailed,))
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) >= 1
+    names = {
+        "tpe": "TPESampler",
+        "random": "RandomSampler",
+        "cmaes": "CmaEsSampler",
+        "gp": "GPSampler",
+    }
+    assert type(study.sampler).__name__ == names[sampler]
+
+
+def test_feature_groups_are_searched(table_root: Path) -> None:
+    spec = _spec(table_root, feature_groups=True, models=["logistic"], n_trials=8)
+    p = prepare(spec, RunOptions(progress=False))
+    assert set(p.data.groups) == {"mfcc", "chroma"}
+    records: list[TrialRecord] = []
+    study = _study()
+    study.optimize(make_objective(spec, p.data, records.append), n_trials=8, catch=(TrialFailed,))
+    assert all({"features.mfcc", "features.chroma"} <= t.params.keys() for t in study.trials)
+    used = {tuple(r.columns) for r in records if r.state == "complete"}
+    assert len(used) > 1, "trials kept different feature groups"
+    for r in records:
+        if r.state == "complete":
+            kept = {c.split("_")[0].rstrip("0123456789") for c in r.columns}
+            assert kept == set(r.setup.groups)
+
+
+def test_metric_directions(table_root: Path) -> None:
+    from runner.study import open_study
+
+    for metric, direction in [("log_loss", "MINIMIZE"), ("roc_auc_ovr", "MAXIMIZE")]:
+        spec = _spec(table_root, metric=metric)
+        study = open_study(
+            spec,
+            name=metric,
+            storage=f"sqlite:///{table_root / 'd.db'}",
+            sampler=optuna.samplers.RandomSampler(),
+            pruner=optuna.pruners.NopPruner(),
+        )
+        assert study.direction.name == direction
+
+
+@pytest.mark.skipif(HAS_TORCH, reason="checks the message shown when PyTorch is absent")
+def test_gp_sampler_without_torch_is_a_spec_error(table_root: Path) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"search\.sampler: 'gp'.*needs PyTorch"):
+        _spec(table_root, sampler="gp")
