@@ -11,6 +11,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import optuna
 import yaml
 from optuna.distributions import distribution_to_json
 from rich.console import Console
@@ -26,7 +27,7 @@ from runner.splits import Split, check_folds, cv_folds, holdout_split
 from runner.study import StudyLock, default_storage, open_study, run_budget, study_name
 from runner.tracking import Tracker, flatten, resolve_tracking_uri
 
-__all__ = ["Prepared", "RunOptions", "prepare", "run_experiment"]
+__all__ = ["Prepared", "RunOptions", "open_spec_study", "prepare", "run_experiment"]
 
 PARENT_ATTR = "mlflow_parent_run_id"
 
@@ -107,6 +108,12 @@ def prepare(spec: ExperimentSpec, opts: RunOptions, *, base: Path | None = None)
         tracking_uri=tracking_uri,
         space=space,
     )
+
+
+def open_spec_study(p: Prepared) -> optuna.Study:
+    """The spec's study (created or resumed) with the spec's sampler and pruner."""
+    sampler, pruner = make_sampler(p.spec), make_pruner(p.spec)
+    return open_study(p.spec, name=p.study_name, storage=p.storage, sampler=sampler, pruner=pruner)
 
 
 def _git_sha() -> str:
@@ -192,13 +199,7 @@ def run_experiment(spec: ExperimentSpec, opts: RunOptions, *, base: Path | None 
     from runner.worker import finalize_once, open_for_trials
 
     p = prepare(spec, opts, base=base)
-    study = open_study(
-        spec,
-        name=p.study_name,
-        storage=p.storage,
-        sampler=make_sampler(spec),
-        pruner=make_pruner(spec),
-    )
+    study = open_spec_study(p)
     tracker = start_tracking(p, opts, study)
     console = opts.console
 

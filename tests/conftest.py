@@ -25,3 +25,25 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return tmp_path
+
+
+@pytest.fixture
+def temporary_family():
+    """Register model families for one test (``register(name, build)``); removed after it."""
+    from optuna.distributions import IntDistribution
+
+    from runner.models import MODELS, ModelFamily, register_family
+
+    added: list[str] = []
+
+    def register(name: str, build, tasks: tuple[str, ...] = ("classification",)):
+        family = ModelFamily(
+            name=name, tasks=frozenset(tasks), build=build,
+            space=lambda task: {"x": IntDistribution(1, 3)},
+        )  # fmt: skip
+        added.append(name)
+        return register_family(family)
+
+    yield register
+    for name in added:
+        MODELS.pop(name, None)

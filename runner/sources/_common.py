@@ -79,6 +79,17 @@ def new_report() -> dict[str, int]:
     return dict.fromkeys(REPORT_KEYS, 0)
 
 
+def select_rows(
+    raw: pd.DataFrame, spec: ExperimentSpec, source: Path, *, label_column: str | None
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Count the rows read, drop empty labels (when labels come from a column), filter."""
+    report = new_report()
+    report["rows_read"] = len(raw)
+    if label_column is not None:
+        raw = drop_empty_labels(raw, label_column, report)
+    return apply_filters(raw, spec, source, report), report
+
+
 def resolve_root(spec: ExperimentSpec, base: Path | None) -> Path:
     """``data.root`` as an absolute folder; DataError when it is missing."""
     # Normalised, so that clip ids of "../data/x.wav"-style paths come out relative to it.

@@ -13,13 +13,11 @@ import pandas as pd
 from runner.errors import DataError
 from runner.sources._common import (
     SourceResult,
-    apply_filters,
     check_columns,
-    drop_empty_labels,
     finalize,
-    new_report,
     resolve_in_root,
     resolve_root,
+    select_rows,
 )
 from runner.sources.manifest import group_values, read_delimited
 from runner.spec import ExperimentSpec
@@ -70,10 +68,7 @@ def load_feature_table(spec: ExperimentSpec, *, base: Path | None = None) -> Sou
         },
         path,
     )
-    report = new_report()
-    report["rows_read"] = len(raw)
-    raw = drop_empty_labels(raw, label_col, report)
-    raw = apply_filters(raw, spec, path, report)
+    raw, report = select_rows(raw, spec, path, label_column=label_col)
     table = _table(raw, spec, path)
     table, weights = finalize(
         table, spec, source=path, label_from=f"column '{label_col}'", report=report

@@ -9,10 +9,9 @@ import pandas as pd
 from runner.errors import DataError
 from runner.sources._common import (
     SourceResult,
-    apply_filters,
     finalize,
-    new_report,
     resolve_root,
+    select_rows,
 )
 from runner.spec import ExperimentSpec
 
@@ -53,9 +52,7 @@ def load_folder(spec: ExperimentSpec, *, base: Path | None = None) -> SourceResu
             f"(looked for {', '.join(spec.data.extensions)}; set data.extensions to change)"
         )
     raw = pd.DataFrame(rows, columns=["clip_id", "path", "label"])
-    report = new_report()
-    report["rows_read"] = len(raw)
-    raw = apply_filters(raw, spec, root, report)
+    raw, report = select_rows(raw, spec, root, label_column=None)
     raw["group"] = pd.Series([None] * len(raw), index=raw.index, dtype=object)
     if spec.task == "classification" and raw["label"].nunique() == 1:
         _hint_one_class(root, raw["label"].iloc[0])

@@ -12,13 +12,11 @@ import pandas as pd
 from runner.errors import DataError
 from runner.sources._common import (
     SourceResult,
-    apply_filters,
     check_columns,
-    drop_empty_labels,
     finalize,
-    new_report,
     resolve_in_root,
     resolve_root,
+    select_rows,
 )
 from runner.spec import ExperimentSpec
 
@@ -91,11 +89,8 @@ def build_clips(
         },
         source,
     )
-    report = new_report()
-    report["rows_read"] = len(raw)
-    raw = drop_empty_labels(raw, label_col, report)
+    raw, report = select_rows(raw, spec, source, label_column=label_col)
     raw = _drop_empty_paths(raw, data.path_column, report)
-    raw = apply_filters(raw, spec, source, report)
     clips = _clips_frame(raw, spec, root)
     clips, weights = finalize(
         clips, spec, source=source, label_from=f"column '{label_col}'", report=report

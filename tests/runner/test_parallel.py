@@ -111,22 +111,14 @@ def test_finalize_command_after_the_run_process_died(workdir: Path, corpus: Path
     """Trials ran (here: a worker with the run's budget) but nobody finalized: `audioml
     finalize` does it once; a second call is a no-op."""
     from runner.loading import load_spec
-    from runner.pipeline import RunOptions, prepare, start_tracking
-    from runner.search import make_pruner, make_sampler
-    from runner.study import open_study
+    from runner.pipeline import RunOptions, open_spec_study, prepare, start_tracking
     from runner.worker import announce
 
     overrides = [f"data.root={corpus}", "search.n_trials=3", "search.cv.folds=2"]
     spec = load_spec(DEMO, [*overrides, "search.models=[logistic,random_forest]"])
     opts = RunOptions(progress=False)
     p = prepare(spec, opts)
-    study = open_study(
-        spec,
-        name=p.study_name,
-        storage=p.storage,
-        sampler=make_sampler(spec),
-        pruner=make_pruner(spec),
-    )
+    study = open_spec_study(p)
     announce(study, 3, p.tracking_uri)
     start_tracking(p, opts, study)  # the run process "dies" after creating its parent run
     worker = ["worker", str(DEMO), *SMALL, "--set", f"data.root={corpus}", "--wait-s", "5"]

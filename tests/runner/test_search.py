@@ -18,7 +18,6 @@ from mlflow.tracking import MlflowClient
 
 from runner.cli import main
 from runner.errors import DataError, TrialFailed
-from runner.models import MODELS, ModelFamily, register_family
 from runner.pipeline import RunOptions, prepare
 from runner.search import TrialRecord, make_objective
 from runner.spec import ExperimentSpec
@@ -141,17 +140,8 @@ def _broken_build(params, *, task, seed, balanced=False):
 
 
 @pytest.fixture
-def broken_family():
-    fam = register_family(
-        ModelFamily(
-            name="broken_for_test",
-            tasks=frozenset({"classification"}),
-            space=lambda task: {"x": optuna.distributions.IntDistribution(1, 3)},
-            build=_broken_build,
-        )
-    )
-    yield fam
-    MODELS.pop(fam.name)
+def broken_family(temporary_family):
+    return temporary_family("broken_for_test", _broken_build)
 
 
 def test_failed_trial_is_recorded_and_the_study_goes_on(table_root: Path, broken_family) -> None:

@@ -10,10 +10,8 @@ from mlflow.tracking import MlflowClient
 from test_search import _spec, _table
 
 from runner.errors import TrialFailed
-from runner.models import MODELS, ModelFamily, register_family
-from runner.pipeline import RunOptions, prepare, run_experiment, start_tracking
-from runner.search import make_objective, make_pruner, make_sampler
-from runner.study import open_study
+from runner.pipeline import RunOptions, open_spec_study, prepare, run_experiment, start_tracking
+from runner.search import make_objective
 
 
 @pytest.fixture
@@ -32,33 +30,18 @@ def _children(client: MlflowClient, parent_id: str, experiment_id: str):
 
 
 @pytest.fixture
-def failing_family():
+def failing_family(temporary_family):
     def build(params, *, task, seed, balanced=False):
         raise TrialFailed("cannot build on purpose")
 
-    fam = register_family(
-        ModelFamily(
-            name="failing_for_test",
-            tasks=frozenset({"classification"}),
-            space=lambda task: {"x": optuna.distributions.IntDistribution(1, 3)},
-            build=build,
-        )
-    )
-    yield fam
-    MODELS.pop(fam.name)
+    return temporary_family("failing_for_test", build)
 
 
 def test_complete_pruned_and_failed_trials_share_metric_keys(table_root, failing_family) -> None:
     spec = _spec(table_root, models=["failing_for_test", "logistic"], n_trials=8)
     opts = RunOptions(progress=False)
     p = prepare(spec, opts)
-    study = open_study(
-        spec,
-        name=p.study_name,
-        storage=p.storage,
-        sampler=make_sampler(spec),
-        pruner=make_pruner(spec),
-    )
+    study = open_spec_study(p)
     tracker = start_tracking(p, opts, study)
     objective = make_objective(spec, p.data, tracker.log_trial)
     study.optimize(objective, n_trials=6, catch=(TrialFailed,))
