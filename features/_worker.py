@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -136,8 +137,10 @@ def _run_pool(
     workers: int,
     on_done: Callable[[], None] | None,
 ) -> Iterator[ClipResult]:
-    # fork: workers start in milliseconds and inherit the imported librosa/numba state.
-    context = get_context("fork")
+    # fork: workers start in milliseconds and inherit the imported librosa/numba state. But
+    # forking a process whose JAX (Keras) runtime already runs threads can deadlock, so such
+    # a process starts its workers from a clean server process instead.
+    context = get_context("forkserver" if "jax" in sys.modules else "fork")
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_init_worker, initargs=(worker,)
     ) as pool:

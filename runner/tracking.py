@@ -283,19 +283,22 @@ class Tracker:
         """Log the pyfunc AudioModel under the parent run; returns its model URI."""
         from runner.serving import AudioModel
 
-        with mlflow.start_run(run_id=self.parent_id):
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=AudioModel(),
-                artifacts={
-                    "estimator": str(model_dir / "estimator.pkl"),
-                    "config": str(model_dir / "config.json"),
-                },
-                signature=signature,
-                input_example=input_example,
-                pip_requirements=pip_requirements,
-                code_paths=code_paths,
-            )
+        with warnings.catch_warnings():
+            # Image models log no example on purpose (they read audio; see finalize).
+            warnings.filterwarnings("ignore", message=".*input example was not provided")
+            with mlflow.start_run(run_id=self.parent_id):
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=AudioModel(),
+                    artifacts={
+                        "estimator": str(model_dir / "estimator.pkl"),
+                        "config": str(model_dir / "config.json"),
+                    },
+                    signature=signature,
+                    input_example=input_example,
+                    pip_requirements=pip_requirements,
+                    code_paths=code_paths,
+                )
         return info.model_uri
 
     def register(
