@@ -144,11 +144,10 @@ class Tracker:
             # MLflow hints about integer columns and ambiguous local sources; neither applies.
             warnings.simplefilter("ignore", UserWarning)
             dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest[:36])
+            entity = dataset._to_mlflow_entity()  # infers the schema: the integer-column hint
         # Through the client: the fluent start_run context would end the parent run here,
         # while its trials are still to come.
-        entry = DatasetInput(
-            dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")]
-        )
+        entry = DatasetInput(entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")])
         self.client.log_inputs(self.parent_id, datasets=[entry])
 
     def end_parent(self, status: str = "FINISHED") -> None:
