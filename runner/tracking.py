@@ -36,6 +36,7 @@ os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 log = logging.getLogger(__name__)
 PARENT_TAG = "mlflow.parentRunId"
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 _STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
 
 
@@ -81,6 +82,13 @@ class Tracker:
         self.experiment_id = (
             found.experiment_id if found else self.client.create_experiment(experiment)
         )
+        self._mark_model_training(found.tags if found else {})
+
+    def _mark_model_training(self, tags: Mapping[str, str]) -> None:
+        # MLflow 3's UI opens an experiment of unknown kind on its GenAI (traces) page; this
+        # tag opens the runs table, where trials are compared. A user's own choice is kept.
+        if EXPERIMENT_KIND not in tags:
+            self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
 
     # -- parent run ----------------------------------------------------------------------
     def start_parent(self, run_name: str, tags: Mapping[str, str]) -> str:
@@ -88,6 +96,7 @@ class Tracker:
         launched = self._launched_run()
         if launched is not None:
             self.parent_id, self.experiment_id = launched.info.run_id, launched.info.experiment_id
+            self._mark_model_training(self.client.get_experiment(self.experiment_id).tags)
             self.set_tags(tags)
             return self.parent_id
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags))
