@@ -36,23 +36,10 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from features import FeaturesSpec, SegmentsSpec, build_table
+from features import ALL_EXTRACTORS, FeaturesSpec, SegmentsSpec, build_table
 
 SR = 22050
-EXTRACTORS = [
-    "mfcc",
-    "delta_mfcc",
-    "zcr",
-    "spectral_contrast",
-    "chroma",
-    "rms",
-    "rolloff",
-    "bandwidth",
-    "centroid",
-    "flatness",
-    "hnr",
-    "tempo",
-]
+EXTRACTORS = list(ALL_EXTRACTORS)
 FEATURES = FeaturesSpec(extractors=EXTRACTORS, stats=["mean", "std"], mfcc={"n_mfcc": 20})
 
 

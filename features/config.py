@@ -10,10 +10,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["STATS", "FeaturesSpec", "MfccSpec", "SegmentsSpec", "StrictModel"]
+__all__ = ["ALL_EXTRACTORS", "STATS", "FeaturesSpec", "MfccSpec", "SegmentsSpec", "StrictModel"]
 
 Stat = Literal["mean", "std", "min", "max", "median", "skew", "kurtosis", "p10", "p90"]
 STATS: tuple[str, ...] = Stat.__args__  # type: ignore[attr-defined]
+
+#: Every built-in extractor, in the column order of a table that uses them all.
+ALL_EXTRACTORS: tuple[str, ...] = (
+    "mfcc", "delta_mfcc", "zcr", "spectral_contrast", "chroma", "rms",
+    "rolloff", "bandwidth", "centroid", "flatness", "hnr", "tempo",
+)  # fmt: skip
 
 
 class StrictModel(BaseModel):

@@ -10,23 +10,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from features import FeaturesSpec, SegmentsSpec
+from features import ALL_EXTRACTORS, FeaturesSpec, SegmentsSpec
 
 SR = 22050
-ALL_EXTRACTORS = [
-    "mfcc",
-    "delta_mfcc",
-    "zcr",
-    "spectral_contrast",
-    "chroma",
-    "rms",
-    "rolloff",
-    "bandwidth",
-    "centroid",
-    "flatness",
-    "hnr",
-    "tempo",
-]
+ALL_EXTRACTORS = list(ALL_EXTRACTORS)
 
 
 @pytest.fixture

@@ -148,3 +148,10 @@ def test_delta_mfcc_on_very_short_segments() -> None:
     assert out.shape == (N_MFCC, 5) and np.isfinite(out).all()
     short = SpectralContext(y[:600], SR, n_fft=512, hop_length=512, n_mels=40, n_mfcc=4)
     assert np.all(FEATURES["delta_mfcc"](short) == 0.0)  # 2 frames: no slope
+
+
+def test_all_extractors_lists_the_registry() -> None:
+    from features import ALL_EXTRACTORS, FEATURES, ensure_loaded
+
+    ensure_loaded()
+    assert sorted(ALL_EXTRACTORS) == sorted(FEATURES)
