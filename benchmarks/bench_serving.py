@@ -75,8 +75,14 @@ def train(workdir: Path, spec: Path) -> None:
     from runner.demo_data import synthesize_corpus
 
     corpus = synthesize_corpus(workdir / "corpus", clips_per_class=10, duration_s=2.0)
-    sets = [f"data.root={corpus}", "search.n_trials=2", "search.models=[logistic]",
-            "search.cv.folds=2", "features.n_jobs=1", f"register.model_name={MODEL}"]
+    sets = [
+        f"data.root={corpus}",
+        "search.n_trials=2",
+        "search.models=[logistic]",
+        "search.cv.folds=2",
+        "features.n_jobs=1",
+        f"register.model_name={MODEL}",
+    ]
     cwd = Path.cwd()
     os.chdir(workdir)
     try:
@@ -97,8 +103,21 @@ def free_port() -> int:
 def start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
-    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{MODEL}@champion",
-           "--env-manager", "local", "-h", HOST, "-p", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        f"models:/{MODEL}@champion",
+        "--env-manager",
+        "local",
+        "-h",
+        HOST,
+        "-p",
+        str(port),
+    ]
     log = (workdir / "server.log").open("wb")
     proc = subprocess.Popen(
         cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -139,8 +158,9 @@ def post_clips(url: str, bodies: list[str], n: int, warmup: int = 3) -> tuple[np
     start = time.perf_counter()
     for i in range(n):
         t0 = time.perf_counter()
-        resp = session.post(f"{url}/invocations", data=bodies[i % len(bodies)], headers=_JSON,
-                            timeout=120)
+        resp = session.post(
+            f"{url}/invocations", data=bodies[i % len(bodies)], headers=_JSON, timeout=120
+        )
         resp.raise_for_status()
         latencies.append(time.perf_counter() - t0)
     return np.array(latencies), time.perf_counter() - start
