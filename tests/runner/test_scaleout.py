@@ -21,6 +21,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import optuna
@@ -217,7 +218,8 @@ def test_concurrent_builders_share_one_feature_cache(workdir: Path) -> None:
     a later build finds every clip cached."""
     corpus = synthesize_corpus(workdir / "corpus", clips_per_class=10, duration_s=2.0)
     job = (str(corpus), str(workdir / "shared-cache"))
-    with ProcessPoolExecutor(max_workers=2) as pool:
+    # Not fork: this test process may already run JAX's threads (keras tests ran before).
+    with ProcessPoolExecutor(max_workers=2, mp_context=get_context("forkserver")) as pool:
         (d1, s1), (d2, _) = pool.map(_build, [job, job])
     assert d1 == d2
     digest, stats = _build(job)
