@@ -22,7 +22,6 @@ import base64
 import json
 import os
 import platform
-import signal
 import socket
 import subprocess
 import sys
@@ -37,6 +36,10 @@ import pandas as pd
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "runner"))
+
+from test_serving import _stop as stop_server  # noqa: E402 - the tests' server shutdown
+
 HOST = "127.0.0.1"
 MODEL = "bench-serving"
 
@@ -135,16 +138,6 @@ def start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
         time.sleep(0.5)
     stop_server(proc)
     raise SystemExit("server not ready after 180 s")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    # uvicorn runs as a child of `mlflow models serve`: end the session we started.
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def post_clips(url: str, bodies: list[str], n: int, warmup: int = 3) -> tuple[np.ndarray, float]:
