@@ -16,7 +16,7 @@ from runner.errors import DataError
 from runner.sources import SourceResult
 from runner.spec import ExperimentSpec
 
-__all__ = ["Dataset", "cache_dir_for", "prepare_dataset"]
+__all__ = ["Dataset", "cache_dir_for", "prepare_dataset", "targets"]
 
 ID_COLUMNS = ["clip_id", "segment", "label", "group"]
 
@@ -46,6 +46,12 @@ class Dataset:
             "feature_columns": {c: str(self.frame[c].dtype) for c in self.feature_columns},
             "groups": self.groups,
         }
+
+
+def targets(values: np.ndarray | pd.Series, task: str) -> np.ndarray:
+    """Labels as the estimators see them: floats for regression, strings for classes."""
+    values = np.asarray(values)
+    return values.astype(float) if task == "regression" else values.astype(str)
 
 
 def cache_dir_for(spec: ExperimentSpec, base: Path | None = None) -> Path:

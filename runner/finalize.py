@@ -16,6 +16,7 @@ import optuna
 from rich.console import Console
 
 from runner import plots
+from runner.dataset import targets
 from runner.errors import RunnerError
 from runner.evaluation import Inputs, aggregate_clips, predict_rows
 from runner.loading import spec_hash
@@ -68,7 +69,8 @@ def _best_setup(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, TrialSet
     return best, decode_params(best.params, best.user_attrs)
 
 
-def _fit_final(p: Any, setup: TrialSetup) -> tuple[Any, list[str], Inputs, Inputs]:
+def _fit_final(p: Any, setup: TrialSetup) -> tuple[Any, list[str], Inputs]:
+    """The best setup refit on the whole training split; also the test split's inputs."""
     ds, split = p.dataset, p.split
     columns = setup.columns(ds.groups, ds.feature_columns)
     family = MODELS[setup.family]
@@ -80,7 +82,7 @@ def _fit_final(p: Any, setup: TrialSetup) -> tuple[Any, list[str], Inputs, Input
         test_in = Inputs(table=ds.frame.iloc[split.test][columns].to_numpy(dtype=float))
     estimator = build_estimator(setup, p.spec)
     estimator.fit(train_in.take(np.arange(len(split.train))), p.data.y)
-    return estimator, columns, train_in, test_in
+    return estimator, columns, test_in
 
 
 def _score_test(p: Any, estimator: Any, test_in: Inputs) -> tuple[dict, np.ndarray, Any, Any]:
@@ -96,8 +98,7 @@ def _score_test(p: Any, estimator: Any, test_in: Inputs) -> tuple[dict, np.ndarr
         how=spec.segments.aggregate,
         classes=p.data.classes,
     )
-    truth = test.groupby("clip_id", sort=False)["label"].first().loc[ids].to_numpy()
-    truth = truth.astype(float) if spec.task == "regression" else truth.astype(str)
+    truth = targets(test.groupby("clip_id", sort=False)["label"].first().loc[ids], spec.task)
     return (
         score_all(spec.task, truth, clip_pred, clip_proba, p.data.classes),
         truth,
@@ -198,7 +199,7 @@ def finalize(p: Any, study: optuna.Study, tracker: Tracker, console: Console) ->
     spec = p.spec
     tracker.flush()  # trial plots still rendering in the background finish first
     best, setup = _best_setup(study)
-    estimator, columns, _, test_in = _fit_final(p, setup)
+    estimator, columns, test_in = _fit_final(p, setup)
     test_scores, truth, pred, proba = _score_test(p, estimator, test_in)
     tracker.log_metrics({f"test_{k}": v for k, v in test_scores.items() if np.isfinite(v)})
     tracker.log_metrics({f"best_cv_{spec.search.metric}": best.value, "best_trial": best.number})
@@ -206,7 +207,7 @@ def finalize(p: Any, study: optuna.Study, tracker: Tracker, console: Console) ->
     _log_final_plots(tracker, p, truth, pred, proba)
     if MODELS[setup.family].input == "table":
         X_test = test_in.take(np.arange(len(p.split.test)))
-        labels = labels_of(p, p.split.test)
+        labels = targets(p.dataset.frame["label"].iloc[p.split.test], spec.task)
         tracker.log_importance(estimator, X_test, labels, columns, seed=spec.seed)
     metric = spec.search.metric
     board = leaderboard(
@@ -247,11 +248,6 @@ def _register(
     tracker.set_tags({"registered_version": version, "alias_moved": str(moved).lower()})
     _say_registry(console, spec, version, moved, previous, test_scores[metric])
     return {"model_version": version, "alias_moved": moved, "model_uri": uri}
-
-
-def labels_of(p: Any, rows: np.ndarray) -> np.ndarray:
-    y = p.dataset.frame["label"].to_numpy()[rows]
-    return y.astype(float) if p.spec.task == "regression" else y.astype(str)
 
 
 def _say_registry(

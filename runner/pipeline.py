@@ -17,7 +17,7 @@ from optuna.distributions import distribution_to_json
 from rich.console import Console
 
 import runner
-from runner.dataset import Dataset, prepare_dataset
+from runner.dataset import Dataset, prepare_dataset, targets
 from runner.errors import DataError
 from runner.loading import spec_hash
 from runner.models import get_family, resolve_space
@@ -63,8 +63,7 @@ def _search_data(spec: ExperimentSpec, ds: Dataset, split: Split) -> SearchData:
     train = ds.frame.iloc[split.train].reset_index(drop=True)
     check_folds(train, folds=spec.search.cv.folds, task=spec.task)
     folds = cv_folds(train, folds=spec.search.cv.folds, task=spec.task, seed=spec.seed)
-    y = train["label"].to_numpy()
-    y = y.astype(float) if spec.task == "regression" else y.astype(str)
+    y = targets(train["label"], spec.task)
     classes = sorted(set(y.tolist())) if spec.task == "classification" else None
     load = None
     if ds.load_mel is not None:
