@@ -44,10 +44,19 @@ class CvResult:
     last_rows: np.ndarray | None = None
 
     def mean(self) -> dict[str, float]:
-        return {k: float(np.nanmean([f[k] for f in self.folds])) for k in self.folds[0]}
+        """Per metric, the mean over the folds where it is defined (NaN if none)."""
+        return self._summary(np.mean)
 
     def std(self) -> dict[str, float]:
-        return {k: float(np.nanstd([f[k] for f in self.folds])) for k in self.folds[0]}
+        """Per metric, the population std over the folds where it is defined (NaN if none)."""
+        return self._summary(np.std)
+
+    def _summary(self, reduce: Callable[[list[float]], float]) -> dict[str, float]:
+        out = {}
+        for key in self.folds[0] if self.folds else ():
+            finite = [f[key] for f in self.folds if not np.isnan(f[key])]
+            out[key] = float(reduce(finite)) if finite else float("nan")
+        return out
 
 
 def predict_rows(

@@ -228,15 +228,12 @@ class AudioModel(mlflow.pyfunc.PythonModel):
 
     # -- outputs -----------------------------------------------------------------------
     def _raw_predict(self, X: np.ndarray) -> np.ndarray:
-        if self.config["task"] == "regression":
-            return np.asarray(self.estimator.predict(X), dtype=float)
-        proba = np.asarray(self.estimator.predict_proba(X), dtype=float)
-        classes = self.config["classes"]
-        full = np.zeros((len(proba), len(classes)))
-        order = {str(c): j for j, c in enumerate(classes)}
-        for j, c in enumerate(self.estimator.classes_):
-            full[:, order[str(c)]] = proba[:, j]
-        return full
+        """Predictions (regression) or probabilities in the training class order."""
+        from runner.evaluation import predict_rows
+
+        task, classes = self.config["task"], self.config["classes"]
+        pred, proba = predict_rows(self.estimator, X, task=task, classes=classes)
+        return pred if proba is None else proba
 
     def _finish(self, raw: np.ndarray, owner: np.ndarray) -> pd.DataFrame:
         """Aggregate segment rows to one row per input row (the same rule as training)."""

@@ -217,14 +217,11 @@ class Tracker:
     def _trial_metrics(self, record: TrialRecord) -> list[Metric]:
         now = int(time.time() * 1000)
         folds = record.cv.folds if record.cv else []
+        means, stds = (record.cv.mean(), record.cv.std()) if record.cv else ({}, {})
         out: list[Metric] = []
         for key in self.metric_keys:
             values = [f[key] for f in folds]
-            finite = [v for v in values if not math.isnan(v)]
-            mean = sum(finite) / len(finite) if finite else math.nan
-            std = (
-                (sum((v - mean) ** 2 for v in finite) / len(finite)) ** 0.5 if finite else math.nan
-            )
+            mean, std = means.get(key, math.nan), stds.get(key, math.nan)
             out += [Metric(f"cv_{key}_mean", mean, now, 0), Metric(f"cv_{key}_std", std, now, 0)]
             # Per-fold scores share one key with step = fold, so the UI draws them as a curve.
             out += [Metric(f"fold_{key}", v, now, k) for k, v in enumerate(values or [math.nan])]
