@@ -134,16 +134,23 @@ def _mask(url: str) -> str:
     return url
 
 
+def tracker_for(p: Prepared, tracking_uri: str) -> Tracker:
+    """A tracker for the spec's experiment, set up with its plots, classes and groups."""
+    spec = p.spec
+    tracker = Tracker(tracking_uri, spec.name, task=spec.task, metric=spec.search.metric)
+    tracker.plots = set(spec.tracking.plots)
+    tracker.classes = p.data.classes
+    tracker.importance_groups = p.dataset.groups
+    return tracker
+
+
 def start_tracking(p: Prepared, opts: RunOptions, study) -> Tracker:
     """Create (or, when resuming an unfinished study, reuse) the parent run and log its inputs."""
     from runner.worker import announce
 
     spec = p.spec
     announce(study, spec.search.n_trials, p.tracking_uri)  # before the parent id workers wait on
-    tracker = Tracker(p.tracking_uri, spec.name, task=spec.task, metric=spec.search.metric)
-    tracker.plots = set(spec.tracking.plots)
-    tracker.classes = p.data.classes
-    tracker.importance_groups = p.dataset.groups
+    tracker = tracker_for(p, p.tracking_uri)
     previous = study.user_attrs.get(PARENT_ATTR)
     if previous and _unfinished(tracker, previous):
         tracker.attach_parent(previous)

@@ -20,7 +20,7 @@ import optuna
 from rich.console import Console
 
 from runner.errors import RunnerError
-from runner.pipeline import PARENT_ATTR, Prepared, RunOptions, _mask, prepare
+from runner.pipeline import PARENT_ATTR, Prepared, RunOptions, _mask, prepare, tracker_for
 from runner.search import make_objective, make_pruner, make_sampler
 from runner.spec import ExperimentSpec
 from runner.study import (
@@ -161,11 +161,7 @@ def _tracker(p: Prepared, study: optuna.Study, opts: RunOptions, parent: str) ->
     """A tracker attached to ``parent`` on the run's tracking server."""
     chosen = opts.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     uri = chosen or study.user_attrs.get(TRACKING_ATTR) or p.tracking_uri
-    spec = p.spec
-    tracker = Tracker(uri, spec.name, task=spec.task, metric=spec.search.metric)
-    tracker.plots = set(spec.tracking.plots)
-    tracker.classes = p.data.classes
-    tracker.importance_groups = p.dataset.groups
+    tracker = tracker_for(p, uri)
     tracker.attach_parent(parent)
     return tracker
 
