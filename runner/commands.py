@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -15,8 +14,6 @@ if TYPE_CHECKING:
     from runner.pipeline import RunOptions
 
 __all__ = ["demo", "features", "finalize", "run", "validate", "worker"]
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def validate(args: argparse.Namespace, console: Console) -> int:
@@ -113,6 +110,8 @@ def demo(args: argparse.Namespace, console: Console) -> int:
     out = args.out.resolve()
     console.print(f"synthesizing the demo corpus into {out}")
     synthesize_corpus(out)
-    args.spec = REPO / "experiments" / "demo.yaml"
+    from runner.resources import shipped
+
+    args.spec = shipped("experiments", "demo.yaml")
     args.overrides = [f"data.root={out}", *args.overrides]
     return run(args, console)
