@@ -86,7 +86,7 @@ class FeaturesSpec(StrictModel):
         if unknown:
             raise ValueError(
                 f"features.extractors: unknown extractor '{unknown[0]}'; "
-                f"choose from {', '.join(sorted(FEATURES))}"
+                f"choose one of {', '.join(sorted(FEATURES))}"
             )
         if len(set(self.extractors)) != len(self.extractors):
             raise ValueError("features.extractors: an extractor is listed twice")
