@@ -176,7 +176,7 @@ def _check_rare(spec: ExperimentSpec, result: SourceResult) -> None:
     frame = result.frame
     grouped = spec.data.group_column is not None and frame["group"].notna().any()
     units = frame["group"].fillna(frame["clip_id"]) if grouped else frame["clip_id"]
-    counts = units.groupby(frame["label"]).nunique().sort_values()
+    counts = units.groupby(frame["label"]).nunique().sort_index().sort_values(kind="stable")
     need = min_units_per_class(spec.search.cv.folds, spec.search.test_size)
     rare = counts[counts < need]
     if len(rare):
