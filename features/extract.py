@@ -42,6 +42,10 @@ from features.segments import segment_signal
 from features.stats import summarise
 from runner.errors import FeatureError
 
+# Extraction looks extractors up by name: register the built-ins with the engine (validating a
+# spec no longer imports them, and a feature worker process may never have validated one).
+ensure_loaded()
+
 __all__ = ["SILENCE_PEAK", "extract_signal", "feature_layout"]
 
 SILENCE_PEAK = 2.0**-24
@@ -96,6 +100,7 @@ def _summarise_output(
 
 def _extract_segment(ctx: SpectralContext, features: FeaturesSpec) -> tuple[list[str], list]:
     """Run every configured extractor on one segment's context."""
+    ensure_loaded()  # a worker process may not have validated a spec (which loads them)
     names: list[str] = []
     parts: list[np.ndarray] = []
     for name in features.extractors:
