@@ -76,6 +76,12 @@ class FeaturesSpec(StrictModel):
         None, description="feature cache folder (default: .audioml-cache in the working dir)"
     )
     n_jobs: int = Field(1, ge=-1, description="extraction processes (-1 or 0: all cores)")
+    max_duration_s: float | None = Field(
+        600.0, gt=0, description="read at most this many seconds of a file (null: all)"
+    )
+    clip_timeout_s: float | None = Field(
+        300.0, gt=0, description="skip a clip that takes longer to extract (null: no limit)"
+    )
 
     @model_validator(mode="after")
     def check_extractors(self) -> FeaturesSpec:
