@@ -216,6 +216,7 @@ def feature_layout(features: FeaturesSpec) -> tuple[list[str], dict[str, list[st
 
 @lru_cache(maxsize=32)
 def _layout(spec_json: str) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    ensure_loaded()
     features = FeaturesSpec.model_validate(json.loads(spec_json))
     n = max(features.sample_rate, 2 * features.n_fft)
     probe = np.random.default_rng(0).standard_normal(n).astype(np.float32) * 0.1
