@@ -36,9 +36,12 @@ def validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def features(args: argparse.Namespace, console: Console) -> int:
-    """Build or load the feature table and print its summary."""
-    from runner.dataset import prepare_dataset
+    """Build or load the feature table, print its summary, write it with ``--out``."""
+    from runner.dataset import prepare_dataset, write_table
 
+    out = getattr(args, "out", None)
+    if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
+        raise DataError(f"--out {out}: write a .parquet or .csv file")
     spec = load_spec(args.spec, args.overrides)
     ds = prepare_dataset(spec, progress=not args.quiet)
     stats = {"rows": len(ds.frame), "columns": len(ds.feature_columns), **ds.stats}
@@ -52,6 +55,9 @@ def features(args: argparse.Namespace, console: Console) -> int:
         console.print(f"  skipped {row.path}: {row.reason}", soft_wrap=True)
     if len(ds.skipped) > 20:
         console.print(f"  ... and {len(ds.skipped) - 20} more skipped clips")
+    if out is not None:
+        write_table(ds, out)
+        console.print(f"wrote {len(ds.frame)} rows to {out}")
     return 0
 
 
