@@ -13,7 +13,7 @@ from runner.loading import load_spec, resolve_spec
 if TYPE_CHECKING:
     from runner.pipeline import RunOptions
 
-__all__ = ["demo", "features", "finalize", "run", "validate", "worker"]
+__all__ = ["demo", "features", "finalize", "predict", "run", "validate", "worker"]
 
 
 def validate(args: argparse.Namespace, console: Console) -> int:
@@ -121,3 +121,25 @@ def demo(args: argparse.Namespace, console: Console) -> int:
     args.spec = shipped("experiments", "demo.yaml")
     args.overrides = [f"data.root={out}", *args.overrides]
     return run(args, console)
+
+
+def predict(args: argparse.Namespace, console: Console) -> int:
+    """Apply a model to a folder, manifest or labels JSON (docs/predict.md)."""
+    from runner.predict import PredictOptions, run_predict
+
+    opts = PredictOptions(
+        out=args.out,
+        tracking_uri=args.tracking_uri,
+        overrides=args.overrides,
+        uncertain=args.uncertain,
+        labels_out=args.labels_out,
+        uncertain_by=args.uncertain_by,
+        log=args.log,
+        experiment=args.experiment,
+        cache_dir=args.cache_dir,
+        n_jobs=args.n_jobs,
+        path_column=args.path_column,
+        progress=not args.quiet,
+    )
+    run_predict(args.model, args.data, opts, console)
+    return 0
