@@ -31,6 +31,7 @@ from features._worker import ClipJob, ClipResult, ClipWorker, run_jobs
 from features.assemble import assemble, build_mel_table
 from features.cache import FeatureStore, cached_layout, config_key, dedupe_rows
 from features.config import FeaturesSpec, SegmentsSpec
+from features.extract import few_beats
 from features.stat_index import StatIndex
 from features.table import FeatureTable, table_digest
 from runner.errors import FeatureError
@@ -238,6 +239,8 @@ def build_table(
         "cut": len(notes),
         "seconds": round(time.perf_counter() - started, 3),
     }
+    if features.beat_level:
+        stats["few_beats"] = few_beats(frame)
     return FeatureTable(frame, columns, groups, skipped, stats, digest, mel_path, notes)
 
 

@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 import soundfile
 
 from features._atomic import TEMP_PREFIX, atomic_write, remove_stale_temps
+from features._registry import BUILTIN
 from features.config import FeaturesSpec, SegmentsSpec
 from features.extract import feature_layout
 
@@ -83,6 +84,13 @@ def config_key(features: FeaturesSpec, segments: SegmentsSpec) -> str:
         "numpy": np.__version__,
         "audioml": package_version(),
     }
+    # Extractors from optional packages (praat, egemaps): their versions change values too.
+    for name in features.extractors:
+        requirement = BUILTIN.get(name, ("", None))[1]
+        if requirement is not None:
+            payload[requirement.distribution] = importlib.metadata.version(
+                requirement.distribution
+            )
     text = json.dumps(payload, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -14,9 +13,7 @@ from runner.loading import load_spec, resolve_spec
 if TYPE_CHECKING:
     from runner.pipeline import RunOptions
 
-__all__ = ["demo", "features", "finalize", "run", "validate", "worker"]
-
-REPO = Path(__file__).resolve().parent.parent
+__all__ = ["demo", "features", "finalize", "predict", "run", "validate", "worker"]
 
 
 def validate(args: argparse.Namespace, console: Console) -> int:
@@ -39,9 +36,12 @@ def validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def features(args: argparse.Namespace, console: Console) -> int:
-    """Build or load the feature table and print its summary."""
-    from runner.dataset import prepare_dataset
+    """Build or load the feature table, print its summary, write it with ``--out``."""
+    from runner.dataset import prepare_dataset, write_table
 
+    out = getattr(args, "out", None)
+    if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
+        raise DataError(f"--out {out}: write a .parquet or .csv file")
     spec = load_spec(args.spec, args.overrides)
     ds = prepare_dataset(spec, progress=not args.quiet)
     stats = {"rows": len(ds.frame), "columns": len(ds.feature_columns), **ds.stats}
@@ -61,6 +61,9 @@ def features(args: argparse.Namespace, console: Console) -> int:
             f"{spec.features.max_duration_s:g} s: only their first "
             f"{spec.features.max_duration_s:g} s were read"
         )
+    if out is not None:
+        write_table(ds, out)
+        console.print(f"wrote {len(ds.frame)} rows to {out}")
     return 0
 
 
@@ -119,6 +122,30 @@ def demo(args: argparse.Namespace, console: Console) -> int:
     out = args.out.resolve()
     console.print(f"synthesizing the demo corpus into {out}")
     synthesize_corpus(out)
-    args.spec = REPO / "experiments" / "demo.yaml"
+    from runner.resources import shipped
+
+    args.spec = shipped("experiments", "demo.yaml")
     args.overrides = [f"data.root={out}", *args.overrides]
     return run(args, console)
+
+
+def predict(args: argparse.Namespace, console: Console) -> int:
+    """Apply a model to a folder, manifest or labels JSON (docs/predict.md)."""
+    from runner.predict import PredictOptions, run_predict
+
+    opts = PredictOptions(
+        out=args.out,
+        tracking_uri=args.tracking_uri,
+        overrides=args.overrides,
+        uncertain=args.uncertain,
+        labels_out=args.labels_out,
+        uncertain_by=args.uncertain_by,
+        log=args.log,
+        experiment=args.experiment,
+        cache_dir=args.cache_dir,
+        n_jobs=args.n_jobs,
+        path_column=args.path_column,
+        progress=not args.quiet,
+    )
+    run_predict(args.model, args.data, opts, console)
+    return 0

@@ -141,6 +141,23 @@ class AudioModel(mlflow.pyfunc.PythonModel):
             parts[int(i)] = self._clip_inputs(int(i), frame.iloc[int(i)].to_dict())
         X = np.concatenate([parts[i] for i in range(len(frame))])
         owner = np.concatenate([np.full(len(parts[i]), i) for i in range(len(frame))])
+        return self.predict_inputs(X, owner)
+
+    # -- the code path `audioml predict` shares --------------------------------------------
+    def segment_inputs(self, table: pd.DataFrame, images: np.ndarray | None) -> np.ndarray:
+        """The estimator input of extracted segments (one row or image each).
+
+        Args:
+            table: one row per segment: the extracted feature columns, plus any columns of
+                the clip's request or manifest row (repeated on each of its segments).
+            images: the segments' log-mel images, or None when the model reads a table.
+        """
+        if self.config["input"] == "mel_image":
+            return images
+        return table[self.columns].to_numpy(dtype=float)
+
+    def predict_inputs(self, X: np.ndarray, owner: np.ndarray) -> pd.DataFrame:
+        """Estimator inputs of segments and the clip number of each -> one row per clip."""
         return self._finish(self._raw_predict(X), owner)
 
     # -- inputs ------------------------------------------------------------------------
@@ -185,9 +202,7 @@ class AudioModel(mlflow.pyfunc.PythonModel):
             )
         except FeatureError as exc:
             raise _bad_input(f"row {i}: {exc}") from None
-        if self.config["input"] == "mel_image":
-            return images
-        return table[self.columns].to_numpy(dtype=float)
+        return self.segment_inputs(table, images)
 
     def _clip_bytes(self, i: int, row: dict[str, Any]) -> bytes:
         encoded = row.get("audio_base64")
