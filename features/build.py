@@ -195,7 +195,7 @@ def build_table(
         features: extractors, statistics and spectral parameters.
         segments: how clips become rows.
         cache_dir: the cache root (created if missing; may be shared by runs and machines).
-        n_jobs: extraction processes; 1 runs in this process, -1 or 0 uses every core.
+        n_jobs: extraction worker processes (at least one); -1 or 0 uses every core.
         progress: show a progress bar on stderr while extracting.
 
     Returns:

@@ -69,6 +69,12 @@ def features(args: argparse.Namespace, console: Console) -> int:
         console.print(f"  skipped {row.path}: {row.reason}", soft_wrap=True)
     if len(ds.skipped) > 20:
         console.print(f"  ... and {len(ds.skipped) - 20} more skipped clips")
+    if ds.stats.get("cut"):
+        console.print(
+            f"note: {ds.stats['cut']} clip(s) longer than features.max_duration_s="
+            f"{spec.features.max_duration_s:g} s: only their first "
+            f"{spec.features.max_duration_s:g} s were read"
+        )
     if out is not None:
         write_table(ds, out)
         console.print(f"wrote {len(ds.frame)} rows to {out}")
