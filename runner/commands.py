@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 
 from runner.errors import DataError, RunnerError
 from runner.loading import load_spec, resolve_spec
@@ -34,7 +35,8 @@ def validate(args: argparse.Namespace, console: Console) -> int:
             console.print(f"[green]ok[/] {path}")
         except RunnerError as exc:
             failed += 1
-            console.print(f"[red]invalid[/] {exc}", soft_wrap=True)
+            # escape: messages quote install commands such as audioml[voice], not markup.
+            console.print(f"[red]invalid[/] {escape(str(exc))}", soft_wrap=True)
     return 2 if failed else 0
 
 
