@@ -22,7 +22,7 @@ __all__ = [
     "StrictModel",
 ]
 
-Stat = Literal["mean", "std", "min", "max", "median", "skew", "kurtosis", "p10", "p90"]
+Stat = Literal["mean", "std", "var", "min", "max", "median", "skew", "kurtosis", "p10", "p90"]
 STATS: tuple[str, ...] = Stat.__args__  # type: ignore[attr-defined]
 
 

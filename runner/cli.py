@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except RunnerError as exc:
-        # Messages hold ranges like [low, high], which rich would take for markup.
+        # Messages hold ranges like [low, high] and extras like audioml[voice], not markup.
         err_console.print(f"[red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
