@@ -107,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, stores=False)
     p = sub.add_parser("features", help="build or load the feature table; print its summary")
     p.add_argument("spec", type=Path)
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="also write the table (ids, label, group, features) to FILE.parquet or FILE.csv",
+    )
     _common(p, stores=False)
     p = sub.add_parser("run", help="features, search, tracking, refit, test, registry")
     p.add_argument("spec", type=Path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -15,8 +14,6 @@ if TYPE_CHECKING:
     from runner.pipeline import RunOptions
 
 __all__ = ["demo", "features", "finalize", "predict", "run", "validate", "worker"]
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def validate(args: argparse.Namespace, console: Console) -> int:
@@ -39,9 +36,12 @@ def validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def features(args: argparse.Namespace, console: Console) -> int:
-    """Build or load the feature table and print its summary."""
-    from runner.dataset import prepare_dataset
+    """Build or load the feature table, print its summary, write it with ``--out``."""
+    from runner.dataset import prepare_dataset, write_table
 
+    out = getattr(args, "out", None)
+    if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
+        raise DataError(f"--out {out}: write a .parquet or .csv file")
     spec = load_spec(args.spec, args.overrides)
     ds = prepare_dataset(spec, progress=not args.quiet)
     stats = {"rows": len(ds.frame), "columns": len(ds.feature_columns), **ds.stats}
@@ -55,6 +55,9 @@ def features(args: argparse.Namespace, console: Console) -> int:
         console.print(f"  skipped {row.path}: {row.reason}", soft_wrap=True)
     if len(ds.skipped) > 20:
         console.print(f"  ... and {len(ds.skipped) - 20} more skipped clips")
+    if out is not None:
+        write_table(ds, out)
+        console.print(f"wrote {len(ds.frame)} rows to {out}")
     return 0
 
 
@@ -113,7 +116,9 @@ def demo(args: argparse.Namespace, console: Console) -> int:
     out = args.out.resolve()
     console.print(f"synthesizing the demo corpus into {out}")
     synthesize_corpus(out)
-    args.spec = REPO / "experiments" / "demo.yaml"
+    from runner.resources import shipped
+
+    args.spec = shipped("experiments", "demo.yaml")
     args.overrides = [f"data.root={out}", *args.overrides]
     return run(args, console)
 

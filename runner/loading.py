@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from runner.errors import SpecError
+from runner.resources import shipped
 from runner.spec import ExperimentSpec
 
 __all__ = [
@@ -28,7 +29,8 @@ __all__ = [
     "spec_hash",
 ]
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+#: configs/ of the checkout or of the installed package (see runner.resources).
+CONFIG_DIR = shipped("configs")
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -87,7 +89,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def resolve_spec(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
     """The raw resolved spec: defaults, then the file, then the overrides."""
     path = Path(path)
-    defaults = _read_yaml(CONFIG_DIR / "defaults.yaml")
+    defaults = _read_yaml(shipped("configs", "defaults.yaml"))
     return apply_overrides(deep_merge(defaults, _read_yaml(path)), overrides, source=str(path))
 
 

@@ -22,10 +22,11 @@ from optuna.distributions import (
 
 from runner.errors import SpecError
 from runner.models._registry import ModelFamily
+from runner.resources import shipped
 
 __all__ = ["SEARCH_SPACES_DIR", "narrow_space", "resolve_space"]
 
-SEARCH_SPACES_DIR = Path(__file__).resolve().parents[2] / "configs" / "search_spaces"
+SEARCH_SPACES_DIR = shipped("configs", "search_spaces")
 
 Numeric = FloatDistribution | IntDistribution
 
