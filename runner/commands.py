@@ -83,7 +83,8 @@ def features(args: argparse.Namespace, console: Console) -> int:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     """The whole job for one spec."""
-    from runner.pipeline import RunOptions, run_experiment
+    from runner.pipeline import RunOptions
+    from runner.session import run_experiment
 
     spec = load_spec(args.spec, args.overrides)
     opts = RunOptions(
