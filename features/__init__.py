@@ -16,7 +16,7 @@ import importlib
 from typing import Any
 
 from features._registry import FEATURES, ensure_loaded, register_feature
-from features.config import ALL_EXTRACTORS, FeaturesSpec, SegmentsSpec
+from features.config import ALL_EXTRACTORS, VOICE_EXTRACTORS, FeaturesSpec, SegmentsSpec
 
 # The rest loads librosa, scipy and pandas: imported on first use, so that the spec (and with
 # it `audioml validate`) reads its configuration models without them.
@@ -42,6 +42,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ALL_EXTRACTORS",
     "FEATURES",
+    "VOICE_EXTRACTORS",
     "FeatureTable",
     "FeaturesSpec",
     "SegmentsSpec",

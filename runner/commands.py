@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from runner.pipeline import RunOptions
     from runner.spec import ExperimentSpec
 
-__all__ = ["demo", "features", "finalize", "run", "validate", "worker"]
+__all__ = ["demo", "features", "finalize", "predict", "run", "validate", "worker"]
 
 
 def validate(args: argparse.Namespace, console: Console) -> int:
@@ -50,9 +50,12 @@ def _check_data(spec: ExperimentSpec) -> list[str]:
 
 
 def features(args: argparse.Namespace, console: Console) -> int:
-    """Build or load the feature table and print its summary."""
-    from runner.dataset import prepare_dataset
+    """Build or load the feature table, print its summary, write it with ``--out``."""
+    from runner.dataset import prepare_dataset, write_table
 
+    out = getattr(args, "out", None)
+    if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
+        raise DataError(f"--out {out}: write a .parquet or .csv file")
     spec = load_spec(args.spec, args.overrides)
     ds = prepare_dataset(spec, progress=not args.quiet)
     stats = {"rows": len(ds.frame), "columns": len(ds.feature_columns), **ds.stats}
@@ -66,12 +69,22 @@ def features(args: argparse.Namespace, console: Console) -> int:
         console.print(f"  skipped {row.path}: {row.reason}", soft_wrap=True)
     if len(ds.skipped) > 20:
         console.print(f"  ... and {len(ds.skipped) - 20} more skipped clips")
+    if ds.stats.get("cut"):
+        console.print(
+            f"note: {ds.stats['cut']} clip(s) longer than features.max_duration_s="
+            f"{spec.features.max_duration_s:g} s: only their first "
+            f"{spec.features.max_duration_s:g} s were read"
+        )
+    if out is not None:
+        write_table(ds, out)
+        console.print(f"wrote {len(ds.frame)} rows to {out}")
     return 0
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
     """The whole job for one spec."""
-    from runner.pipeline import RunOptions, run_experiment
+    from runner.pipeline import RunOptions
+    from runner.session import run_experiment
 
     spec = load_spec(args.spec, args.overrides)
     opts = RunOptions(
@@ -129,3 +142,25 @@ def demo(args: argparse.Namespace, console: Console) -> int:
     args.spec = shipped("experiments", "demo.yaml")
     args.overrides = [f"data.root={out}", *args.overrides]
     return run(args, console)
+
+
+def predict(args: argparse.Namespace, console: Console) -> int:
+    """Apply a model to a folder, manifest or labels JSON (docs/predict.md)."""
+    from runner.predict import PredictOptions, run_predict
+
+    opts = PredictOptions(
+        out=args.out,
+        tracking_uri=args.tracking_uri,
+        overrides=args.overrides,
+        uncertain=args.uncertain,
+        labels_out=args.labels_out,
+        uncertain_by=args.uncertain_by,
+        log=args.log,
+        experiment=args.experiment,
+        cache_dir=args.cache_dir,
+        n_jobs=args.n_jobs,
+        path_column=args.path_column,
+        progress=not args.quiet,
+    )
+    run_predict(args.model, args.data, opts, console)
+    return 0
