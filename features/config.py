@@ -80,6 +80,12 @@ class FeaturesSpec(StrictModel):
         None, description="feature cache folder (default: .audioml-cache in the working dir)"
     )
     n_jobs: int = Field(1, ge=-1, description="extraction processes (-1 or 0: all cores)")
+    max_duration_s: float | None = Field(
+        600.0, gt=0, description="read at most this many seconds of a file (null: all)"
+    )
+    clip_timeout_s: float | None = Field(
+        300.0, gt=0, description="skip a clip that takes longer to extract (null: no limit)"
+    )
     beat_level: bool = Field(
         False,
         description="also summarise frame-level extractors across tracked beats (beat_* columns)",
@@ -95,7 +101,7 @@ class FeaturesSpec(StrictModel):
         if unknown:
             raise ValueError(
                 f"features.extractors: unknown extractor '{unknown[0]}'; "
-                f"choose from {', '.join(sorted(known))}"
+                f"choose one of {', '.join(sorted(known))}"
             )
         if len(set(self.extractors)) != len(self.extractors):
             raise ValueError("features.extractors: an extractor is listed twice")

@@ -56,5 +56,5 @@ def summarise(frames: np.ndarray, stats: Sequence[str]) -> np.ndarray:
         if name in simple:
             out[name] = simple[name](x, axis=1)
         elif name not in out:
-            raise ValueError(f"Unknown statistic '{name}'; known: {', '.join(STATS)}.")
+            raise ValueError(f"Unknown statistic '{name}'; choose one of {', '.join(STATS)}.")
     return np.stack([out[name] for name in stats], axis=1)
