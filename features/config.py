@@ -22,7 +22,7 @@ __all__ = [
     "StrictModel",
 ]
 
-Stat = Literal["mean", "std", "min", "max", "median", "skew", "kurtosis", "p10", "p90"]
+Stat = Literal["mean", "std", "var", "min", "max", "median", "skew", "kurtosis", "p10", "p90"]
 STATS: tuple[str, ...] = Stat.__args__  # type: ignore[attr-defined]
 
 
@@ -101,7 +101,7 @@ class FeaturesSpec(StrictModel):
         if unknown:
             raise ValueError(
                 f"features.extractors: unknown extractor '{unknown[0]}'; "
-                f"choose from {', '.join(sorted(known))}"
+                f"choose one of {', '.join(sorted(known))}"
             )
         if len(set(self.extractors)) != len(self.extractors):
             raise ValueError("features.extractors: an extractor is listed twice")

@@ -58,7 +58,7 @@ def test_data_layouts(tmp_path: Path) -> None:
     assert manifest.clips[["clip_id", "accent"]].values.tolist() == [["a/x.wav", "us"],
                                                                      ["z.mp3", "uk"]]  # fmt: skip
     assert manifest.duplicates == 1
-    with pytest.raises(DataError, match="no path column 'path'.*file, accent"):
+    with pytest.raises(DataError, match=r"no path column 'path'.*file, accent"):
         list_inputs(tmp_path / "m.tsv")
 
     (tmp_path / "labels.json").write_text(json.dumps({"a/x.wav": "music", "/abs/q.wav": "x"}))
