@@ -258,15 +258,17 @@ def _open_parent(p: Prepared, opts: RunOptions, study: optuna.Study, lock: Study
         announce(study, p.spec.search.n_trials, p.tracking_uri)
         previous = study.user_attrs.get(PARENT_ATTR)
         run = _get_run(tracker, previous)
-        if run is not None and run.info.status != "FINISHED":
+        done = study.user_attrs.get(FINALIZED_ATTR) == previous
+        # The study, not the run's status, says whether the run is done: a finalize cut
+        # short after its run was ended is adopted and completed.
+        if run is not None and (run.info.status != "FINISHED" or not done):
             owner = _owner(run)
             if owner and owner != me() and is_alive(owner) is not False:
                 tracker.attach_parent(previous)
                 return tracker, "joined"
             tracker.adopt_parent(previous)
             return tracker, "adopted"
-        done = study.user_attrs.get(FINALIZED_ATTR) == previous
-        if run is not None and done and count_claimed(study) >= p.spec.search.n_trials:
+        if run is not None and count_claimed(study) >= p.spec.search.n_trials:
             tracker.attach_parent(previous)
             return tracker, "finalized"
         tracker.start_parent(f"{p.spec.name}-search", parent_tags(p))
