@@ -124,8 +124,6 @@ class Session:
         def observe(record: TrialRecord) -> None:
             tracker.log_trial(record)
             print_trial(self.console, record, spec.search.metric)
-            if record.state == "failed":
-                self._warn_dropped()
 
         hooks = Hooks(
             on_dead=self.close_dead,
@@ -150,10 +148,12 @@ class Session:
         claim = attrs.get(FINALIZING_ATTR) or {}
         if attrs.get(PARENT_ATTR) != self.parent or claim.get("run") == self.parent:
             return False
-        return len(dropped_families(study)) < len(self.p.spec.search.models)
+        dropped = dropped_families(study)
+        self._warn_dropped(dropped)
+        return len(dropped) < len(self.p.spec.search.models)
 
-    def _warn_dropped(self) -> None:
-        for family, reason in dropped_families(self.study).items():
+    def _warn_dropped(self, dropped: dict[str, str]) -> None:
+        for family, reason in dropped.items():
             if family not in self._warned:
                 self._warned.add(family)
                 self.console.print(
