@@ -81,10 +81,10 @@ class FeaturesSpec(StrictModel):
     )
     n_jobs: int = Field(1, ge=-1, description="extraction processes (-1 or 0: all cores)")
     max_duration_s: float | None = Field(
-        600.0, gt=0, description="read at most this many seconds of a file (null: all)"
+        600.0, gt=0, allow_inf_nan=False, description="read at most this many seconds (null: all)"
     )
     clip_timeout_s: float | None = Field(
-        300.0, gt=0, description="skip a clip that takes longer to extract (null: no limit)"
+        300.0, gt=0, allow_inf_nan=False, description="skip a clip taking longer (null: no limit)"
     )
     beat_level: bool = Field(
         False,

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
-from importlib.metadata import distributions, packages_distributions
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
@@ -54,30 +54,23 @@ def _imported_top_level(folder: Path) -> set[str]:
     return names
 
 
-def _distributions_of(module: str) -> set[str]:
-    """The installed distributions that provide top-level ``module``."""
-    found = packages_distributions().get(module)
-    if found:
-        return {_name(d) for d in found}
-    # An extension module (parselmouth.cpython-311-...so) is not always mapped: read the files.
-    return {
-        _name(d.metadata["Name"])
-        for d in distributions()
-        if any(str(f).split("/")[0].split(".")[0] == module for f in d.files or ())
-    } or {module}
+# Distributions whose wheel is a bare extension module, which importlib.metadata cannot map
+# back from the module name.
+KNOWN_DISTRIBUTIONS = {"parselmouth": ["praat-parselmouth"]}
 
 
 def test_every_imported_library_is_declared() -> None:
     declared = {_name(r) for r in PROJECT["dependencies"]}
     extras = {_name(r) for reqs in PROJECT["optional-dependencies"].values() for r in reqs}
     local = {"runner", "features", *PACKAGES.values()}
+    dists = packages_distributions()
     missing = []
     for module in sorted(
         _imported_top_level(REPO / "runner") | _imported_top_level(REPO / "features")
     ):
         if module in sys.stdlib_module_names or module in local or module == "__future__":
             continue
-        names = _distributions_of(module)
+        names = {_name(d) for d in dists.get(module) or KNOWN_DISTRIBUTIONS.get(module, [module])}
         if not names & (declared | extras):
             missing.append(f"{module} ({', '.join(sorted(names))})")
     assert not missing, f"imported but not declared in pyproject.toml: {missing}"
