@@ -2,19 +2,23 @@
 
 Each command runs as a fresh process (`python -m runner ...`), several times; the table gives
 the median and the fastest wall time. Baselines measured in the same run: the bare
-interpreter, and importing each library the validate path still loads (Optuna for the search
-spaces, scikit-learn and pandas through the model-family modules), so the figures can be read
-on a machine shared with other jobs.
+interpreter; importing each library the validate path still loads (Optuna for the search
+spaces, scikit-learn and pandas through the model-family modules); and, with ``--before REV``,
+the same validate command of an earlier revision (extracted with ``git archive`` into a
+temporary folder), so the figures can be read on a machine shared with other jobs.
 
-    python -m benchmarks.bench_cli --repeat 7
+    python -m benchmarks.bench_cli --repeat 7 --before f9f026b
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,25 +37,48 @@ COMMANDS: dict[str, list[str]] = {
 }
 
 
-def wall_times(args: list[str], repeat: int) -> list[float]:
+def wall_times(args: list[str], repeat: int, path: Path = REPO) -> list[float]:
+    env = {**os.environ, "PYTHONPATH": str(path)}
     out = []
     for _ in range(repeat):
         start = time.perf_counter()
-        subprocess.run([sys.executable, *args], cwd=REPO, check=True, capture_output=True)
+        subprocess.run([sys.executable, *args], cwd=path, env=env, check=True, capture_output=True)
         out.append(time.perf_counter() - start)
     return out
+
+
+def _row(label: str, times: list[float]) -> None:
+    print(f"| `{label}` | {statistics.median(times):.2f} | {min(times):.2f} |", flush=True)
+
+
+def _before(rev: str, repeat: int) -> None:
+    """The demo spec's validate at ``rev``: the same command, the code of then."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = subprocess.run(
+            ["git", "archive", rev, "runner", "features", "configs", "experiments"],
+            cwd=REPO, check=True, capture_output=True,
+        ).stdout  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", tmp], input=tree, check=True)
+        argv = [*CLI, "validate", "experiments/demo.yaml"]
+        times = wall_times(argv, repeat, Path(tmp))
+        _row(f"audioml validate experiments/demo.yaml at {rev}", times)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--before", default=None, help="also time validate at this revision")
     args = parser.parse_args()
+    machine = f"{platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    print(f"{time.strftime('%Y-%m-%d')}, {machine}; load average {os.getloadavg()[0]:.2f}")
     wall_times(COMMANDS["audioml --help"], 1)  # warm the file cache and bytecode
     print("| command | median s | fastest s |")
     print("| --- | ---: | ---: |")
     for label, argv in COMMANDS.items():
-        times = wall_times(argv, args.repeat)
-        print(f"| `{label}` | {statistics.median(times):.2f} | {min(times):.2f} |", flush=True)
+        _row(label, wall_times(argv, args.repeat))
+    if args.before:
+        _before(args.before, args.repeat)
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
