@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,11 +45,12 @@ class _Plan:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-def _check_clips(clips: pd.DataFrame) -> None:
-    missing = [c for c in _REQUIRED if c not in clips.columns]
+def _check_clips(clips: pd.DataFrame, keep: Sequence[str] = ()) -> None:
+    missing = [c for c in [*_REQUIRED, *keep] if c not in clips.columns]
     if missing:
         raise FeatureError(
-            f"The clips table lacks column(s) {', '.join(missing)}; needs {', '.join(_REQUIRED)}."
+            f"The clips table lacks column(s) {', '.join(missing)}; needs {', '.join(_REQUIRED)}"
+            " and the kept columns."
         )
     duplicated = clips["clip_id"].astype(str).duplicated()
     if duplicated.any():
@@ -140,6 +142,7 @@ def build_table(
     cache_dir: Path,
     n_jobs: int = 1,
     progress: bool = True,
+    keep_columns: Sequence[str] = (),
 ) -> FeatureTable:
     """Build the feature table of ``clips``, extracting only what the cache lacks.
 
@@ -151,6 +154,7 @@ def build_table(
         cache_dir: the cache root (created if missing; may be shared by runs and machines).
         n_jobs: extraction processes; 1 runs in this process, -1 or 0 uses every core.
         progress: show a progress bar on stderr while extracting.
+        keep_columns: clip columns (metadata) carried into the frame beside the features.
 
     Returns:
         The :class:`FeatureTable`; bad clips are listed in ``skipped``, never raised.
@@ -159,7 +163,7 @@ def build_table(
         FeatureError: the clips table itself is malformed (missing columns, repeated ids).
     """
     started = time.perf_counter()
-    _check_clips(clips)
+    _check_clips(clips, keep_columns)
     clips = clips.assign(clip_id=clips["clip_id"].astype(str)).reset_index(drop=True)
     key = config_key(features, segments)
     columns, groups = cached_layout(Path(cache_dir), key, features)
@@ -175,7 +179,7 @@ def build_table(
     fresh = _extract(jobs, worker, plan, n_jobs=n_jobs, progress=progress)
     rows = dedupe_rows(pd.concat([cached, *fresh], ignore_index=True)) if fresh else cached
     store.compact(rows)
-    frame, skipped = assemble(clips, plan.keys, plan.skipped, rows, columns)
+    frame, skipped = assemble(clips, plan.keys, plan.skipped, rows, columns, keep_columns)
     digest = table_digest(frame)
     mel_path = _mel_table(store, frame, plan, clips, worker, digest) if mel_frames else None
     stats = {
