@@ -13,7 +13,7 @@ Extractors are registered in :data:`FEATURES` with :func:`register_feature`.
 from features._registry import FEATURES, ensure_loaded, register_feature
 from features.audio import decode_audio
 from features.build import build_table
-from features.config import ALL_EXTRACTORS, FeaturesSpec, SegmentsSpec
+from features.config import ALL_EXTRACTORS, VOICE_EXTRACTORS, FeaturesSpec, SegmentsSpec
 from features.context import SpectralContext
 from features.extract import extract_signal, feature_layout
 from features.segments import segment_signal
@@ -22,6 +22,7 @@ from features.table import FeatureTable
 __all__ = [
     "ALL_EXTRACTORS",
     "FEATURES",
+    "VOICE_EXTRACTORS",
     "FeatureTable",
     "FeaturesSpec",
     "SegmentsSpec",

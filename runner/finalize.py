@@ -19,6 +19,7 @@ from runner import plots
 from runner.dataset import targets
 from runner.errors import RunnerError
 from runner.evaluation import aggregate_clips, predict_rows
+from runner.faults import pause_point
 from runner.loading import spec_hash
 from runner.metrics import score_all
 from runner.models import MODELS, Inputs, ModelFamily
@@ -195,7 +196,11 @@ def _log_model(
 
 
 def finalize(p: Any, study: optuna.Study, tracker: Tracker, console: Console) -> dict:
-    """Refit, test once, log, register; returns the run summary."""
+    """Refit, test once, log, register; returns the run summary.
+
+    ``best_trial`` is tagged only once the model is registered; marking the study finalized
+    and ending the parent run are the caller's (runner.session), after this returns.
+    """
     spec = p.spec
     tracker.flush()  # trial plots still rendering in the background finish first
     best, setup = _best_setup(study)
@@ -203,7 +208,6 @@ def finalize(p: Any, study: optuna.Study, tracker: Tracker, console: Console) ->
     test_scores, truth, pred, proba = _score_test(p, estimator, test_in)
     tracker.log_metrics({f"test_{k}": v for k, v in test_scores.items() if np.isfinite(v)})
     tracker.log_metrics({f"best_cv_{spec.search.metric}": best.value, "best_trial": best.number})
-    tracker.set_tags({"best_trial": best.number, "best_model": setup.family})
     _log_final_plots(tracker, p, truth, pred, proba)
     if MODELS[setup.family].input.tabular:
         labels = targets(p.dataset.frame["label"].iloc[p.split.test], spec.task)
@@ -220,10 +224,11 @@ def finalize(p: Any, study: optuna.Study, tracker: Tracker, console: Console) ->
         "model_version": None, "alias_moved": False,
     }  # fmt: skip
     if spec.tracking.log_models == "best":
+        pause_point("finalize")
         summary.update(
             _register(tracker, p, best, setup, estimator, columns, test_scores, console)
         )
-    tracker.end_parent("FINISHED")
+    tracker.set_tags({"best_trial": best.number, "best_model": setup.family})
     print_leaderboard(console, board, metric)
     _say_test(console, spec, setup, test_scores)
     return summary
@@ -233,17 +238,22 @@ def _register(
     tracker: Tracker, p: Any, best: optuna.trial.FrozenTrial, setup: TrialSetup,
     estimator: Any, columns: list[str], test_scores: dict, console: Console,
 ) -> dict:  # fmt: skip
-    """Log the servable model, register a version with its tags, gate the alias."""
+    """Log the servable model, register a version with its tags, gate the alias. A version
+    this parent run registered before it was cut short is completed instead of doubled."""
     spec, metric = p.spec, p.spec.search.metric
-    uri = _log_model(tracker, p, setup, estimator, columns)
     tags = {
         f"cv_{metric}": best.value, "spec_hash": spec_hash(spec), "run_id": tracker.parent_id,
         "model_family": setup.family, "study_name": p.study_name,
     }  # fmt: skip
     tags.update({f"test_{k}": v for k, v in test_scores.items()})
-    version, moved, previous = tracker.register(
-        uri, spec.model_name, alias=spec.register.alias, tags=tags, test_score=test_scores[metric]
-    )
+    gate = {"alias": spec.register.alias, "tags": tags, "test_score": test_scores[metric]}
+    version = tracker.version_of_run(spec.model_name, tracker.parent_id)
+    if version is not None:
+        uri = f"models:/{spec.model_name}/{version}"
+        version, moved, previous = tracker.tag_and_gate(spec.model_name, version, **gate)
+    else:
+        uri = _log_model(tracker, p, setup, estimator, columns)
+        version, moved, previous = tracker.register(uri, spec.model_name, **gate)
     tracker.set_tags({"registered_version": version, "alias_moved": str(moved).lower()})
     _say_registry(console, spec, version, moved, previous, test_scores[metric])
     return {"model_version": version, "alias_moved": moved, "model_uri": uri}

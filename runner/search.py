@@ -3,13 +3,16 @@
 Each trial suggests a model family first (``model``), then that family's hyperparameters
 under family-prefixed names (``random_forest.max_depth``) and, when searched, which extractor
 groups to keep (``features.mfcc``). It is scored by k-fold CV on the training split only;
-per-fold scores feed the pruner. A trial whose estimator cannot fit is marked FAIL with its
-reason and the study goes on.
+per-fold scores feed the pruner. Any Exception while sampling, fitting or scoring fails that
+trial with its type, message and traceback, and the study goes on; a family that fails
+:data:`FAIL_STREAK` trials in a row is dropped: its later draws are skipped (not counted).
+KeyboardInterrupt and SystemExit are not Exceptions and stop the study.
 """
 
 from __future__ import annotations
 
 import json
+import traceback
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,12 +29,13 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
-from runner.errors import TrialFailed
+from runner.errors import TrialFailed, TrialSkipped
 from runner.evaluation import CvResult, cross_validate
+from runner.faults import pause_point
 from runner.models import MODELS, ColumnRoles, InputKind, Inputs, Rows, get_family, resolve_space
 from runner.spec import ExperimentSpec
 from runner.splits import Split
-from runner.study import FINISHED
+from runner.study import FINISHED, counted
 
 __all__ = [
     "SearchData",
@@ -39,10 +43,13 @@ __all__ = [
     "TrialSetup",
     "build_estimator",
     "decode_params",
+    "dropped_families",
     "make_objective",
     "make_pruner",
     "make_sampler",
 ]
+
+FAIL_STREAK = 5
 
 
 @dataclass
@@ -85,12 +92,15 @@ class TrialSetup:
 
 @dataclass
 class TrialRecord:
-    """One finished trial, as handed to an observer (tracking)."""
+    """One trial, as handed to the observers (tracking) when it starts and when it ends."""
 
     number: int
     setup: TrialSetup
-    state: str  # complete | pruned | failed
+    state: str  # running | complete | pruned | failed
     reason: str | None = None
+    error: str | None = None  # the traceback of a failed trial
+    error_type: str | None = None
+    run_id: str | None = None  # its MLflow child run, once opened
     cv: CvResult | None = None
     columns: list[str] = field(default_factory=list)
     X_last: np.ndarray | None = None
@@ -219,6 +229,7 @@ def _evaluate(
     inputs = data.inputs(family.input, record.columns)
 
     def on_fold(k: int, scores: dict[str, float]) -> None:
+        pause_point("fold")
         trial.report(scores[metric], step=k)
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned after fold {k}")
@@ -238,30 +249,64 @@ def _evaluate(
     return value
 
 
+def dropped_families(study: optuna.Study, streak: int = FAIL_STREAK) -> dict[str, str]:
+    """Families whose last ``streak`` trials (that ended by themselves) all failed, with the
+    last reason. From the storage, so every worker and every rerun agrees."""
+    finished = [t for t in counted(study.get_trials(deepcopy=False)) if t.state in FINISHED]
+    by_family: dict[str, list[optuna.trial.FrozenTrial]] = {}
+    for t in sorted(finished, key=lambda t: t.number):
+        by_family.setdefault(t.params.get("model", "?"), []).append(t)
+    return {
+        fam: trials[-1].user_attrs.get("fail_reason", "")
+        for fam, trials in by_family.items()
+        if len(trials) >= streak and all(t.state == TrialState.FAIL for t in trials[-streak:])
+    }
+
+
 def make_objective(
     spec: ExperimentSpec,
     data: SearchData,
     observer: Callable[[TrialRecord], None] | None = None,
+    *,
+    on_start: Callable[[optuna.Trial, TrialRecord], None] | None = None,
 ) -> Callable[[optuna.Trial], float]:
-    """The objective: sample a setup, cross-validate it, report folds, notify ``observer``."""
+    """The objective: sample a setup, cross-validate it, report folds, notify the observers
+    (``on_start`` once the setup is drawn, before any fitting; ``observer`` at the end)."""
 
     def objective(trial: optuna.Trial) -> float:
-        record = TrialRecord(number=trial.number, setup=TrialSetup("?", {}), state="failed")
+        record = TrialRecord(number=trial.number, setup=TrialSetup("?", {}), state="running")
         try:
             record.setup = _sample_setup(trial, spec, list(data.groups))
+            dropped = dropped_families(trial.study)
+            if record.setup.family in dropped:
+                record.state = "skipped"
+                raise TrialSkipped(f"family {record.setup.family} was dropped")
             record.columns = record.setup.columns(data.groups, data.feature_columns)
+            if on_start is not None:
+                on_start(trial, record)
             value = _evaluate(trial, record, spec, data)
             record.state = "complete"
             return value
+        except TrialSkipped:
+            raise
         except optuna.TrialPruned as exc:
             record.state, record.reason = "pruned", str(exc)
             raise
-        except TrialFailed as exc:
-            record.state, record.reason = "failed", str(exc)
-            trial.set_user_attr("fail_reason", str(exc))
-            raise
+        except Exception as exc:
+            # TrialFailed (a degenerate fold) or anything a family raises: LightGBMError,
+            # MemoryError, a TypeError from a bug. The trial fails; the study goes on.
+            reason = str(exc) if isinstance(exc, TrialFailed) else f"{type(exc).__name__}: {exc}"
+            record.state, record.reason = "failed", reason
+            record.error = traceback.format_exc()
+            record.error_type = type(exc.__cause__ or exc).__name__
+            trial.set_user_attr("fail_reason", reason[:1000])
+            if isinstance(exc, TrialFailed):
+                raise
+            raise TrialFailed(reason) from exc
         finally:
-            if observer is not None:
+            if observer is not None and record.state != "skipped":
+                if record.state == "running":  # KeyboardInterrupt or SystemExit mid-trial
+                    record.state, record.reason = "failed", "interrupted"
                 observer(record)
 
     return objective

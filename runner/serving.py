@@ -20,9 +20,11 @@ aggregated back to the clip exactly as in training. Audio goes through
 Bad input raises ``MlflowException(error_code=INVALID_PARAMETER_VALUE)``, which the MLflow
 scoring server answers with HTTP 400 and ``{"error_code": ..., "message": ...}``.
 
-Limits, read from the environment when the model is loaded:
-``AUDIOML_MAX_AUDIO_BYTES`` (default 50 MiB per clip) and ``AUDIOML_MAX_AUDIO_SECONDS``
-(default 600 s per clip, so a small compressed file cannot decode to hours of samples).
+Limits (``runner.limits``), read from the environment when the model is loaded:
+``AUDIOML_MAX_AUDIO_BYTES`` (default 50 MiB per clip), ``AUDIOML_MAX_AUDIO_SECONDS``
+(default 600 s per clip, so a small compressed file cannot decode to hours of samples),
+``AUDIOML_MAX_REQUEST_ROWS`` (default 1000) and ``AUDIOML_MAX_REQUEST_BYTES`` (default
+100 MiB of audio per request).
 """
 
 from __future__ import annotations
@@ -31,17 +33,23 @@ import base64
 import binascii
 import io
 import json
-import os
 import pickle
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+from runner.limits import (
+    MAX_AUDIO_BYTES,
+    MAX_AUDIO_SECONDS,
+    MAX_BYTES_ENV,
+    MAX_SECONDS_ENV,
+    SERVE_ROOT_ENV,
+    Limits,
+    bad_input,
+)
 
 __all__ = [
     "MAX_AUDIO_BYTES",
@@ -53,41 +61,8 @@ __all__ = [
     "Limits",
 ]
 
-SERVE_ROOT_ENV = "AUDIOML_SERVE_ROOT"
-MAX_BYTES_ENV = "AUDIOML_MAX_AUDIO_BYTES"
-MAX_SECONDS_ENV = "AUDIOML_MAX_AUDIO_SECONDS"
-MAX_AUDIO_BYTES = 50 * 1024 * 1024
-MAX_AUDIO_SECONDS = 600.0
 _INPUT_COLUMNS = ("audio_base64", "path")
-
-
-def _bad_input(message: str) -> MlflowException:
-    # INVALID_PARAMETER_VALUE makes the scoring server answer HTTP 400, not 500.
-    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What a served model accepts: clip size, clip duration, and the file root (or None)."""
-
-    max_bytes: int = MAX_AUDIO_BYTES
-    max_seconds: float = MAX_AUDIO_SECONDS
-    root: Path | None = None
-
-    @classmethod
-    def from_env(cls) -> Limits:
-        """Read the limits from the environment (a bad value stops the server from starting)."""
-        try:
-            max_bytes = int(os.environ.get(MAX_BYTES_ENV, MAX_AUDIO_BYTES))
-            max_seconds = float(os.environ.get(MAX_SECONDS_ENV, MAX_AUDIO_SECONDS))
-        except ValueError as exc:
-            raise ValueError(
-                f"{MAX_BYTES_ENV} / {MAX_SECONDS_ENV}: not a number ({exc})"
-            ) from None
-        root = os.environ.get(SERVE_ROOT_ENV) or None
-        if root is not None and not Path(root).is_dir():
-            raise ValueError(f"{SERVE_ROOT_ENV}={root}: not a directory")
-        return cls(max_bytes, max_seconds, Path(root).resolve() if root else None)
+_bad_input = bad_input
 
 
 class AudioModel(mlflow.pyfunc.PythonModel):
@@ -137,7 +112,8 @@ class AudioModel(mlflow.pyfunc.PythonModel):
                 f"(when the server allows it), or the model's {len(self.columns)} feature "
                 f"columns ({_shown(self.columns)}); unknown columns are ignored"
             )
-        metadata = self._metadata(frame)
+        self.limits.check_request(frame)
+        metadata = self._metadata(frame)  # a missing column is refused before any decoding
         is_clip = np.zeros(len(frame), dtype=bool)
         for name in _INPUT_COLUMNS:
             if name in frame.columns:
@@ -152,13 +128,30 @@ class AudioModel(mlflow.pyfunc.PythonModel):
         table = pd.concat([parts[i][0] for i in order], ignore_index=True)
         # Every segment of a row carries that row's metadata, as in training.
         table = pd.concat([table, metadata.iloc[owner].reset_index(drop=True)], axis=1)
-        images = None
-        if self.kind.images:
-            images = np.concatenate([parts[i][1] for i in order])
+        images = np.concatenate([parts[i][1] for i in order]) if self.kind.images else None
+        return self.predict_inputs(self.segment_inputs(table, images), owner)
+
+    # -- the code path `audioml predict` shares --------------------------------------------
+    def segment_inputs(self, table: pd.DataFrame, images: np.ndarray | None) -> Any:
+        """The estimator input of extracted segments (one row or image each).
+
+        Args:
+            table: one row per segment: the extracted feature columns, plus any columns of
+                the clip's request or manifest row (repeated on each of its segments), which
+                must include the model's metadata columns.
+            images: the segments' log-mel images, or None when the model reads no images.
+        """
         from runner.models import Rows
 
-        rows = Rows(table, None if images is None else images.__getitem__)
-        X = self.kind.take(rows, np.arange(len(table)), self.columns, self.roles)
+        table = table.reset_index(drop=True)
+        if self.roles:
+            table = table.assign(**self._metadata(table))
+        rows = Rows(table, None if images is None else np.asarray(images).__getitem__)
+        return self.kind.take(rows, np.arange(len(table)), self.columns, self.roles)
+
+    def predict_inputs(self, X: Any, owner: np.ndarray) -> pd.DataFrame:
+        """Estimator inputs of segments and the clip number of each -> one row per clip."""
+        return self._finish(self._raw_predict(X), owner)
         return self._finish(self._raw_predict(X), owner)
 
     # -- inputs ------------------------------------------------------------------------
@@ -221,7 +214,9 @@ class AudioModel(mlflow.pyfunc.PythonModel):
         data = self._clip_bytes(i, row)
         self._check_duration(i, data)
         try:
-            y = decode_audio(data, self.features.sample_rate)
+            y = decode_audio(
+                data, self.features.sample_rate, max_duration_s=self.features.max_duration_s
+            )
             table, images = extract_signal(
                 y, self.features.sample_rate, self.features, self.segments
             )

@@ -84,6 +84,11 @@ class DataSpec(StrictModel):
     metadata: MetadataSpec = Field(
         default_factory=MetadataSpec, description="manifest columns used as model inputs"
     )
+    min_clips_per_class: int | None = Field(
+        None,
+        ge=1,
+        description="drop classes with fewer clips, or fewer clips/groups than the folds need",
+    )
 
     @model_validator(mode="after")
     def check_manifest(self) -> DataSpec:
