@@ -1,22 +1,94 @@
-"""The feature-extractor registry: plain functions of a shared SpectralContext."""
+"""The feature-extractor registry: plain functions of a shared SpectralContext.
+
+Two halves, so that validating a spec stays cheap:
+
+* :data:`BUILTIN` declares every built-in extractor's name, the module that registers it and
+  the optional package it needs (with the install command). Reading it imports nothing: spec
+  validation checks names and requirements here (``importlib.util.find_spec``, which locates
+  a package without importing it), never librosa or the extractor modules.
+* :data:`FEATURES` maps names to the functions, filled by :func:`register_feature` when the
+  extractor modules are imported (:func:`ensure_loaded`). Third-party extractors register the
+  same way and are known to validation once their module is imported.
+
+A new built-in extractor is one module plus one :data:`BUILTIN` line.
+"""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 if TYPE_CHECKING:
+    import numpy as np
+
     from features.context import SpectralContext
 
-__all__ = ["FEATURES", "Extractor", "ExtractorOutput", "ensure_loaded", "register_feature"]
+__all__ = [
+    "ALL_EXTRACTORS",
+    "BUILTIN",
+    "FEATURES",
+    "VOICE_EXTRACTORS",
+    "Extractor",
+    "ExtractorOutput",
+    "Requirement",
+    "ensure_loaded",
+    "known_extractors",
+    "missing_requirement",
+    "register_feature",
+]
 
 #: What an extractor returns: frames shaped ``(n_frames,)`` or ``(n_rows, n_frames)``, which
 #: the table code summarises (mean, std, ...), or a mapping ``{suffix: value}`` of scalars
 #: per segment that become columns ``<name>_<suffix>`` as they are (e.g. ``tempo_bpm``).
-ExtractorOutput = np.ndarray | Mapping[str, float]
-Extractor = Callable[["SpectralContext"], ExtractorOutput]
+ExtractorOutput = "np.ndarray | Mapping[str, float]"
+Extractor = Callable[["SpectralContext"], "np.ndarray | Mapping[str, float]"]
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """An optional package an extractor needs: its import name and how to install it."""
+
+    package: str
+    distribution: str
+    install: str
+
+
+_VOICE = 'pip install "audioml[voice]"'
+
+#: name -> (registering module, optional requirement), in the column order of a table that
+#: uses them all.
+BUILTIN: dict[str, tuple[str, Requirement | None]] = {
+    "mfcc": ("features.extractors.cepstral", None),
+    "delta_mfcc": ("features.extractors.cepstral", None),
+    "zcr": ("features.extractors.temporal", None),
+    "spectral_contrast": ("features.extractors.spectral", None),
+    "chroma": ("features.extractors.tonal", None),
+    "rms": ("features.extractors.temporal", None),
+    "rolloff": ("features.extractors.spectral", None),
+    "bandwidth": ("features.extractors.spectral", None),
+    "centroid": ("features.extractors.spectral", None),
+    "flatness": ("features.extractors.spectral", None),
+    "hnr": ("features.extractors.harmonic", None),
+    "tempo": ("features.extractors.rhythm", None),
+    "mel": ("features.extractors.mel_bands", None),
+    "pitch": ("features.extractors.pitch", None),
+    "hpss": ("features.extractors.hpss", None),
+    "tonnetz": ("features.extractors.tonal", None),
+    "onset": ("features.extractors.rhythm", None),
+    "praat": (
+        "features.extractors.voice",
+        Requirement("parselmouth", "praat-parselmouth", _VOICE),
+    ),
+    "egemaps": ("features.extractors.voice", Requirement("opensmile", "opensmile", _VOICE)),
+}
+
+#: The built-in extractors of the default install, in table column order.
+ALL_EXTRACTORS: tuple[str, ...] = tuple(n for n, (_, req) in BUILTIN.items() if req is None)
+#: The field-standard voice sets behind the ``voice`` extra.
+VOICE_EXTRACTORS: tuple[str, ...] = tuple(n for n, (_, req) in BUILTIN.items() if req)
 
 #: name -> extractor, in registration order.
 FEATURES: dict[str, Extractor] = {}
@@ -34,6 +106,31 @@ def register_feature(name: str) -> Callable[[Extractor], Extractor]:
     return decorator
 
 
+def known_extractors() -> list[str]:
+    """Every extractor name a spec may use: the built-ins and any registered at run time."""
+    return [*BUILTIN, *(name for name in FEATURES if name not in BUILTIN)]
+
+
+def missing_requirement(name: str) -> str | None:
+    """Why extractor ``name`` cannot run here (its optional package is absent), or None.
+
+    Uses ``importlib.util.find_spec``: the package is located, not imported.
+    """
+    requirement = BUILTIN.get(name, ("", None))[1]
+    if requirement is None:
+        return None
+    try:
+        if importlib.util.find_spec(requirement.package) is not None:
+            return None
+    except (ImportError, ValueError):  # a broken install counts as absent
+        pass
+    return (
+        f"extractor '{name}' needs the {requirement.distribution} package, which is not "
+        f"installed; install it with: {requirement.install}"
+    )
+
+
 def ensure_loaded() -> None:
     """Import the modules that register the built-in extractors."""
-    import features.extractors  # noqa: F401
+    for module in dict.fromkeys(module for module, _ in BUILTIN.values()):
+        importlib.import_module(module)

@@ -1,10 +1,14 @@
-"""Per-clip extraction jobs and the process pool that runs them.
+"""Per-clip extraction jobs and the worker processes that run them.
 
-A job reads the file once, hashes exactly the bytes it decodes (so the cache key always
-matches the content extracted, even if the file changed since it was listed), decodes and
-resamples once, extracts, stores the mel images itself and returns only the small feature
-matrix. Results stream back as they finish, with at most a few jobs in flight per worker,
-so memory does not grow with the number of clips.
+A job opens the file once, hashes all of its bytes (streamed, so memory does not grow with
+the file), and when that content is already cached returns only the hash; otherwise it
+decodes at most ``features.max_duration_s`` seconds from the same open file, extracts,
+stores the mel images itself and returns only the small feature matrix. A file that changes
+while it is read is reported and retried next run, so the cache key always matches the
+content extracted.
+
+Jobs always run in worker processes (``features._pool``): a clip that hangs past
+``features.clip_timeout_s`` or kills its worker costs that clip only.
 """
 
 from __future__ import annotations
@@ -13,13 +17,14 @@ import hashlib
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
+from multiprocessing.context import BaseContext
 
 import numpy as np
 
-from features.audio import decode_audio, read_bytes
+from features._pool import JobLost, run_isolated
+from features.audio import decode_clip
 from features.cache import FeatureStore
 from features.config import FeaturesSpec, SegmentsSpec
 from features.extract import extract_signal
@@ -27,12 +32,10 @@ from runner.errors import FeatureError
 
 __all__ = ["ClipJob", "ClipResult", "ClipWorker", "resolve_jobs", "run_jobs"]
 
-_IN_FLIGHT_PER_WORKER = 4
-
 
 @dataclass(frozen=True)
 class ClipJob:
-    """One clip to extract."""
+    """One clip to read (and extract unless its content is cached)."""
 
     clip_id: str
     path: str
@@ -40,34 +43,68 @@ class ClipJob:
 
 @dataclass
 class ClipResult:
-    """What a job returns: rows, or a reason and whether that reason may be cached."""
+    """What a job returns: rows, a cache hit, or a reason and whether it may be cached."""
 
     clip_id: str
     key: str | None
     rows: np.ndarray | None = None
     reason: str | None = None
     cacheable: bool = True
+    hit: bool = False  # the content was already cached: nothing was extracted
+    note: str | None = None  # e.g. that only the start of a long file was read
+
+
+def _read_error(exc: OSError) -> FeatureError:
+    if isinstance(exc, FileNotFoundError):
+        return FeatureError("file not found")
+    if isinstance(exc, IsADirectoryError):
+        return FeatureError("not a file (a directory)")
+    return FeatureError(f"cannot read file ({exc.strerror or exc})")
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int]:
+    return st.st_size, st.st_mtime_ns
 
 
 @dataclass
 class ClipWorker:
-    """Extracts one clip with a fixed config (picklable, sent once per worker process)."""
+    """Extracts one clip with a fixed config (picklable, sent once per worker process).
+
+    ``cached`` holds the content keys whose rows (and images) are complete in the store.
+    """
 
     features: FeaturesSpec
     segments: SegmentsSpec
     store: FeatureStore
+    cached: frozenset[str] = field(default_factory=frozenset)
+
+    def init_process(self) -> None:
+        """Once per worker process: one BLAS thread (the workers already use every core)."""
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
 
     def __call__(self, job: ClipJob) -> ClipResult:
+        max_s = self.features.max_duration_s
         try:
-            data = read_bytes(job.path)
-        except FeatureError as exc:  # missing or unreadable now: may change, never cached
-            return ClipResult(job.clip_id, None, reason=str(exc), cacheable=False)
-        key = hashlib.sha256(data).hexdigest()
+            with open(job.path, "rb") as handle:
+                before = _stamp(os.fstat(handle.fileno()))
+                key = hashlib.file_digest(handle, "sha256").hexdigest()
+                if key in self.cached:
+                    return ClipResult(job.clip_id, key, hit=True)
+                handle.seek(0)
+                try:
+                    decoded = decode_clip(handle, self.features.sample_rate, max_s)
+                except FeatureError as exc:
+                    return ClipResult(job.clip_id, key, reason=str(exc))
+                if _stamp(os.fstat(handle.fileno())) != before:
+                    reason = "file changed while it was read"
+                    return ClipResult(job.clip_id, None, reason=reason, cacheable=False)
+        except OSError as exc:  # missing or unreadable now: may change, never cached
+            return ClipResult(job.clip_id, None, reason=str(_read_error(exc)), cacheable=False)
         try:
-            y = decode_audio(data, self.features.sample_rate)
-            del data  # the encoded bytes are not needed any more
             frame, images = extract_signal(
-                y, self.features.sample_rate, self.features, self.segments
+                decoded.y, self.features.sample_rate, self.features, self.segments
             )
         except FeatureError as exc:
             return ClipResult(job.clip_id, key, reason=str(exc))
@@ -78,7 +115,10 @@ class ClipWorker:
             raise FeatureError("extractor output does not match the feature layout")
         if images is not None:
             self.store.save_mel(key, images)
-        return ClipResult(job.clip_id, key, rows=frame.to_numpy(dtype=np.float64))
+        note = None
+        if decoded.cut_from_s is not None:
+            note = f"cut: read the first {max_s:g} s of {decoded.cut_from_s:.0f} s"
+        return ClipResult(job.clip_id, key, rows=frame.to_numpy(dtype=np.float64), note=note)
 
 
 def resolve_jobs(n_jobs: int) -> int:
@@ -91,24 +131,6 @@ def resolve_jobs(n_jobs: int) -> int:
         return os.cpu_count() or 1
 
 
-_WORKER: ClipWorker | None = None
-
-
-def _init_worker(worker: ClipWorker) -> None:
-    global _WORKER
-    _WORKER = worker
-    # One BLAS thread per process: the pool already uses every core.
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-
-
-def _run_one(job: ClipJob) -> ClipResult:
-    if _WORKER is None:
-        raise RuntimeError("worker not initialised")
-    return _WORKER(job)
-
-
 def run_jobs(
     worker: ClipWorker,
     jobs: Iterable[ClipJob],
@@ -117,46 +139,33 @@ def run_jobs(
     total: int,
     on_done: Callable[[], None] | None = None,
 ) -> Iterator[ClipResult]:
-    """Run ``jobs`` in ``n_jobs`` processes (in this process when 1), yielding results.
+    """Run ``jobs`` in ``n_jobs`` worker processes, yielding results as they finish.
 
-    Results come in completion order. ``on_done`` is called after each result.
+    A job whose worker died or timed out comes back as a non-cacheable skip with the
+    reason. ``on_done`` is called after each result.
     """
     workers = min(resolve_jobs(n_jobs), max(total, 1))
-    if workers <= 1:
-        for job in jobs:
-            yield worker(job)
-            if on_done:
-                on_done()
-        return
-    yield from _run_pool(worker, iter(jobs), workers, on_done)
+    results = run_isolated(
+        worker,
+        iter(jobs),
+        workers=workers,
+        timeout_s=worker.features.clip_timeout_s,
+        context=_context(),
+    )
+    for job, result in results:
+        if isinstance(result, JobLost):
+            result = ClipResult(job.clip_id, None, reason=result.reason, cacheable=False)
+        yield result
+        if on_done:
+            on_done()
 
 
-def _run_pool(
-    worker: ClipWorker,
-    jobs: Iterator[ClipJob],
-    workers: int,
-    on_done: Callable[[], None] | None,
-) -> Iterator[ClipResult]:
+def _context() -> BaseContext:
     # fork: workers start in milliseconds and inherit the imported librosa/numba state. But
     # forking a process whose JAX (Keras) runtime already runs threads can deadlock, so such
-    # a process starts its workers from a clean server process instead.
-    context = get_context("forkserver" if "jax" in sys.modules else "fork")
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(worker,)
-    ) as pool:
-        pending: set[Future[ClipResult]] = set()
-        limit = workers * _IN_FLIGHT_PER_WORKER
-        try:
-            while True:
-                while len(pending) < limit and (job := next(jobs, None)) is not None:
-                    pending.add(pool.submit(_run_one, job))
-                if not pending:
-                    break
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
-                    if on_done:
-                        on_done()
-        finally:
-            for future in pending:
-                future.cancel()
+    # a process starts its workers from a clean server process (librosa preloaded) instead.
+    if "jax" not in sys.modules:
+        return get_context("fork")
+    context = get_context("forkserver")
+    context.set_forkserver_preload(["features._worker"])
+    return context

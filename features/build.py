@@ -1,21 +1,26 @@
 """``build_table``: clips -> FeatureTable, from the cache where possible.
 
-Steps: validate the clips table; stat every file and get its content hash (from the stat
-index when safe, see ``features.stat_index``); load the cached rows of this config; extract
-the clips whose hash is not cached (process pool, rich progress bar, results streamed into
-new cache packs every :data:`FLUSH_EVERY` clips); assemble the rows in input order.
+Steps: validate the clips table; stat every file and take its content hash from the stat
+index when safe (``features.stat_index``); load the cached rows of this config; send every
+clip whose hash is unknown or not cached to the worker processes, which hash it and extract
+it unless its content turns out to be cached (rich progress bar, results streamed into new
+cache packs every :data:`FLUSH_EVERY` clips); assemble the rows in input order. The build
+process itself never reads a clip, so a file that blocks on reading blocks only a worker.
 
 Skipped clips (never an exception): missing or unreadable files (``file not found``; not
 cached, checked again every run) and every :class:`FeatureError` reason of decoding or
 extraction (cached per content hash, so a warm run does not retry them). Unexpected
-extractor exceptions are reported as ``extraction failed: ...`` and retried next run.
+extractor exceptions (``extraction failed: ...``), a worker that died on the clip and a
+clip past ``features.clip_timeout_s`` are reported and retried next run; the build goes on.
+Files longer than ``features.max_duration_s`` are read only that far; ``stats["cut"]``
+counts them and ``FeatureTable.notes`` lists them.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +31,7 @@ from features._worker import ClipJob, ClipResult, ClipWorker, run_jobs
 from features.assemble import assemble, build_mel_table
 from features.cache import FeatureStore, cached_layout, config_key, dedupe_rows
 from features.config import FeaturesSpec, SegmentsSpec
+from features.extract import few_beats
 from features.stat_index import StatIndex
 from features.table import FeatureTable, table_digest
 from runner.errors import FeatureError
@@ -38,10 +44,15 @@ _REQUIRED = ["clip_id", "path", "label", "group"]
 
 @dataclass
 class _Plan:
-    """What to do with each clip: its content key, or a reason it is skipped up front."""
+    """What to do with each clip: its content key, or a reason it is skipped up front.
+
+    ``stats`` holds the stat of every clip on disk, to record the hashes the workers find.
+    """
 
     keys: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    stats: dict[str, os.stat_result] = field(default_factory=dict)
+    checked_ns: int = field(default_factory=time.time_ns)
 
 
 def _check_clips(clips: pd.DataFrame) -> None:
@@ -57,12 +68,13 @@ def _check_clips(clips: pd.DataFrame) -> None:
 
 
 def _plan(clips: pd.DataFrame, index: StatIndex) -> _Plan:
-    """Content hash of every clip (stat index fast path), or why it is skipped."""
+    """The stat of every clip and its content hash when the stat index knows it."""
     plan = _Plan()
     for clip_id, path in zip(clips["clip_id"], clips["path"], strict=True):
         try:
-            st = os.stat(path)
-            plan.keys[clip_id] = index.hash(str(path), st)
+            st = plan.stats[clip_id] = os.stat(path)
+            if (sha := index.lookup(str(path), st)) is not None:
+                plan.keys[clip_id] = sha
         except FileNotFoundError:
             plan.skipped[clip_id] = "file not found"
         except OSError as exc:
@@ -82,6 +94,7 @@ def _results_frame(results: list[ClipResult], store: FeatureStore) -> pd.DataFra
     blocks = [r.rows if r.rows is not None else np.full((1, width), np.nan) for r in results]
     counts = [len(block) for block in blocks]
     frame = pd.DataFrame(np.vstack(blocks), columns=store.columns)
+    frame.insert(0, "note", np.repeat([r.note for r in results], counts).astype(object))
     frame.insert(0, "reason", np.repeat([r.reason for r in results], counts).astype(object))
     segments = [
         np.arange(n) if r.rows is not None else [-1] for r, n in zip(results, counts, strict=True)
@@ -91,45 +104,78 @@ def _results_frame(results: list[ClipResult], store: FeatureStore) -> pd.DataFra
     return frame
 
 
-def _jobs(clips: pd.DataFrame, plan: _Plan, cached: pd.DataFrame, store: FeatureStore) -> list:
-    """Clips whose key has no cached rows (or, with mel images, no cached images)."""
-    have_rows = set(cached["key"])
+def _cached_keys(cached: pd.DataFrame, store: FeatureStore) -> frozenset[str]:
+    """Keys whose rows (and, with mel images, whose images) are complete in the cache."""
     skip_keys = set(cached.loc[cached["reason"].notna(), "key"])
+    return frozenset(
+        key
+        for key in set(cached["key"])
+        if key in skip_keys or store.mel_dir is None or store.has_mel(key)
+    )
 
-    def cached_ok(key: str) -> bool:
-        if key not in have_rows:
-            return False
-        return key in skip_keys or store.mel_dir is None or store.has_mel(key)
 
+def _jobs(clips: pd.DataFrame, plan: _Plan, cached: frozenset[str]) -> list[ClipJob]:
+    """Clips on disk whose content key is unknown or not cached."""
     return [
         ClipJob(clip_id, str(path))
         for clip_id, path in zip(clips["clip_id"], clips["path"], strict=True)
-        if clip_id in plan.keys and not cached_ok(plan.keys[clip_id])
+        if clip_id in plan.stats and plan.keys.get(clip_id) not in cached
     ]
 
 
+@dataclass
+class _Outcome:
+    """What the workers did: new cache rows, hits found by hashing, clips cut."""
+
+    fresh: list[pd.DataFrame] = field(default_factory=list)
+    hits: int = 0
+
+
 def _extract(
-    jobs: list[ClipJob], worker: ClipWorker, plan: _Plan, *, n_jobs: int, progress: bool
-) -> list[pd.DataFrame]:
-    """Extract ``jobs``, flushing new rows to the cache as they come; returns them."""
-    fresh: list[pd.DataFrame] = []
+    jobs: list[ClipJob],
+    worker: ClipWorker,
+    plan: _Plan,
+    index: StatIndex,
+    *,
+    n_jobs: int,
+    progress: bool,
+) -> _Outcome:
+    """Run ``jobs``, recording hashes and flushing new rows to the cache as they come."""
+    out = _Outcome()
     pending: list[ClipResult] = []
+    paths = {job.clip_id: job.path for job in jobs}
     with progress_bar(len(jobs), "Extracting features", enabled=progress) as advance:
         for result in run_jobs(worker, jobs, n_jobs=n_jobs, total=len(jobs), on_done=advance):
+            clip_id = result.clip_id
             if result.key is None or not result.cacheable:
-                plan.skipped[result.clip_id] = result.reason or "unknown error"
-                plan.keys.pop(result.clip_id, None)
+                plan.skipped[clip_id] = result.reason or "unknown error"
+                plan.keys.pop(clip_id, None)
                 continue
-            plan.keys[result.clip_id] = result.key  # the bytes actually extracted
+            plan.keys[clip_id] = result.key  # the bytes actually read
+            index.record(paths[clip_id], plan.stats[clip_id], result.key, plan.checked_ns)
+            if result.hit:
+                out.hits += 1
+                continue
             pending.append(result)
             if len(pending) >= FLUSH_EVERY:
-                fresh.append(_results_frame(pending, worker.store))
-                worker.store.write_pack(fresh[-1])
+                out.fresh.append(_results_frame(pending, worker.store))
+                worker.store.write_pack(out.fresh[-1])
                 pending = []
     if pending:
-        fresh.append(_results_frame(pending, worker.store))
-        worker.store.write_pack(fresh[-1])
-    return fresh
+        out.fresh.append(_results_frame(pending, worker.store))
+        worker.store.write_pack(out.fresh[-1])
+    return out
+
+
+def _notes(clips: pd.DataFrame, keys: dict[str, str], rows: pd.DataFrame) -> pd.DataFrame:
+    """clip_id, path, note of the clips in the table whose rows carry a note (cut files)."""
+    noted = rows.loc[rows["reason"].isna() & rows["note"].notna()].drop_duplicates("key")
+    by_key = dict(zip(noted["key"], noted["note"], strict=True))
+    mask = clips["clip_id"].map(keys).isin(list(by_key))
+    out = clips.loc[mask, ["clip_id", "path"]].reset_index(drop=True)
+    out["path"] = out["path"].astype(str)
+    out["note"] = out["clip_id"].map(keys).map(by_key).astype(object)
+    return out
 
 
 def build_table(
@@ -149,7 +195,7 @@ def build_table(
         features: extractors, statistics and spectral parameters.
         segments: how clips become rows.
         cache_dir: the cache root (created if missing; may be shared by runs and machines).
-        n_jobs: extraction processes; 1 runs in this process, -1 or 0 uses every core.
+        n_jobs: extraction worker processes (at least one); -1 or 0 uses every core.
         progress: show a progress bar on stderr while extracting.
 
     Returns:
@@ -167,28 +213,35 @@ def build_table(
     store = FeatureStore(Path(cache_dir), key, columns, mel_frames)
     index = StatIndex(store.root)
     plan = _plan(clips, index)
-    index.save()
     cached = store.load()
-    worker = ClipWorker(features, segments, store)
-    jobs = _jobs(clips, plan, cached, store)
-    n_keyed = len(plan.keys)  # clips on disk; the rest were skipped before any cache lookup
-    fresh = _extract(jobs, worker, plan, n_jobs=n_jobs, progress=progress)
+    worker = ClipWorker(features, segments, store, _cached_keys(cached, store))
+    jobs = _jobs(clips, plan, worker.cached)
+    try:
+        out = _extract(jobs, worker, plan, index, n_jobs=n_jobs, progress=progress)
+    finally:
+        index.save()  # the hashes the workers found, even when the build stops early
+    fresh = out.fresh
     rows = dedupe_rows(pd.concat([cached, *fresh], ignore_index=True)) if fresh else cached
     store.compact(rows)
     frame, skipped = assemble(clips, plan.keys, plan.skipped, rows, columns)
+    notes = _notes(clips, {c: plan.keys[c] for c in frame["clip_id"].unique()}, rows)
     digest = table_digest(frame)
     mel_path = _mel_table(store, frame, plan, clips, worker, digest) if mel_frames else None
     stats = {
         "rows": len(frame),
         "columns": len(columns),
         "clips": frame["clip_id"].nunique(),
-        "cache_hits": n_keyed - len(jobs),
-        "cache_misses": len(jobs),
+        "cache_hits": len(plan.stats) - len(jobs) + out.hits,
+        "cache_misses": len(jobs) - out.hits,
+        "hashed": len(jobs),
         "extracted": sum(f.loc[f["reason"].isna(), "key"].nunique() for f in fresh),
         "skipped": len(skipped),
+        "cut": len(notes),
         "seconds": round(time.perf_counter() - started, 3),
     }
-    return FeatureTable(frame, columns, groups, skipped, stats, digest, mel_path)
+    if features.beat_level:
+        stats["few_beats"] = few_beats(frame)
+    return FeatureTable(frame, columns, groups, skipped, stats, digest, mel_path, notes)
 
 
 def _mel_table(
@@ -201,7 +254,9 @@ def _mel_table(
 ) -> Path:
     paths = dict(zip(clips["clip_id"], clips["path"].astype(str), strict=True))
 
+    extract = replace(worker, cached=frozenset())  # extract again even though rows are cached
+
     def repair(clip_id: str) -> None:
-        worker(ClipJob(clip_id, paths[clip_id]))
+        extract(ClipJob(clip_id, paths[clip_id]))
 
     return build_mel_table(store, frame, plan.keys, digest, repair)

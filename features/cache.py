@@ -8,14 +8,16 @@ Layout under ``cache_dir``::
     v1/<config>/mel<frames>/tables/<digest>.npy  images aligned with one FeatureTable
 
 ``<config>`` hashes everything that changes feature values: the feature spec (minus
-``n_jobs``, ``cache_dir`` and the mel-image switches, which do not change rows), the segment
-spec (minus ``aggregate``), the versions of librosa, soundfile/libsndfile, numpy and audioml,
-and this cache's format version. Inside it a clip's key is the sha256 of its file bytes, so a
-renamed file is a hit and a file changed under the same name is a miss.
+``n_jobs``, ``cache_dir``, ``clip_timeout_s`` and the mel-image switches, which do not
+change rows), the segment spec (minus ``aggregate``), the versions of librosa,
+soundfile/libsndfile, numpy and audioml, and this cache's format version. Inside it a clip's
+key is the sha256 of its file bytes, so a renamed file is a hit and a file changed under the
+same name is a miss.
 
 Each build appends one pack per batch of new results (so a killed build keeps what it had
 flushed); packs are merged when there are more than :data:`MAX_PACKS`. Skipped clips are
-stored as one row with a ``reason`` so a warm run does not retry them. Every write is atomic
+stored as one row with a ``reason`` so a warm run does not retry them; a ``note`` says when
+only the start of a long file was read. Every write is atomic
 (``features._atomic``); a pack that fails to read or does not carry this config's key and
 columns in its metadata is ignored, so a damaged file can cost a re-extraction, never a
 wrong table.
@@ -39,6 +41,7 @@ import pyarrow.parquet as pq
 import soundfile
 
 from features._atomic import TEMP_PREFIX, atomic_write, remove_stale_temps
+from features._registry import BUILTIN
 from features.config import FeaturesSpec, SegmentsSpec
 from features.extract import feature_layout
 
@@ -72,7 +75,8 @@ def config_key(features: FeaturesSpec, segments: SegmentsSpec) -> str:
     payload = {
         "format": CACHE_FORMAT,
         "features": features.model_dump(
-            mode="json", exclude={"n_jobs", "cache_dir", "mel_image", "mel_image_frames"}
+            mode="json",
+            exclude={"n_jobs", "cache_dir", "mel_image", "mel_image_frames", "clip_timeout_s"},
         ),
         "segments": segments.model_dump(mode="json", exclude={"aggregate"}),
         "librosa": librosa.__version__,
@@ -80,6 +84,13 @@ def config_key(features: FeaturesSpec, segments: SegmentsSpec) -> str:
         "numpy": np.__version__,
         "audioml": package_version(),
     }
+    # Extractors from optional packages (praat, egemaps): their versions change values too.
+    for name in features.extractors:
+        requirement = BUILTIN.get(name, ("", None))[1]
+        if requirement is not None:
+            payload[requirement.distribution] = importlib.metadata.version(
+                requirement.distribution
+            )
     text = json.dumps(payload, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
@@ -134,7 +145,7 @@ class FeatureStore:
 
     # -- rows -------------------------------------------------------------------------------
     def load(self) -> pd.DataFrame:
-        """All valid cached rows, deduplicated: columns key, segment, reason, features."""
+        """All valid cached rows, deduplicated: columns key, segment, reason, note, features."""
         remove_stale_temps(self.pack_dir)
         if self.mel_dir is not None:
             remove_stale_temps(self.mel_dir)
@@ -162,7 +173,10 @@ class FeatureStore:
         ):
             warnings.warn(f"Ignoring feature cache file {path}: not this config", stacklevel=3)
             return None
-        return table.to_pandas()
+        frame = table.to_pandas()
+        if "note" not in frame.columns:  # packs written before notes existed
+            frame.insert(3, "note", None)
+        return frame
 
     def empty_rows(self) -> pd.DataFrame:
         """A rows frame with no rows and the pack schema."""
@@ -170,6 +184,7 @@ class FeatureStore:
             "key": pd.Series(dtype=object),
             "segment": pd.Series(dtype="int32"),
             "reason": pd.Series(dtype=object),
+            "note": pd.Series(dtype=object),
             **{column: pd.Series(dtype="float64") for column in self.columns},
         }
         return pd.DataFrame(data)
@@ -177,7 +192,7 @@ class FeatureStore:
     def write_pack(self, rows: pd.DataFrame) -> Path:
         """Append ``rows`` (pack schema) as a new pack file, atomically."""
         table = pa.Table.from_pandas(
-            rows[["key", "segment", "reason", *self.columns]], preserve_index=False
+            rows[["key", "segment", "reason", "note", *self.columns]], preserve_index=False
         )
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **self._meta})
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"

@@ -10,16 +10,20 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["ALL_EXTRACTORS", "STATS", "FeaturesSpec", "MfccSpec", "SegmentsSpec", "StrictModel"]
+from features._registry import ALL_EXTRACTORS, VOICE_EXTRACTORS
 
-Stat = Literal["mean", "std", "min", "max", "median", "skew", "kurtosis", "p10", "p90"]
+__all__ = [
+    "ALL_EXTRACTORS",
+    "STATS",
+    "VOICE_EXTRACTORS",
+    "FeaturesSpec",
+    "MfccSpec",
+    "SegmentsSpec",
+    "StrictModel",
+]
+
+Stat = Literal["mean", "std", "var", "min", "max", "median", "skew", "kurtosis", "p10", "p90"]
 STATS: tuple[str, ...] = Stat.__args__  # type: ignore[attr-defined]
-
-#: Every built-in extractor, in the column order of a table that uses them all.
-ALL_EXTRACTORS: tuple[str, ...] = (
-    "mfcc", "delta_mfcc", "zcr", "spectral_contrast", "chroma", "rms",
-    "rolloff", "bandwidth", "centroid", "flatness", "hnr", "tempo",
-)  # fmt: skip
 
 
 class StrictModel(BaseModel):
@@ -76,20 +80,34 @@ class FeaturesSpec(StrictModel):
         None, description="feature cache folder (default: .audioml-cache in the working dir)"
     )
     n_jobs: int = Field(1, ge=-1, description="extraction processes (-1 or 0: all cores)")
+    max_duration_s: float | None = Field(
+        600.0, gt=0, allow_inf_nan=False, description="read at most this many seconds (null: all)"
+    )
+    clip_timeout_s: float | None = Field(
+        300.0, gt=0, allow_inf_nan=False, description="skip a clip taking longer (null: no limit)"
+    )
+    beat_level: bool = Field(
+        False,
+        description="also summarise frame-level extractors across tracked beats (beat_* columns)",
+    )
 
     @model_validator(mode="after")
     def check_extractors(self) -> FeaturesSpec:
-        from features._registry import FEATURES, ensure_loaded
+        # Names and optional packages only: validation must not import librosa or extractors.
+        from features._registry import known_extractors, missing_requirement
 
-        ensure_loaded()
-        unknown = [name for name in self.extractors if name not in FEATURES]
+        known = known_extractors()
+        unknown = [name for name in self.extractors if name not in known]
         if unknown:
             raise ValueError(
                 f"features.extractors: unknown extractor '{unknown[0]}'; "
-                f"choose from {', '.join(sorted(FEATURES))}"
+                f"choose one of {', '.join(sorted(known))}"
             )
         if len(set(self.extractors)) != len(self.extractors):
             raise ValueError("features.extractors: an extractor is listed twice")
+        for name in self.extractors:
+            if reason := missing_requirement(name):
+                raise ValueError(f"features.extractors: {reason}")
         return self
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ n_fft=n_fft, hop_length=hop, n_mels=n_mels, n_mfcc=k)``; ``mel_db`` is
 
 from __future__ import annotations
 
+import warnings
 from functools import cached_property, lru_cache
 
 import librosa
@@ -121,6 +122,25 @@ class SpectralContext:
     def onset_envelope(self) -> np.ndarray:
         """Onset strength from ``mel_db`` (librosa.onset.onset_strength's own definition)."""
         return librosa.onset.onset_strength(S=self.mel_db, sr=self.sr)
+
+    @cached_property
+    def chroma(self) -> np.ndarray:
+        """Chromagram ``(12, n_frames)`` from ``power`` (shared by chroma and tonnetz).
+
+        Equals ``librosa.feature.chroma_stft(y=...)`` including its tuning estimate. A segment
+        without any pitched peak (e.g. silence) gets tuning 0, as librosa does, without its
+        warning for every such segment.
+        """
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Trying to estimate tuning")
+            return librosa.feature.chroma_stft(S=self.power, sr=self.sr)
+
+    @cached_property
+    def beats(self) -> tuple[float, np.ndarray]:
+        """Tempo (bpm) and beat frames tracked on ``onset_envelope`` (``features.beat``)."""
+        from features.beat import beat_track
+
+        return beat_track(self.onset_envelope, self.sr, self.hop_length)
 
     @property
     def n_frames(self) -> int:

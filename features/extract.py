@@ -9,7 +9,15 @@ Column names (grouped by extractor, in the spec's extractor order):
 * single-row extractors (``(n_frames,)``): ``<name>_<stat>``, e.g. ``zcr_mean``;
 * multi-row extractors (``(n_rows, n_frames)``): ``<name>_<row>_<stat>`` with a two-digit
   **0-based** row index, e.g. ``mfcc_00_mean`` (c0) or ``chroma_00_std`` (pitch class C);
-* scalar extractors (a mapping): ``<name>_<key>``, e.g. ``tempo_bpm``, not summarised.
+* scalar extractors (a mapping): ``<name>_<key>``, e.g. ``tempo_bpm``, not summarised;
+* with ``features.beat_level``, after all of those: ``beat_count`` (beats tracked in the
+  segment) and, for every frame-level extractor, ``beat_<column>``: its frames averaged
+  within each beat interval (``features.beat.sync_frames``), then the same statistics
+  across the beat intervals, e.g. ``beat_mfcc_00_std`` (how c0 varies from beat to beat).
+  A segment with fewer than :data:`MIN_BEATS` beats has no beat structure to summarise; its
+  ``beat_*`` columns take the clip-level values (``beat_mfcc_00_std = mfcc_00_std``) and the
+  build summary counts such clips (``few_beats``). All ``beat_*`` columns form one group,
+  ``beat``, so feature-group search can keep or drop the beat level as a whole.
 
 Values are float64 and finite: NaN and +/-inf become 0.0, both in the frames before the
 statistics and in the statistics (e.g. an extractor that is undefined on a silent frame).
@@ -35,6 +43,7 @@ import pandas as pd
 from threadpoolctl import ThreadpoolController
 
 from features._registry import FEATURES, ensure_loaded
+from features.beat import sync_frames
 from features.config import FeaturesSpec, SegmentsSpec
 from features.context import SpectralContext
 from features.mel import fit_mel_image
@@ -42,9 +51,19 @@ from features.segments import segment_signal
 from features.stats import summarise
 from runner.errors import FeatureError
 
-__all__ = ["SILENCE_PEAK", "extract_signal", "feature_layout"]
+__all__ = [
+    "BEAT_GROUP",
+    "MIN_BEATS",
+    "SILENCE_PEAK",
+    "extract_signal",
+    "feature_layout",
+    "few_beats",
+]
 
 SILENCE_PEAK = 2.0**-24
+#: Beats a segment needs for beat-level statistics (3 full beat intervals).
+MIN_BEATS = 4
+BEAT_GROUP = "beat"
 
 
 @cache
@@ -73,17 +92,10 @@ def _check_signal(y: np.ndarray, sr: int, features: FeaturesSpec) -> np.ndarray:
     return y
 
 
-def _summarise_output(
-    name: str, output: np.ndarray | Mapping[str, float], stats: list[str]
+def _summarise_frames(
+    name: str, frames: np.ndarray, stats: list[str]
 ) -> tuple[list[str], np.ndarray]:
-    """Column names and float64 values for one extractor's output on one segment."""
-    if isinstance(output, Mapping):
-        names = [f"{name}_{key}" for key in output]
-        values = np.array([float(v) for v in output.values()], dtype=np.float64)
-        return names, np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
-    frames = np.asarray(output, dtype=np.float64)
-    if frames.ndim not in (1, 2) or frames.shape[-1] == 0:
-        raise FeatureError(f"extractor '{name}' returned shape {frames.shape}")
+    """Column names and statistics of frame output ``(n_frames,)`` or ``(n_rows, n_frames)``."""
     single = frames.ndim == 1
     frames = np.nan_to_num(np.atleast_2d(frames), nan=0.0, posinf=0.0, neginf=0.0)
     table = np.nan_to_num(summarise(frames, stats), nan=0.0, posinf=0.0, neginf=0.0)
@@ -94,15 +106,63 @@ def _summarise_output(
     return names, table.ravel()
 
 
-def _extract_segment(ctx: SpectralContext, features: FeaturesSpec) -> tuple[list[str], list]:
-    """Run every configured extractor on one segment's context."""
-    names: list[str] = []
+def _frames_of(name: str, output: np.ndarray | Mapping[str, float]) -> np.ndarray | None:
+    """The float64 frames of a frame-level output, None for a scalar (mapping) output."""
+    if isinstance(output, Mapping):
+        return None
+    frames = np.asarray(output, dtype=np.float64)
+    if frames.ndim not in (1, 2) or frames.shape[-1] == 0:
+        raise FeatureError(f"extractor '{name}' returned shape {frames.shape}")
+    return frames
+
+
+def _summarise_output(
+    name: str, output: np.ndarray | Mapping[str, float], stats: list[str]
+) -> tuple[list[str], np.ndarray]:
+    """Column names and float64 values for one extractor's output on one segment."""
+    frames = _frames_of(name, output)
+    if frames is None:
+        names = [f"{name}_{key}" for key in output]
+        values = np.array([float(v) for v in output.values()], dtype=np.float64)
+        return names, np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    return _summarise_frames(name, frames, stats)
+
+
+def _extract_segment(
+    ctx: SpectralContext, features: FeaturesSpec
+) -> tuple[dict[str, list[str]], list[np.ndarray]]:
+    """Run every configured extractor on one segment's context: groups and values."""
+    groups: dict[str, list[str]] = {}
     parts: list[np.ndarray] = []
+    stats = list(features.stats)
+    beat_names: list[str] = []
+    beat_parts: list[np.ndarray] = []
+    beats = ctx.beats[1] if features.beat_level else None
     for name in features.extractors:
-        cols, values = _summarise_output(name, FEATURES[name](ctx), list(features.stats))
-        names.extend(cols)
+        output = FEATURES[name](ctx)
+        cols, values = _summarise_output(name, output, stats)
+        groups[name] = cols
         parts.append(values)
-    return names, parts
+        frames = _frames_of(name, output) if beats is not None else None
+        if frames is None:
+            continue
+        if len(beats) >= MIN_BEATS:
+            _, values = _summarise_frames(name, sync_frames(frames, beats), stats)
+        beat_names.extend(f"{BEAT_GROUP}_{col}" for col in cols)
+        beat_parts.append(values)  # too few beats: the clip-level values
+    if beats is not None:
+        groups[BEAT_GROUP] = [f"{BEAT_GROUP}_count", *beat_names]
+        parts.extend([np.array([float(len(beats))]), *beat_parts])
+    return groups, parts
+
+
+def few_beats(frame: pd.DataFrame) -> int:
+    """Clips of a feature table with a segment below :data:`MIN_BEATS` beats (0 when the
+    table has no beat level)."""
+    column = f"{BEAT_GROUP}_count"
+    if column not in frame.columns or frame.empty:
+        return 0
+    return int(frame.loc[frame[column] < MIN_BEATS, "clip_id"].nunique())
 
 
 def extract_signal(
@@ -135,7 +195,8 @@ def extract_signal(
             if len(segment) < features.n_fft:
                 raise FeatureError(f"segment shorter than one frame (n_fft={features.n_fft})")
             ctx = SpectralContext.from_spec(segment, rate, features)
-            names, parts = _extract_segment(ctx, features)
+            groups, parts = _extract_segment(ctx, features)
+            names = [col for cols in groups.values() for col in cols]
             rows.append(np.concatenate(parts))
             if features.mel_image:
                 images.append(fit_mel_image(ctx.mel_db, features.mel_image_frames))
@@ -155,12 +216,12 @@ def feature_layout(features: FeaturesSpec) -> tuple[list[str], dict[str, list[st
 
 @lru_cache(maxsize=32)
 def _layout(spec_json: str) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    ensure_loaded()
     features = FeaturesSpec.model_validate(json.loads(spec_json))
     n = max(features.sample_rate, 2 * features.n_fft)
     probe = np.random.default_rng(0).standard_normal(n).astype(np.float32) * 0.1
     ctx = SpectralContext.from_spec(probe, features.sample_rate, features)
-    groups = {}
-    for name in features.extractors:
-        cols, _ = _summarise_output(name, FEATURES[name](ctx), list(features.stats))
-        groups[name] = tuple(cols)
-    return tuple(c for cols in groups.values() for c in cols), groups
+    with _blas().limit(limits=1, user_api="blas"):
+        groups, _ = _extract_segment(ctx, features)
+    frozen = {name: tuple(cols) for name, cols in groups.items()}
+    return tuple(c for cols in frozen.values() for c in cols), frozen

@@ -7,31 +7,25 @@ within the timestamp granularity of the file system could otherwise keep its siz
 ``ctime`` cannot be set by user programs, so restoring an old mtime with ``os.utime`` after
 changing the content is still noticed. Anything else is hashed again.
 
-The index is shared by all feature configs (content hashes do not depend on them) and saved
-atomically; concurrent builds may drop each other's entries, which only costs a rehash.
+A miss is hashed by the extraction worker that reads the file anyway (``features._worker``),
+and recorded here by the build. The index is shared by all feature configs (content hashes
+do not depend on them) and saved atomically; concurrent builds may drop each other's
+entries, which only costs a rehash.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import time
 from pathlib import Path
 
 import pandas as pd
 
 from features._atomic import atomic_write
 
-__all__ = ["RACY_NS", "StatIndex", "hash_file"]
+__all__ = ["RACY_NS", "StatIndex"]
 
 RACY_NS = 2_000_000_000
 _FIELDS = ["size", "mtime_ns", "ctime_ns", "ino"]
-
-
-def hash_file(path: str | Path) -> str:
-    """sha256 hex digest of a file's bytes."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _stat_tuple(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -76,15 +70,6 @@ class StatIndex:
         """Remember ``sha`` for ``path`` as stat'ed by ``st`` just before hashing."""
         self._entries[path] = (_stat_tuple(st), sha, checked_ns)
         self._dirty = True
-
-    def hash(self, path: str, st: os.stat_result) -> str:
-        """Return the content hash, from the index when safe, else by reading the file."""
-        sha = self.lookup(path, st)
-        if sha is None:
-            checked = time.time_ns()
-            sha = hash_file(path)
-            self.record(path, st, sha, checked)
-        return sha
 
     def save(self) -> None:
         """Write the index atomically if anything changed."""

@@ -28,10 +28,13 @@ class FeatureTable:
         feature_columns: the feature column names, in ``frame`` order.
         groups: extractor name -> its columns (to sum importances or search over groups).
         skipped: one row per clip left out: ``clip_id``, ``path``, ``reason``.
-        stats: rows, columns, clips, cache_hits, cache_misses, extracted, skipped, seconds.
+        stats: rows, columns, clips, cache_hits, cache_misses, hashed (files read to hash),
+            extracted, skipped, cut (files read only up to ``max_duration_s``), seconds.
         digest: sha256 hex of the content (columns and every value); equal across runs.
         mel_path: a .npy of float32 ``(rows, n_mels, frames)`` aligned with ``frame``, or
             None when ``features.mel_image`` is false.
+        notes: one row per clip in the table that carries a note: ``clip_id``, ``path``,
+            ``note`` (``cut: read the first 600 s of 7200 s``).
     """
 
     frame: pd.DataFrame
@@ -41,6 +44,9 @@ class FeatureTable:
     stats: dict[str, Any] = field(default_factory=dict)
     digest: str = ""
     mel_path: Path | None = None
+    notes: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["clip_id", "path", "note"])
+    )
 
     def load_mel(self, rows: np.ndarray | None = None) -> np.ndarray:
         """Mel images of ``rows`` (positions in ``frame``; all rows when None).

@@ -1,4 +1,4 @@
-"""The ``audioml`` command line: validate, features, run, demo, schema (and worker)."""
+"""The ``audioml`` command line: validate, features, run, demo, predict, schema (and worker)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from runner.errors import RunnerError
 
@@ -64,6 +65,33 @@ def _scale_out_parsers(sub: argparse._SubParsersAction) -> None:
     _common(p)
 
 
+def _predict_parser(sub: argparse._SubParsersAction) -> None:
+    """``predict``: a registered model over a folder, manifest or labels JSON (docs/predict.md)."""
+    p = sub.add_parser("predict", help="apply a model to a folder, manifest or labels JSON")
+    p.add_argument("model", help="models:/name@alias, models:/name/3, runs:/..., or a spec file")
+    p.add_argument("data", type=Path, help="a folder of audio, a CSV/TSV manifest or a JSON")
+    p.add_argument("--out", type=Path, required=True, help="the predictions CSV")
+    p.add_argument("--uncertain", type=int, metavar="N", help="write the N least certain clips")
+    p.add_argument("--labels-out", type=Path, help="where --uncertain writes its labels JSON")
+    p.add_argument(
+        "--uncertain-by",
+        default="confidence",
+        choices=["confidence", "margin", "entropy"],
+        help="how --uncertain ranks clips (default confidence: lowest first)",
+    )
+    p.add_argument("--log", action="store_true", help="record the predictions as an MLflow run")
+    p.add_argument("--experiment", help="MLflow experiment of --log (default <model>-predictions)")
+    p.add_argument("--path-column", default="path", help="a manifest's path column (default path)")
+    p.add_argument("--cache-dir", type=Path, help="feature cache (default: the model's)")
+    p.add_argument("--n-jobs", type=int, help="extraction processes (default: the model's)")
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)",
+    )
+    _common(p, stores=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="audioml",
@@ -80,11 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, stores=False)
     p = sub.add_parser("features", help="build or load the feature table; print its summary")
     p.add_argument("spec", type=Path)
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="also write the table (ids, label, group, features) to FILE.parquet or FILE.csv",
+    )
     _common(p, stores=False)
     p = sub.add_parser("run", help="features, search, tracking, refit, test, registry")
     p.add_argument("spec", type=Path)
     _common(p)
     _scale_out_parsers(sub)
+    _predict_parser(sub)
     p = sub.add_parser("demo", help="synthesize the demo corpus and run experiments/demo.yaml")
     p.add_argument("--out", type=Path, default=Path("demo-data"), help="corpus folder")
     _common(p)
@@ -100,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except RunnerError as exc:
-        err_console.print(f"[red]error:[/] {exc}", markup=True, soft_wrap=True)
+        # Messages hold ranges like [low, high] and extras like audioml[voice], not markup.
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -128,6 +163,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "worker": commands.worker,
         "finalize": commands.finalize,
         "demo": commands.demo,
+        "predict": commands.predict,
         "schema": lambda _a, _c: _schema(),
     }[args.command]
     return handler(args, console)

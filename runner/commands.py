@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 
 from runner.errors import DataError, RunnerError
 from runner.loading import load_spec, resolve_spec
 
 if TYPE_CHECKING:
     from runner.pipeline import RunOptions
+    from runner.spec import ExperimentSpec
 
-__all__ = ["demo", "features", "finalize", "run", "validate", "worker"]
-
-REPO = Path(__file__).resolve().parent.parent
+__all__ = ["demo", "features", "finalize", "predict", "run", "validate", "worker"]
 
 
 def validate(args: argparse.Namespace, console: Console) -> int:
@@ -31,17 +30,32 @@ def validate(args: argparse.Namespace, console: Console) -> int:
                     raise DataError(f"{path}: data.root: folder '{root}' does not exist")
                 console.print(f"[green]ok[/] {path}  (data.root {root} not present here)")
                 continue
+            notes = _check_data(spec) if args.check_data else []
             console.print(f"[green]ok[/] {path}")
+            for note in notes:
+                console.print(f"  note: {escape(note)}", soft_wrap=True)
         except RunnerError as exc:
             failed += 1
-            console.print(f"[red]invalid[/] {exc}", soft_wrap=True)
+            message = str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
+            console.print(f"[red]invalid[/] {escape(message)}", soft_wrap=True)
     return 2 if failed else 0
 
 
-def features(args: argparse.Namespace, console: Console) -> int:
-    """Build or load the feature table and print its summary."""
-    from runner.dataset import prepare_dataset
+def _check_data(spec: ExperimentSpec) -> list[str]:
+    """``validate --check-data``: the source's listing (no audio decoded); notes to show."""
+    from runner.sources import load_source
+    from runner.validation import check_data
 
+    return check_data(spec, load_source(spec))
+
+
+def features(args: argparse.Namespace, console: Console) -> int:
+    """Build or load the feature table, print its summary, write it with ``--out``."""
+    from runner.dataset import prepare_dataset, write_table
+
+    out = getattr(args, "out", None)
+    if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
+        raise DataError(f"--out {out}: write a .parquet or .csv file")
     spec = load_spec(args.spec, args.overrides)
     ds = prepare_dataset(spec, progress=not args.quiet)
     stats = {"rows": len(ds.frame), "columns": len(ds.feature_columns), **ds.stats}
@@ -55,6 +69,15 @@ def features(args: argparse.Namespace, console: Console) -> int:
         console.print(f"  skipped {row.path}: {row.reason}", soft_wrap=True)
     if len(ds.skipped) > 20:
         console.print(f"  ... and {len(ds.skipped) - 20} more skipped clips")
+    if ds.stats.get("cut"):
+        console.print(
+            f"note: {ds.stats['cut']} clip(s) longer than features.max_duration_s="
+            f"{spec.features.max_duration_s:g} s: only their first "
+            f"{spec.features.max_duration_s:g} s were read"
+        )
+    if out is not None:
+        write_table(ds, out)
+        console.print(f"wrote {len(ds.frame)} rows to {out}")
     return 0
 
 
@@ -114,6 +137,30 @@ def demo(args: argparse.Namespace, console: Console) -> int:
     out = args.out.resolve()
     console.print(f"synthesizing the demo corpus into {out}")
     synthesize_corpus(out)
-    args.spec = REPO / "experiments" / "demo.yaml"
+    from runner.resources import shipped
+
+    args.spec = shipped("experiments", "demo.yaml")
     args.overrides = [f"data.root={out}", *args.overrides]
     return run(args, console)
+
+
+def predict(args: argparse.Namespace, console: Console) -> int:
+    """Apply a model to a folder, manifest or labels JSON (docs/predict.md)."""
+    from runner.predict import PredictOptions, run_predict
+
+    opts = PredictOptions(
+        out=args.out,
+        tracking_uri=args.tracking_uri,
+        overrides=args.overrides,
+        uncertain=args.uncertain,
+        labels_out=args.labels_out,
+        uncertain_by=args.uncertain_by,
+        log=args.log,
+        experiment=args.experiment,
+        cache_dir=args.cache_dir,
+        n_jobs=args.n_jobs,
+        path_column=args.path_column,
+        progress=not args.quiet,
+    )
+    run_predict(args.model, args.data, opts, console)
+    return 0

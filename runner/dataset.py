@@ -16,7 +16,7 @@ from runner.errors import DataError
 from runner.sources import SourceResult
 from runner.spec import ExperimentSpec
 
-__all__ = ["Dataset", "cache_dir_for", "prepare_dataset", "targets"]
+__all__ = ["Dataset", "cache_dir_for", "prepare_dataset", "targets", "write_table"]
 
 ID_COLUMNS = ["clip_id", "segment", "label", "group"]
 
@@ -121,6 +121,22 @@ def _from_audio(
         stats=dict(table.stats), report=source.report, class_weight=source.class_weight,
         load_mel=table.load_mel if table.mel_path is not None else None,
     )  # fmt: skip
+
+
+def write_table(ds: Dataset, path: Path) -> Path:
+    """Write the table's id columns and features to ``path`` (.parquet or .csv), atomically.
+
+    The columns are ``clip_id, segment, label, group`` then the features in table order,
+    so the file reads back as a ``feature_table`` source (as GTZAN's features_30_sec.csv).
+    """
+    from features._atomic import atomic_write
+
+    ids = [c for c in ID_COLUMNS if c in ds.frame.columns]
+    frame = ds.frame[[*ids, *ds.feature_columns]]
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+    return atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def _first_reason(skipped: pd.DataFrame) -> str:

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from runner.errors import SpecError
+from runner.resources import shipped
 from runner.spec import ExperimentSpec
 
 __all__ = [
@@ -28,7 +29,8 @@ __all__ = [
     "spec_hash",
 ]
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+#: configs/ of the checkout or of the installed package (see runner.resources).
+CONFIG_DIR = shipped("configs")
 
 
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -87,18 +89,22 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def resolve_spec(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
     """The raw resolved spec: defaults, then the file, then the overrides."""
     path = Path(path)
-    defaults = _read_yaml(CONFIG_DIR / "defaults.yaml")
+    defaults = _read_yaml(shipped("configs", "defaults.yaml"))
     return apply_overrides(deep_merge(defaults, _read_yaml(path)), overrides, source=str(path))
 
 
 def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentSpec:
     """Load and validate a spec file; raises :class:`SpecError` naming file and key."""
+    from runner.validation import check_spec
+
     raw = resolve_spec(path, overrides)
     try:
-        return ExperimentSpec.model_validate(raw)
+        spec = ExperimentSpec.model_validate(raw)
     except ValidationError as exc:
         lines = [f"{path}: {_format_error(err)}" for err in exc.errors()]
         raise SpecError("\n".join(lines)) from None
+    check_spec(spec, source=path)  # what the schema cannot see: spaces, registry names, ...
+    return spec
 
 
 def _format_error(err: Mapping[str, Any]) -> str:
@@ -107,7 +113,7 @@ def _format_error(err: Mapping[str, Any]) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         allowed = _allowed_keys(loc[:-1])
-        return f"{key}: unknown key '{loc[-1]}'; allowed keys: {', '.join(allowed)}"
+        return f"{key}: unknown key '{loc[-1]}'; choose one of {', '.join(allowed)}"
     if kind == "missing":
         return f"{key}: required key is missing"
     if kind == "literal_error":

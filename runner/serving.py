@@ -16,9 +16,11 @@ the run's own ``FeaturesSpec`` and ``SegmentsSpec``, the code path training used
 Bad input raises ``MlflowException(error_code=INVALID_PARAMETER_VALUE)``, which the MLflow
 scoring server answers with HTTP 400 and ``{"error_code": ..., "message": ...}``.
 
-Limits, read from the environment when the model is loaded:
-``AUDIOML_MAX_AUDIO_BYTES`` (default 50 MiB per clip) and ``AUDIOML_MAX_AUDIO_SECONDS``
-(default 600 s per clip, so a small compressed file cannot decode to hours of samples).
+Limits (``runner.limits``), read from the environment when the model is loaded:
+``AUDIOML_MAX_AUDIO_BYTES`` (default 50 MiB per clip), ``AUDIOML_MAX_AUDIO_SECONDS``
+(default 600 s per clip, so a small compressed file cannot decode to hours of samples),
+``AUDIOML_MAX_REQUEST_ROWS`` (default 1000) and ``AUDIOML_MAX_REQUEST_BYTES`` (default
+100 MiB of audio per request).
 """
 
 from __future__ import annotations
@@ -27,17 +29,23 @@ import base64
 import binascii
 import io
 import json
-import os
 import pickle
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+from runner.limits import (
+    MAX_AUDIO_BYTES,
+    MAX_AUDIO_SECONDS,
+    MAX_BYTES_ENV,
+    MAX_SECONDS_ENV,
+    SERVE_ROOT_ENV,
+    Limits,
+    bad_input,
+)
 
 __all__ = [
     "MAX_AUDIO_BYTES",
@@ -49,41 +57,8 @@ __all__ = [
     "Limits",
 ]
 
-SERVE_ROOT_ENV = "AUDIOML_SERVE_ROOT"
-MAX_BYTES_ENV = "AUDIOML_MAX_AUDIO_BYTES"
-MAX_SECONDS_ENV = "AUDIOML_MAX_AUDIO_SECONDS"
-MAX_AUDIO_BYTES = 50 * 1024 * 1024
-MAX_AUDIO_SECONDS = 600.0
 _INPUT_COLUMNS = ("audio_base64", "path")
-
-
-def _bad_input(message: str) -> MlflowException:
-    # INVALID_PARAMETER_VALUE makes the scoring server answer HTTP 400, not 500.
-    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What a served model accepts: clip size, clip duration, and the file root (or None)."""
-
-    max_bytes: int = MAX_AUDIO_BYTES
-    max_seconds: float = MAX_AUDIO_SECONDS
-    root: Path | None = None
-
-    @classmethod
-    def from_env(cls) -> Limits:
-        """Read the limits from the environment (a bad value stops the server from starting)."""
-        try:
-            max_bytes = int(os.environ.get(MAX_BYTES_ENV, MAX_AUDIO_BYTES))
-            max_seconds = float(os.environ.get(MAX_SECONDS_ENV, MAX_AUDIO_SECONDS))
-        except ValueError as exc:
-            raise ValueError(
-                f"{MAX_BYTES_ENV} / {MAX_SECONDS_ENV}: not a number ({exc})"
-            ) from None
-        root = os.environ.get(SERVE_ROOT_ENV) or None
-        if root is not None and not Path(root).is_dir():
-            raise ValueError(f"{SERVE_ROOT_ENV}={root}: not a directory")
-        return cls(max_bytes, max_seconds, Path(root).resolve() if root else None)
+_bad_input = bad_input
 
 
 class AudioModel(mlflow.pyfunc.PythonModel):
@@ -130,6 +105,7 @@ class AudioModel(mlflow.pyfunc.PythonModel):
                 f"(when the server allows it), or the model's {len(self.columns)} feature "
                 f"columns ({_shown(self.columns)}); unknown columns are ignored"
             )
+        self.limits.check_request(frame)
         is_clip = np.zeros(len(frame), dtype=bool)
         for name in _INPUT_COLUMNS:
             if name in frame.columns:
@@ -141,6 +117,23 @@ class AudioModel(mlflow.pyfunc.PythonModel):
             parts[int(i)] = self._clip_inputs(int(i), frame.iloc[int(i)].to_dict())
         X = np.concatenate([parts[i] for i in range(len(frame))])
         owner = np.concatenate([np.full(len(parts[i]), i) for i in range(len(frame))])
+        return self.predict_inputs(X, owner)
+
+    # -- the code path `audioml predict` shares --------------------------------------------
+    def segment_inputs(self, table: pd.DataFrame, images: np.ndarray | None) -> np.ndarray:
+        """The estimator input of extracted segments (one row or image each).
+
+        Args:
+            table: one row per segment: the extracted feature columns, plus any columns of
+                the clip's request or manifest row (repeated on each of its segments).
+            images: the segments' log-mel images, or None when the model reads a table.
+        """
+        if self.config["input"] == "mel_image":
+            return images
+        return table[self.columns].to_numpy(dtype=float)
+
+    def predict_inputs(self, X: np.ndarray, owner: np.ndarray) -> pd.DataFrame:
+        """Estimator inputs of segments and the clip number of each -> one row per clip."""
         return self._finish(self._raw_predict(X), owner)
 
     # -- inputs ------------------------------------------------------------------------
@@ -179,15 +172,15 @@ class AudioModel(mlflow.pyfunc.PythonModel):
         data = self._clip_bytes(i, row)
         self._check_duration(i, data)
         try:
-            y = decode_audio(data, self.features.sample_rate)
+            y = decode_audio(
+                data, self.features.sample_rate, max_duration_s=self.features.max_duration_s
+            )
             table, images = extract_signal(
                 y, self.features.sample_rate, self.features, self.segments
             )
         except FeatureError as exc:
             raise _bad_input(f"row {i}: {exc}") from None
-        if self.config["input"] == "mel_image":
-            return images
-        return table[self.columns].to_numpy(dtype=float)
+        return self.segment_inputs(table, images)
 
     def _clip_bytes(self, i: int, row: dict[str, Any]) -> bytes:
         encoded = row.get("audio_base64")

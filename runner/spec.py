@@ -58,6 +58,11 @@ class DataSpec(StrictModel):
         description="audio file endings the folder source lists",
     )
     max_clips: int | None = Field(None, ge=1, description="cap on clips, seeded sample")
+    min_clips_per_class: int | None = Field(
+        None,
+        ge=1,
+        description="drop classes with fewer clips, or fewer clips/groups than the folds need",
+    )
 
     @model_validator(mode="after")
     def check_manifest(self) -> DataSpec:

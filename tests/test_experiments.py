@@ -114,6 +114,25 @@ def common_voice(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def common_voice_rare(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Common Voice where the two oldest buckets have one speaker each, as small releases do;
+    the six others have three speakers of two clips."""
+    root = tmp_path_factory.mktemp("cv_rare") / "en"
+    tsv = make_common_voice(root, n_speakers=20, clips_per_speaker=2, seconds=1.0)
+    lines = tsv.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split("\t")
+    col, speakers = header.index("age"), []
+    for i, line in enumerate(lines[1:], start=1):
+        cells = line.split("\t")
+        speakers += [] if cells[0] in speakers else [cells[0]]
+        if speakers.index(cells[0]) >= 18:  # plain text edit: the file is never quoted
+            cells[col] = ("eighties", "nineties")[speakers.index(cells[0]) - 18]
+        lines[i] = "\t".join(cells)
+    tsv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
 def music_dialogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``labels.json`` of music | dialogue | both; 11-s clips, so "the last 10 s" cuts."""
     root = tmp_path_factory.mktemp("music_dialogue")
@@ -222,6 +241,25 @@ def test_age(workdir: Path, common_voice: Path) -> None:
     assert p.dataset.report["empty_label_dropped"] == 2
     assert "fourties" in set(p.dataset.frame["label"])  # Common Voice's spelling, kept
     assert p.dataset.class_weight is not None  # balance: class_weight, not downsampling
+
+
+@pytest.mark.slow
+def test_age_drops_buckets_of_a_single_speaker(
+    workdir: Path, common_voice_rare: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # Without the key, the data check names the rare buckets before any audio is decoded.
+    sets = (f"data.root={common_voice_rare}", "search.cv.folds=2", "data.min_clips_per_class=null")
+    path = str(EXPERIMENTS / "age.yaml")
+    assert main(["validate", "--check-data", path, *(a for s in sets for a in ("--set", s))]) == 2
+    out = capsys.readouterr().out
+    assert "'eighties' has 1" in out and "'nineties' has 1" in out and "client_id" in out
+    spec = _run("age", common_voice_rare)
+    parent = _assert_run(workdir, spec)
+    assert parent.data.metrics["source_rare_class_dropped"] == 4  # one speaker, 2 clips each
+    p = _prepare_grouped(spec, workdir)
+    assert set(p.dataset.frame["label"]) == {
+        "teens", "twenties", "thirties", "fourties", "fifties", "sixties"
+    }  # fmt: skip
 
 
 @pytest.mark.slow

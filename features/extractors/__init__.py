@@ -1,10 +1,8 @@
-"""Built-in extractors; importing this package registers them.
+"""Built-in extractors, one module per concept; ``features._registry.BUILTIN`` names them.
 
-One module per concept: cepstral (mfcc, delta_mfcc), spectral shape (centroid, bandwidth,
-rolloff, flatness, spectral_contrast), temporal (zcr, rms), tonal (chroma), harmonic (hnr),
-rhythm (tempo). Registration order is the order below.
+cepstral (mfcc, delta_mfcc), spectral shape (centroid, bandwidth, rolloff, flatness,
+spectral_contrast), temporal (zcr, rms), tonal (chroma, tonnetz), harmonic (hnr), rhythm
+(tempo, onset), mel_bands (mel), pitch (pitch), hpss (hpss) and voice (praat, egemaps; the
+``voice`` extra). Importing this package imports nothing: ``features.ensure_loaded()`` imports
+the modules, which register their extractors.
 """
-
-from features.extractors import cepstral, harmonic, rhythm, spectral, temporal, tonal
-
-__all__ = ["cepstral", "harmonic", "rhythm", "spectral", "temporal", "tonal"]

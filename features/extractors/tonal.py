@@ -1,8 +1,6 @@
-"""Pitch-class features from the shared power STFT."""
+"""Pitch-class and tonal-centroid features from the shared chromagram."""
 
 from __future__ import annotations
-
-import warnings
 
 import librosa
 import numpy as np
@@ -10,17 +8,23 @@ import numpy as np
 from features._registry import register_feature
 from features.context import SpectralContext
 
-__all__ = ["chroma"]
+__all__ = ["chroma", "tonnetz"]
 
 
 @register_feature("chroma")
 def chroma(ctx: SpectralContext) -> np.ndarray:
-    """Chromagram ``(12, n_frames)``, rows C, C#, ..., B.
+    """Chromagram ``(12, n_frames)``, rows C, C#, ..., B; equals
+    ``librosa.feature.chroma_stft(y=...)``."""
+    return ctx.chroma
 
-    Equals ``librosa.feature.chroma_stft(y=...)`` including its tuning estimate, which is
-    made from the same shared power spectrum. A segment without any pitched peak (e.g.
-    silence) gets tuning 0, as librosa does, without its warning for every such segment.
+
+@register_feature("tonnetz")
+def tonnetz(ctx: SpectralContext) -> np.ndarray:
+    """Tonal centroid features ``(6, n_frames)`` (Harte et al. 2006) of the shared chromagram.
+
+    Equals ``librosa.feature.tonnetz(chroma=librosa.feature.chroma_stft(y=...))``. librosa's
+    own default starts from a constant-Q chromagram, a second transform per segment; the
+    STFT chromagram is what ``chroma`` already computed. Rows: fifths (x, y), minor thirds
+    (x, y), major thirds (x, y).
     """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Trying to estimate tuning")
-        return librosa.feature.chroma_stft(S=ctx.power, sr=ctx.sr)
+    return librosa.feature.tonnetz(chroma=ctx.chroma, sr=ctx.sr)

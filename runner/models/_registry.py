@@ -86,7 +86,9 @@ def get_family(name: str, task: str | None = None) -> ModelFamily:
     """Return the family ``name``, refusing unknown names and unsupported tasks."""
     ensure_loaded()
     if name not in MODELS:
-        raise RegistryError(f"Unknown model family '{name}'; known: {', '.join(sorted(MODELS))}.")
+        raise RegistryError(
+            f"Unknown model family '{name}'; choose one of {', '.join(sorted(MODELS))}."
+        )
     family = MODELS[name]
     if task is not None and not family.supports(task):
         fitting = sorted(n for n, f in MODELS.items() if f.supports(task))

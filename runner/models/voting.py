@@ -40,7 +40,7 @@ def voting_members(
         if family is None or name == "voting" or family.input != "table":
             usable = sorted(n for n, f in MODELS.items() if n != "voting" and f.input == "table")
             raise ValueError(
-                f"Voting member '{name}' is not a table family; use one of {', '.join(usable)}."
+                f"Voting member '{name}' is not a table family; choose one of {', '.join(usable)}."
             )
         estimator = family.make(member_params, task=task, seed=seed, balanced=balanced)
         # Index first: the same family may vote twice with different parameters.

@@ -16,6 +16,7 @@ import pandas as pd
 
 from runner.errors import DataError
 from runner.spec import ExperimentSpec
+from runner.validation import min_units_per_class
 
 __all__ = [
     "REPORT_KEYS",
@@ -36,6 +37,7 @@ REPORT_KEYS: tuple[str, ...] = (
     "empty_path_dropped",
     "filtered_out",
     "relabelled",
+    "rare_class_dropped",
     "downsampled_out",
     "capped_out",
     "kept",
@@ -163,6 +165,7 @@ def finalize(
     if spec.task == "regression":
         frame["label"] = _numeric_labels(frame, source, label_from)
     else:
+        frame = _drop_rare(frame, spec, report)
         _check_classes(frame, source, label_from)
         frame = _downsample(frame, spec, report)
     frame = _cap(frame, spec, report)
@@ -205,6 +208,23 @@ def _check_classes(frame: pd.DataFrame, source: Path, label_from: str) -> None:
             f"{source}: classification needs at least 2 classes in {label_from}; "
             f"found only {classes!r} in {len(frame)} clips"
         )
+
+
+def _drop_rare(frame: pd.DataFrame, spec: ExperimentSpec, report: dict) -> pd.DataFrame:
+    """``data.min_clips_per_class``: drop classes with fewer clips, or fewer clips (groups,
+    with a group column) than the held-out split and the CV folds need."""
+    floor = spec.data.min_clips_per_class
+    if floor is None:
+        return frame
+    need = min_units_per_class(spec.search.cv.folds, spec.search.test_size)
+    grouped = spec.data.group_column is not None and frame["group"].notna().any()
+    units = frame["group"].fillna(frame["clip_id"]) if grouped else frame["clip_id"]
+    clips = frame.groupby("label")["clip_id"].size()
+    per_unit = units.groupby(frame["label"]).nunique()
+    rare = set(clips.index[(clips < floor) | (per_unit < need)])
+    drop = frame["label"].isin(rare).to_numpy(dtype=bool)
+    report["rare_class_dropped"] += int(drop.sum())
+    return frame.loc[~drop]
 
 
 def _downsample(frame: pd.DataFrame, spec: ExperimentSpec, report: dict) -> pd.DataFrame:

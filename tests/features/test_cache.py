@@ -29,20 +29,6 @@ def packs(cache: Path) -> list[Path]:
     return sorted(cache.glob("v1/*/packs/*.parquet"))
 
 
-@pytest.fixture
-def hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Records every content hash taken through the stat index."""
-    calls: list[str] = []
-    original = features.stat_index.hash_file
-
-    def counting(path: str | Path) -> str:
-        calls.append(str(path))
-        return original(path)
-
-    monkeypatch.setattr(features.stat_index, "hash_file", counting)
-    return calls
-
-
 def test_cold_then_warm(tmp_path: Path, rng, small_features) -> None:
     clips = make_corpus(tmp_path / "audio", 4, rng)
     cold = build(clips, small_features, tmp_path / "cache")
@@ -87,15 +73,14 @@ def test_changed_content_same_name_is_noticed(tmp_path: Path, rng, small_feature
 
 
 def test_fast_path_skips_hashing_but_not_changes(
-    tmp_path: Path, rng, small_features, hash_calls, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, rng, small_features, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clips = make_corpus(tmp_path / "audio", 3, rng)
     monkeypatch.setattr(features.stat_index, "RACY_NS", 0)  # files are trusted at once
-    build(clips, small_features, tmp_path / "cache")
-    assert len(hash_calls) == 3
-    hash_calls.clear()
-    assert build(clips, small_features, tmp_path / "cache").stats["cache_hits"] == 3
-    assert hash_calls == []  # warm: stat only
+    assert build(clips, small_features, tmp_path / "cache").stats["hashed"] == 3
+    warm = build(clips, small_features, tmp_path / "cache")
+    assert warm.stats["cache_hits"] == 3
+    assert warm.stats["hashed"] == 0  # warm: stat only
     # Same size, and the old mtime restored: only ctime (not settable) reveals the change.
     target = Path(clips.loc[0, "path"])
     st = target.stat()
@@ -103,18 +88,18 @@ def test_fast_path_skips_hashing_but_not_changes(
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert target.stat().st_size == st.st_size and target.stat().st_mtime_ns == st.st_mtime_ns
     after = build(clips, small_features, tmp_path / "cache")
-    assert hash_calls == [str(target)]
+    assert after.stats["hashed"] == 1 and after.stats["cache_hits"] == 2
     assert after.stats["extracted"] == 1
 
 
 def test_racy_entries_are_rehashed(
-    tmp_path: Path, rng, small_features, hash_calls, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, rng, small_features, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(features.stat_index, "RACY_NS", 3600 * 10**9)  # everything is recent
     clips = make_corpus(tmp_path / "audio", 2, rng)
     build(clips, small_features, tmp_path / "cache")
     again = build(clips, small_features, tmp_path / "cache")
-    assert len(hash_calls) == 4  # hashed again, but the content is known: still cache hits
+    assert again.stats["hashed"] == 2  # hashed again, but the content is known: cache hits
     assert again.stats["cache_hits"] == 2 and again.stats["extracted"] == 0
 
 

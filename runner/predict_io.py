@@ -1,0 +1,129 @@
+"""What ``audioml predict`` reads and writes: the clips of DATA, and its output files.
+
+DATA is one of:
+
+* a folder: every audio file under it, recursively (hidden files and folders skipped);
+* a CSV/TSV manifest with a path column (paths relative to the manifest's folder, or
+  absolute); its other columns travel with the clips, so a model that reads metadata
+  columns finds them;
+* a labels JSON (``{"relative/file.wav": "label", ...}`` or a list of objects with a
+  ``path`` key), the format the ``labels_json`` data source reads; labels are ignored.
+
+Clip ids (the ``path`` column of every output) are paths relative to the DATA root: the
+folder itself, or the folder holding the manifest or JSON, which is what the
+``labels_json`` source expects when that folder is its ``data.root``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from features._atomic import atomic_write
+from runner.errors import DataError
+from runner.sources import list_audio_files
+from runner.sources.manifest import read_delimited
+from runner.spec import DataSpec
+
+__all__ = ["PredictInput", "list_inputs", "write_csv", "write_json"]
+
+#: The endings listed in a DATA folder: the folder source's defaults.
+EXTENSIONS: list[str] = DataSpec.model_fields["extensions"].default_factory()  # type: ignore[misc]
+
+
+@dataclass
+class PredictInput:
+    """The clips to predict and where they came from.
+
+    Attributes:
+        clips: ``clip_id`` (relative to ``root``), ``path`` (absolute), ``label`` and
+            ``group`` (empty), then the manifest's other columns (text).
+        root: the folder clip ids are relative to.
+        source: the folder, manifest or JSON read.
+        duplicates: rows dropped because they named a clip already listed.
+    """
+
+    clips: pd.DataFrame
+    root: Path
+    source: Path
+    duplicates: int = 0
+
+
+def list_inputs(data: Path, *, path_column: str = "path") -> PredictInput:
+    """The clips DATA names (see the module docstring).
+
+    Raises:
+        DataError: DATA is missing, unreadable, lacks the path column, or lists no clip.
+    """
+    data = Path(os.path.normpath(Path(data).expanduser().absolute()))
+    if data.is_dir():
+        files = list_audio_files(data, EXTENSIONS)
+        raw = pd.DataFrame({"path": [p.relative_to(data).as_posix() for p in files]})
+        return _clips(raw, data, data, "path")
+    if not data.is_file():
+        raise DataError(f"DATA: '{data}' does not exist (give a folder, a CSV/TSV or a JSON)")
+    if data.suffix.lower() == ".json":
+        return _clips(_json_frame(data), data.parent, data, "path")
+    raw = read_delimited(data, dtype=str, keep_default_na=False)
+    if path_column not in raw.columns:
+        raise DataError(
+            f"{data}: no path column '{path_column}' (set --path-column); "
+            f"columns: {', '.join(map(str, raw.columns))}"
+        )
+    return _clips(raw, data.parent, data, path_column)
+
+
+def _json_frame(path: Path) -> pd.DataFrame:
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not a readable JSON file ({exc})") from None
+    if isinstance(payload, dict):
+        return pd.DataFrame({"path": [str(k) for k in payload]})
+    if isinstance(payload, list) and all(isinstance(o, dict) and "path" in o for o in payload):
+        return pd.DataFrame(payload).astype(object)
+    raise DataError(
+        f"{path}: expected an object mapping audio paths to labels "
+        '({"a.wav": "music"}) or a list of {"path": ...} objects'
+    )
+
+
+def _clips(raw: pd.DataFrame, root: Path, source: Path, column: str) -> PredictInput:
+    """Resolve paths against ``root``; one row per distinct clip, in DATA order."""
+    names = raw[column].astype(str).str.strip().str.replace("\\", "/", regex=False)
+    keep = (names != "") & (names.str.lower() != "nan")
+    raw, names = raw.loc[keep], names[keep]
+    full = [os.path.normpath(os.path.join(root, n)) for n in names]
+    prefix = str(root) + os.sep
+    ids = [f[len(prefix) :].replace(os.sep, "/") if f.startswith(prefix) else f for f in full]
+    clips = pd.DataFrame(
+        {"clip_id": ids, "path": full, "label": None, "group": None}, dtype=object
+    )
+    for name in raw.columns:
+        if name != column and name not in clips.columns:
+            clips[name] = raw[name].to_numpy()
+    repeated = clips["clip_id"].duplicated()
+    clips = clips.loc[~repeated].reset_index(drop=True)
+    if clips.empty:
+        raise DataError(
+            f"{source}: no clips to predict (looked for {', '.join(EXTENSIONS)} files)"
+            if source.is_dir()
+            else f"{source}: no clips to predict (the path column is empty)"
+        )
+    return PredictInput(clips, root, source, int(repeated.sum()))
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    """Write ``frame`` as CSV atomically (a reader never sees a partial file)."""
+    # pandas writes the shortest repr of each float: read back, it equals the one computed.
+    return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def write_json(payload: object, path: Path) -> Path:
+    """Write ``payload`` as indented UTF-8 JSON atomically."""
+    text = json.dumps(payload, indent=1, ensure_ascii=False) + "\n"
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
