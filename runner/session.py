@@ -124,8 +124,6 @@ class Session:
         def observe(record: TrialRecord) -> None:
             tracker.log_trial(record)
             print_trial(self.console, record, spec.search.metric)
-            if record.state == "failed":
-                self._warn_dropped()
 
         hooks = Hooks(
             on_dead=self.close_dead,
@@ -150,10 +148,12 @@ class Session:
         claim = attrs.get(FINALIZING_ATTR) or {}
         if attrs.get(PARENT_ATTR) != self.parent or claim.get("run") == self.parent:
             return False
-        return len(dropped_families(study)) < len(self.p.spec.search.models)
+        dropped = dropped_families(study)
+        self._warn_dropped(dropped)
+        return len(dropped) < len(self.p.spec.search.models)
 
-    def _warn_dropped(self) -> None:
-        for family, reason in dropped_families(self.study).items():
+    def _warn_dropped(self, dropped: dict[str, str]) -> None:
+        for family, reason in dropped.items():
             if family not in self._warned:
                 self._warned.add(family)
                 self.console.print(
@@ -258,15 +258,17 @@ def _open_parent(p: Prepared, opts: RunOptions, study: optuna.Study, lock: Study
         announce(study, p.spec.search.n_trials, p.tracking_uri)
         previous = study.user_attrs.get(PARENT_ATTR)
         run = _get_run(tracker, previous)
-        if run is not None and run.info.status != "FINISHED":
+        done = study.user_attrs.get(FINALIZED_ATTR) == previous
+        # The study, not the run's status, says whether the run is done: a finalize cut
+        # short after its run was ended is adopted and completed.
+        if run is not None and (run.info.status != "FINISHED" or not done):
             owner = _owner(run)
             if owner and owner != me() and is_alive(owner) is not False:
                 tracker.attach_parent(previous)
                 return tracker, "joined"
             tracker.adopt_parent(previous)
             return tracker, "adopted"
-        done = study.user_attrs.get(FINALIZED_ATTR) == previous
-        if run is not None and done and count_claimed(study) >= p.spec.search.n_trials:
+        if run is not None and count_claimed(study) >= p.spec.search.n_trials:
             tracker.attach_parent(previous)
             return tracker, "finalized"
         tracker.start_parent(f"{p.spec.name}-search", parent_tags(p))

@@ -342,7 +342,10 @@ class Tracker:
         with warnings.catch_warnings():
             # Image models log no example on purpose (they read audio; see finalize).
             warnings.filterwarnings("ignore", message=".*input example was not provided")
-            with mlflow.start_run(run_id=self.parent_id):
+            # The fluent API's run context would end the parent FINISHED on exit, before the
+            # model is registered; "ending" it as RUNNING only pops it off the fluent stack.
+            mlflow.start_run(run_id=self.parent_id)
+            try:
                 info = mlflow.pyfunc.log_model(
                     name="model",
                     python_model=AudioModel(),
@@ -355,6 +358,8 @@ class Tracker:
                     pip_requirements=pip_requirements,
                     code_paths=code_paths,
                 )
+            finally:
+                mlflow.end_run(status="RUNNING")
         return info.model_uri
 
     def register(

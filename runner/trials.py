@@ -30,8 +30,6 @@ __all__ = ["DIED", "OWNER_ATTR", "Hooks", "abandon", "reap_dead", "run_budget"]
 log = logging.getLogger(__name__)
 OWNER_ATTR, WORKER_ATTR, REASON_ATTR = "owner", "worker", "fail_reason"
 DIED = "worker died"
-# Optuna warns when ask() meets a heartbeat storage; this module beats the heartbeat itself.
-warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed", category=UserWarning)
 # A sampler that keeps drawing dropped families would spin: stop after this many skips in a row.
 MAX_SKIPS = 25
 
@@ -113,7 +111,10 @@ def _claim(study: optuna.Study, lock: StudyLock, n_trials: int, hooks: Hooks):
             return None
         if hooks.keep_going is not None and not hooks.keep_going(study):
             return None
-        trial = study.ask()
+        with warnings.catch_warnings():
+            # Optuna warns when ask() meets a heartbeat storage; Heartbeat below beats for it.
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+            trial = study.ask()
         owner = me()
         trial.set_user_attr(OWNER_ATTR, owner)
         trial.set_user_attr(WORKER_ATTR, f"{owner['host']}:{owner['pid']}")
