@@ -41,8 +41,6 @@ def shipped(folder: str, *parts: str) -> Path:
     local = _in_checkout(folder)
     if local is not None:
         return local.joinpath(*parts)
-    # A folder without __init__.py is a namespace package: files() returns a multiplexed
-    # path whose children are plain paths.
     try:
         base = files(PACKAGES[folder])
     except ModuleNotFoundError:

@@ -21,10 +21,18 @@ from typing import TYPE_CHECKING
 from runner.errors import DataError, SpecError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from runner.sources import SourceResult
     from runner.spec import ExperimentSpec
 
-__all__ = ["check_data", "check_spec", "min_units_per_class", "registry_name_problem"]
+__all__ = [
+    "check_data",
+    "check_spec",
+    "min_units_per_class",
+    "registry_name_problem",
+    "units_per_class",
+]
 
 # What the MLflow Model Registry refuses (mlflow.utils.validation, MLflow 3).
 _ALIAS = re.compile(r"^[\w\-]+$")
@@ -135,6 +143,14 @@ def min_units_per_class(folds: int, test_size: float) -> int:
     return folds + max(1, math.ceil(folds * test_size / (1 - test_size) - 0.5))
 
 
+def units_per_class(frame: pd.DataFrame, spec: ExperimentSpec) -> tuple[pd.Series, bool]:
+    """Distinct splitting units per label: groups when the spec names a group column (a clip
+    without one is its own group), else clips; and whether they are groups."""
+    grouped = spec.data.group_column is not None and bool(frame["group"].notna().any())
+    units = frame["group"].fillna(frame["clip_id"]) if grouped else frame["clip_id"]
+    return units.groupby(frame["label"]).nunique(), grouped
+
+
 def check_data(spec: ExperimentSpec, result: SourceResult) -> list[str]:
     """Raise :class:`DataError` for data the run would fail on; return notes worth showing.
 
@@ -173,10 +189,8 @@ def _check_files(result: SourceResult) -> None:
 
 
 def _check_rare(spec: ExperimentSpec, result: SourceResult) -> None:
-    frame = result.frame
-    grouped = spec.data.group_column is not None and frame["group"].notna().any()
-    units = frame["group"].fillna(frame["clip_id"]) if grouped else frame["clip_id"]
-    counts = units.groupby(frame["label"]).nunique().sort_index().sort_values(kind="stable")
+    counts, grouped = units_per_class(result.frame, spec)
+    counts = counts.sort_index().sort_values(kind="stable")
     need = min_units_per_class(spec.search.cv.folds, spec.search.test_size)
     rare = counts[counts < need]
     if len(rare):

@@ -16,7 +16,7 @@ import pandas as pd
 
 from runner.errors import DataError
 from runner.spec import ExperimentSpec
-from runner.validation import min_units_per_class
+from runner.validation import min_units_per_class, units_per_class
 
 __all__ = [
     "REPORT_KEYS",
@@ -218,11 +218,9 @@ def _drop_rare(frame: pd.DataFrame, spec: ExperimentSpec, report: dict) -> pd.Da
     if floor is None:
         return frame
     need = min_units_per_class(spec.search.cv.folds, spec.search.test_size)
-    grouped = spec.data.group_column is not None and frame["group"].notna().any()
-    units = frame["group"].fillna(frame["clip_id"]) if grouped else frame["clip_id"]
     clips = frame.groupby("label")["clip_id"].size()
-    per_unit = units.groupby(frame["label"]).nunique()
-    rare = set(clips.index[(clips < floor) | (per_unit < need)])
+    units, _ = units_per_class(frame, spec)
+    rare = set(clips.index[(clips < floor) | (units < need)])
     drop = frame["label"].isin(rare).to_numpy(dtype=bool)
     report["rare_class_dropped"] += int(drop.sum())
     return frame.loc[~drop]

@@ -1,0 +1,1 @@
+"""Search spaces per model family (package data of `audioml_configs`)."""
