@@ -1,21 +1,30 @@
-"""Benchmark the feature engine against a naive per-feature librosa baseline.
+"""Benchmark the feature engine against two baselines, cold and warm, and per extractor.
 
 Usage::
 
-    python benchmarks/bench_features.py --clips 100 --seconds 30
+    python benchmarks/bench_features.py --clips 100 --seconds 30 --naive-clips 20
 
-Measures, in one run on synthesized clips (harmonic tones with vibrato, noise and clicks):
+Measures, in one run on synthesized clips (harmonic tones with vibrato, noise and clicks),
+for the default genre set (experiments/genre.yaml's extractors, stats and beat_level):
 
-* the naive baseline: each librosa feature function called separately on the raw signal,
-  as notebooks do (``mfcc(y=...)``, ``chroma_stft(y=...)``, ``spectral_*(y=...)``, zcr, rms,
-  HNR from its own ``librosa.effects.hpss``, ``librosa.beat.beat_track(y=...)``);
-* ``features.build_table`` with the same extractors (one STFT per segment, shared), cold
-  cache, 1 and 2 worker processes; then warm-cache reruns;
-* peak RSS of the whole process tree for ``--rss-clips`` short clips (default 200 and 2000),
-  each in a fresh child process, sampled from /proc every 20 ms.
+* baseline (a), the notebook way: every feature from its own librosa call on the raw signal
+  with the library's defaults (``mfcc(y=...)``, ``chroma_stft(y=...)``, ``tonnetz(y=...)``
+  on a constant-Q chromagram, ``effects.hpss(y)`` for the harmonic/percussive columns,
+  ``beat.beat_track(y=...)``, ``util.sync`` per feature for the beat level);
+* baseline (b), the same definitions as the engine computed naively: one librosa call each
+  on the raw signal (tonnetz from ``chroma_stft(y=...)``), no shared STFT;
+* ``features.build_table`` (one STFT per segment, shared), cold cache, 1 and 2 workers;
+* the whole ``audioml features`` command, cold (fresh cache and process, imports included),
+  next to the engine's own ``seconds``; with ``--before-tree`` also the same command on
+  another checkout (e.g. the code before the numpy beat tracker) with an extractor set both
+  trees know;
+* each extractor's cost in ms per minute of audio (its own work on an already computed
+  STFT, plus the STFT/mel base every extractor shares), and beat-level's cost;
+* warm-cache reruns, and peak RSS for ``--rss-clips`` short clips (cold and warm, fresh child
+  processes), whose warm build time is the "1,000 clips" figure.
 
-Throughput is seconds of audio per second of wall time per core. Results are printed and
-written as Markdown to ``--out``.
+Speed-ups are per core by CPU time (what our processes used, whatever else runs) and by wall
+clock. Results are printed and written as Markdown to ``--out``.
 """
 
 from __future__ import annotations
@@ -35,12 +44,19 @@ import librosa
 import numpy as np
 import pandas as pd
 import soundfile as sf
+import yaml
 
-from features import ALL_EXTRACTORS, FeaturesSpec, SegmentsSpec, build_table
+from features import FEATURES as EXTRACTOR_FNS
+from features import FeaturesSpec, SegmentsSpec, SpectralContext, build_table, ensure_loaded
 
 SR = 22050
-EXTRACTORS = list(ALL_EXTRACTORS)
-FEATURES = FeaturesSpec(extractors=EXTRACTORS, stats=["mean", "std"], mfcc={"n_mfcc": 20})
+REPO = Path(__file__).resolve().parent.parent
+GENRE = yaml.safe_load((REPO / "experiments" / "genre.yaml").read_text())["features"]
+FEATURES = FeaturesSpec.model_validate({k: v for k, v in GENRE.items() if k != "n_jobs"})
+EXTRACTORS = list(FEATURES.extractors)
+#: An extractor set the code before this engine version also knows (for --before-tree).
+OLD_GENRE = ["mfcc", "delta_mfcc", "zcr", "centroid", "bandwidth", "rolloff", "flatness",
+             "rms", "spectral_contrast", "chroma", "tempo"]  # fmt: skip
 
 
 def synthesize(folder: Path, n: int, seconds: float, seed: int = 0) -> pd.DataFrame:
@@ -62,29 +78,51 @@ def synthesize(folder: Path, n: int, seconds: float, seed: int = 0) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def naive_clip(path: str) -> np.ndarray:
-    """Every feature from its own librosa call on the raw signal, then mean and std."""
+def _stats(frames: list[np.ndarray], beats: np.ndarray) -> list[np.ndarray]:
+    """Mean and std of every frame feature, and across beats (util.sync per feature)."""
+    out = [np.r_[f.mean(axis=1), f.std(axis=1)] for f in frames]
+    if len(beats) >= 4:
+        synced = [librosa.util.sync(f, beats, aggregate=np.mean) for f in frames]
+        out += [np.r_[f.mean(axis=1), f.std(axis=1)] for f in synced]
+    return out
+
+
+def _naive(path: str, tonnetz_chroma: str) -> np.ndarray:
+    import librosa.beat
+
     y, sr = librosa.load(path, sr=SR)
     mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20)
-    harmonic, percussive = librosa.effects.hpss(y)
-    h_rms = librosa.feature.rms(y=harmonic)[0]
-    p_rms = librosa.feature.rms(y=percussive)[0]
+    if tonnetz_chroma == "cqt":
+        tonnetz = librosa.feature.tonnetz(y=y, sr=sr)
+    else:
+        tonnetz = librosa.feature.tonnetz(chroma=librosa.feature.chroma_stft(y=y, sr=sr))
     frames = [
         mfcc,
         librosa.feature.delta(mfcc),
         librosa.feature.zero_crossing_rate(y),
+        librosa.feature.spectral_centroid(y=y, sr=sr),
+        librosa.feature.spectral_bandwidth(y=y, sr=sr),
+        librosa.feature.spectral_rolloff(y=y, sr=sr),
+        librosa.feature.spectral_flatness(y=y),
+        librosa.feature.rms(y=y),
         librosa.feature.spectral_contrast(y=y, sr=sr),
         librosa.feature.chroma_stft(y=y, sr=sr),
-        librosa.feature.rms(y=y),
-        librosa.feature.spectral_rolloff(y=y, sr=sr),
-        librosa.feature.spectral_bandwidth(y=y, sr=sr),
-        librosa.feature.spectral_centroid(y=y, sr=sr),
-        librosa.feature.spectral_flatness(y=y),
-        (20 * np.log10((h_rms + 1e-10) / (p_rms + 1e-10)))[np.newaxis],
+        tonnetz,
     ]
-    tempo, _ = librosa.beat.beat_track(y=y, sr=sr)
-    stats = [np.r_[f.mean(axis=1), f.std(axis=1)] for f in frames]
-    return np.concatenate([*stats, np.atleast_1d(tempo)])
+    harmonic, percussive = librosa.effects.hpss(y)
+    tempo, beats = librosa.beat.beat_track(y=y, sr=sr)
+    hpss = [harmonic.mean(), harmonic.var(), percussive.mean(), percussive.var()]
+    return np.concatenate([*_stats(frames, beats), hpss, np.atleast_1d(tempo)])
+
+
+def naive_notebook(path: str) -> np.ndarray:
+    """Baseline (a): the notebook way, library defaults (tonnetz on a CQT chromagram)."""
+    return _naive(path, "cqt")
+
+
+def naive_same(path: str) -> np.ndarray:
+    """Baseline (b): the engine's definitions, one librosa call each on the raw signal."""
+    return _naive(path, "stft")
 
 
 def _cpu_seconds() -> float:
@@ -193,24 +231,79 @@ def child(clips_file: str, cache: str, n_jobs: str) -> None:
     )
 
 
+def cold_command(clips: pd.DataFrame, workdir: Path, tree: Path, extractors: list[str]) -> dict:
+    """Wall time of a cold ``audioml features`` (new process, empty cache) on ``tree``."""
+    root = workdir / "cold-data"
+    if not root.exists():
+        for path, label in zip(clips["path"], clips["label"], strict=True):
+            (root / f"g{label}").mkdir(parents=True, exist_ok=True)
+            os.link(path, root / f"g{label}" / Path(path).name)
+    cache = workdir / f"cold-cache-{len(list(workdir.glob('cold-cache-*')))}"
+    spec = workdir / "cold.yaml"
+    feats = {**GENRE, "extractors": extractors, "n_jobs": 1, "cache_dir": str(cache)}
+    if extractors == OLD_GENRE:  # the older code knows neither beat_level nor var
+        feats.pop("beat_level", None)
+    spec.write_text(yaml.safe_dump({"name": "cold", "data": {"source": "folder",
+        "root": str(root)}, "features": feats, "search": {"models": ["logistic"]}}))  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    cmd = [sys.executable, "-m", "runner", "features", str(spec), "-q"]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, cwd=workdir, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stdout}{proc.stderr}")
+    wall = time.perf_counter() - start
+    engine = float(proc.stdout.split("seconds=")[1].split()[0])
+    return {"tree": str(tree), "extractors": len(extractors), "wall_s": wall, "engine_s": engine}
+
+
+def per_extractor(clips: pd.DataFrame, n: int) -> dict:
+    """ms per minute of audio: the shared base (STFT, mel) and each extractor's own work."""
+    ensure_loaded()
+    names = [*dict.fromkeys([*EXTRACTORS, "mel", "pitch", "onset", "hnr"])]
+    cost = dict.fromkeys(["base", *names, "beat_level"], 0.0)
+    minutes = 0.0
+    for path in clips["path"][:n]:
+        y, _ = librosa.load(path, sr=SR)
+        minutes += len(y) / SR / 60
+        for name in names:
+            ctx = SpectralContext.from_spec(y, SR, FEATURES)
+            start = time.perf_counter()
+            ctx.mel_db  # noqa: B018 - the shared base every spectral extractor reads
+            cost["base"] += (time.perf_counter() - start) / len(names)
+            start = time.perf_counter()
+            EXTRACTOR_FNS[name](ctx)
+            cost[name] += time.perf_counter() - start
+    from features import extract_signal
+
+    off = FEATURES.model_copy(update={"beat_level": False})
+    for path in clips["path"][:n]:
+        y, _ = librosa.load(path, sr=SR)
+        t_on, _ = timed(extract_signal, y, SR, FEATURES, SegmentsSpec())
+        t_off, _ = timed(extract_signal, y, SR, off, SegmentsSpec())
+        cost["beat_level"] += t_on - t_off
+    return {k: 1000 * v / minutes for k, v in cost.items()}
+
+
 def bench_speed(args: argparse.Namespace, workdir: Path) -> dict:
     clips = synthesize(workdir / "audio", args.clips, args.seconds)
     audio_s = args.clips * args.seconds
+    results: dict = {"audio_s": audio_s}
+    # Cold commands first, while the OS file cache is as warm for every tree.
+    results["cold"] = [cold_command(clips, workdir, REPO, EXTRACTORS)]
+    if args.before_tree:
+        for tree in (Path(args.before_tree), REPO):
+            results["cold"].append(cold_command(clips, workdir, tree, OLD_GENRE))
     naive_clips = clips["path"][: args.naive_clips or len(clips)]
-    naive_clip(clips["path"][0])  # warm-up: numba compilation, filter caches
+    naive_audio = len(naive_clips) * args.seconds
+    naive_notebook(clips["path"][0])  # warm-up: numba compilation, filter caches
     build_table(
         clips.iloc[:1], FEATURES, SegmentsSpec(), cache_dir=workdir / "warmup", progress=False
     )
-    t_naive, cpu_naive, _ = timed_cpu(lambda: [naive_clip(p) for p in naive_clips])
-    naive_audio = len(naive_clips) * args.seconds
-    results = {
-        "audio_s": audio_s,
-        "naive_clips": len(naive_clips),
-        "naive_s": t_naive,
-        "naive_cpu_s": cpu_naive,
-        "naive_rate": naive_audio / t_naive,
-        "naive_cpu_rate": naive_audio / cpu_naive,
-    }
+    results["naive_clips"] = len(naive_clips)
+    for key, fn in (("naive_a", naive_notebook), ("naive_b", naive_same)):
+        t, cpu, _ = timed_cpu(lambda fn=fn: [fn(p) for p in naive_clips])
+        results[f"{key}_s"], results[f"{key}_cpu_s"] = t, cpu
+        results[f"{key}_rate"], results[f"{key}_cpu_rate"] = naive_audio / t, naive_audio / cpu
     for jobs in (1, 2):
         t, stats = run_build(clips, workdir / f"cache{jobs}", jobs)
         results[f"ours{jobs}_s"], results[f"ours{jobs}_cpu_s"] = t, stats["cpu_s"]
@@ -220,13 +313,19 @@ def bench_speed(args: argparse.Namespace, workdir: Path) -> dict:
     for i in (1, 2):
         t, stats = run_build(clips, workdir / "cache1", 1)
         results[f"warm{i}_s"], results[f"warm{i}_hits"] = t, stats["cache_hits"]
+    results["per_extractor"] = per_extractor(clips, args.cost_clips)
     return results
 
 
 def report(args: argparse.Namespace, speed: dict, rss: list[dict], total_s: float) -> str:
     r = speed
-    ratio = r["ours1_rate_per_core"] / r["naive_rate"]
-    cpu_ratio = r["ours1_cpu_rate"] / r["naive_cpu_rate"]
+    ratios = {
+        key: (
+            r["ours1_cpu_rate"] / r[f"{key}_cpu_rate"],
+            r["ours1_rate_per_core"] / r[f"{key}_rate"],
+        )
+        for key in ("naive_a", "naive_b")
+    }
     lines = [
         "# Feature engine benchmark",
         "",
@@ -234,28 +333,66 @@ def report(args: argparse.Namespace, speed: dict, rss: list[dict], total_s: floa
         "",
         f"Machine: {platform.machine()} {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, librosa {librosa.__version__}, numpy {np.__version__}; "
-        f"1-min load average {args.load:.2f} at start, {os.getloadavg()[0]:.2f} at the end "
-        "(the machine is shared with other jobs, so wall-clock figures are noisy; CPU-time "
-        "figures count only what our processes used).",
-        f"Feature set: {', '.join(EXTRACTORS)}; stats mean, std; 22.05 kHz, n_fft 2048, "
-        "hop 512, 128 mels. Whole clips. Total benchmark time "
-        f"{total_s:.0f} s.",
+        f"1-min load average {args.load:.2f} at start, {os.getloadavg()[0]:.2f} at the end. "
+        "The machine was shared with other jobs (other builds and test suites ran at the same "
+        "time), so wall-clock figures are noisy; CPU-time figures count only what our "
+        "processes used, and every ratio compares figures of this one run.",
+        f"Feature set (experiments/genre.yaml): {', '.join(EXTRACTORS)}; stats "
+        f"{', '.join(FEATURES.stats)}; beat_level {FEATURES.beat_level}; 22.05 kHz, n_fft "
+        f"2048, hop 512, 128 mels. Whole clips. Total benchmark time {total_s:.0f} s.",
         "",
         f"## Throughput ({args.clips} clips x {args.seconds:g} s = {r['audio_s']:.0f} s of "
         "audio, cold cache)",
         "",
         "| pipeline | workers | wall s | CPU s | audio s / wall s / core | audio s / CPU s |",
         "| --- | --- | --- | --- | --- | --- |",
-        f"| naive librosa calls ({r['naive_clips']} clips) | 1 | {r['naive_s']:.1f} | "
-        f"{r['naive_cpu_s']:.1f} | {r['naive_rate']:.1f} | {r['naive_cpu_rate']:.1f} |",
-        f"| build_table | 1 | {r['ours1_s']:.1f} | {r['ours1_cpu_s']:.1f} | "
-        f"{r['ours1_rate_per_core']:.1f} | {r['ours1_cpu_rate']:.1f} |",
-        f"| build_table | 2 | {r['ours2_s']:.1f} | {r['ours2_cpu_s']:.1f} | "
-        f"{r['ours2_rate_per_core']:.1f} | {r['ours2_cpu_rate']:.1f} |",
+    ]
+    for key, label in (
+        ("naive_a", "(a) notebook way"),
+        ("naive_b", "(b) same definitions, naive"),
+    ):
+        lines.append(
+            f"| {label} ({r['naive_clips']} clips) | 1 | {r[f'{key}_s']:.1f} | "
+            f"{r[f'{key}_cpu_s']:.1f} | {r[f'{key}_rate']:.1f} | {r[f'{key}_cpu_rate']:.1f} |"
+        )
+    for jobs in (1, 2):
+        lines.append(
+            f"| build_table | {jobs} | {r[f'ours{jobs}_s']:.1f} | {r[f'ours{jobs}_cpu_s']:.1f} | "
+            f"{r[f'ours{jobs}_rate_per_core']:.1f} | {r[f'ours{jobs}_cpu_rate']:.1f} |"
+        )
+    lines += [
         "",
-        f"Speed-up per core, build_table (1 worker) vs naive: **{cpu_ratio:.1f}x** by CPU "
-        f"time, {ratio:.1f}x by wall-clock. 2 workers vs 1: "
-        f"{r['ours1_s'] / r['ours2_s']:.2f}x wall-clock.",
+        f"Speed-up per core, build_table (1 worker) vs (a): **{ratios['naive_a'][0]:.1f}x** by "
+        f"CPU time, {ratios['naive_a'][1]:.1f}x by wall clock (target 20x); vs (b): "
+        f"**{ratios['naive_b'][0]:.1f}x** by CPU time, {ratios['naive_b'][1]:.1f}x by wall "
+        f"clock (target 8x). 2 workers vs 1: {r['ours1_s'] / r['ours2_s']:.2f}x wall clock.",
+        "",
+        "## Cold `audioml features` (new process, empty cache, 1 worker, imports included)",
+        "",
+        "| code | extractors | command wall s | engine s (`seconds=`) | outside the engine s |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for c in r["cold"]:
+        label = "this tree" if c["tree"] == str(REPO) else f"`{c['tree']}`"
+        lines.append(
+            f"| {label} | {c['extractors']} | {c['wall_s']:.1f} | {c['engine_s']:.1f} | "
+            f"{c['wall_s'] - c['engine_s']:.1f} |"
+        )
+    lines += [
+        "",
+        "## Cost per extractor (ms per minute of audio, 1 process)",
+        "",
+        "`base` is the shared STFT, power and mel spectrogram every spectral extractor reads "
+        "(paid once per segment whatever the set); each extractor's figure is its own work "
+        "on top of it. `beat_level` is the extra cost of the beat-level statistics for the "
+        "whole set (beat tracking and per-beat summaries).",
+        "",
+        "| extractor | ms per clip-minute |",
+        "| --- | ---: |",
+    ]
+    for name, ms in sorted(r["per_extractor"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {name} | {ms:.1f} |")
+    lines += [
         "",
         "## Warm cache (same clips, nothing changed)",
         "",
@@ -270,16 +407,16 @@ def report(args: argparse.Namespace, speed: dict, rss: list[dict], total_s: floa
     ]
     for m in rss:
         for phase in ("cold", "warm"):
-            p = m[phase]
+            q = m[phase]
             lines.append(
-                f"| {m['clips']} | {phase} | {p['peak_rss_mib']} | {p['peak_pss_mib']} "
-                f"| {p['seconds']} | {p['extracted']} |"
+                f"| {m['clips']} | {phase} | {q['peak_rss_mib']} | {q['peak_pss_mib']} "
+                f"| {q['seconds']} | {q['extracted']} |"
             )
     lines += [
         "",
-        "build s is measured inside the child (imports excluded); RSS sums every "
-        "process of the tree, so pages shared by the forked workers count once per "
-        "process; PSS counts them once overall.",
+        "build s is measured inside the child (imports excluded): the warm row is the "
+        "engine's warm-cache time for that many clips. RSS sums every process of the tree, "
+        "so pages shared by the forked workers count once per process; PSS counts them once.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -289,7 +426,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clips", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--naive-clips", type=int, default=0, help="baseline subset (0: all)")
-    parser.add_argument("--rss-clips", type=int, nargs="*", default=[200, 2000])
+    parser.add_argument("--cost-clips", type=int, default=5, help="clips for per-extractor cost")
+    parser.add_argument("--before-tree", help="another checkout to time the cold command on")
+    parser.add_argument("--rss-clips", type=int, nargs="*", default=[1000])
     parser.add_argument("--rss-seconds", type=float, default=1.0)
     parser.add_argument("--rss-jobs", type=int, default=2)
     default_out = Path(__file__).with_name("RESULTS_features.md")

@@ -18,8 +18,9 @@ import optuna
 
 from benchmarks._table import table_spec, write_gtzan_like
 from runner.errors import TrialFailed
-from runner.pipeline import RunOptions, prepare, start_tracking
+from runner.pipeline import RunOptions, prepare
 from runner.search import make_objective, make_pruner, make_sampler
+from runner.session import start_tracking
 from runner.spec import ExperimentSpec
 
 MODELS = ["logistic", "svm", "random_forest", "extra_trees", "lightgbm", "knn", "mlp"]

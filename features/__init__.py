@@ -10,14 +10,34 @@ Public API::
 Extractors are registered in :data:`FEATURES` with :func:`register_feature`.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from features._registry import FEATURES, ensure_loaded, register_feature
-from features.audio import decode_audio
-from features.build import build_table
 from features.config import ALL_EXTRACTORS, VOICE_EXTRACTORS, FeaturesSpec, SegmentsSpec
-from features.context import SpectralContext
-from features.extract import extract_signal, feature_layout
-from features.segments import segment_signal
-from features.table import FeatureTable
+
+# The rest loads librosa, scipy and pandas: imported on first use, so that the spec (and with
+# it `audioml validate`) reads its configuration models without them.
+_LAZY = {
+    "FeatureTable": "features.table",
+    "SpectralContext": "features.context",
+    "build_table": "features.build",
+    "decode_audio": "features.audio",
+    "extract_signal": "features.extract",
+    "feature_layout": "features.extract",
+    "segment_signal": "features.segments",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'features' has no attribute {name!r}")
+
 
 __all__ = [
     "ALL_EXTRACTORS",

@@ -117,8 +117,13 @@ def missing_requirement(name: str) -> str | None:
     Uses ``importlib.util.find_spec``: the package is located, not imported.
     """
     requirement = BUILTIN.get(name, ("", None))[1]
-    if requirement is None or importlib.util.find_spec(requirement.package) is not None:
+    if requirement is None:
         return None
+    try:
+        if importlib.util.find_spec(requirement.package) is not None:
+            return None
+    except (ImportError, ValueError):  # a broken install counts as absent
+        pass
     return (
         f"extractor '{name}' needs the {requirement.distribution} package, which is not "
         f"installed; install it with: {requirement.install}"

@@ -22,7 +22,7 @@ __all__ = [
     "StrictModel",
 ]
 
-Stat = Literal["mean", "std", "min", "max", "median", "skew", "kurtosis", "p10", "p90"]
+Stat = Literal["mean", "std", "var", "min", "max", "median", "skew", "kurtosis", "p10", "p90"]
 STATS: tuple[str, ...] = Stat.__args__  # type: ignore[attr-defined]
 
 
@@ -81,10 +81,10 @@ class FeaturesSpec(StrictModel):
     )
     n_jobs: int = Field(1, ge=-1, description="extraction processes (-1 or 0: all cores)")
     max_duration_s: float | None = Field(
-        600.0, gt=0, description="read at most this many seconds of a file (null: all)"
+        600.0, gt=0, allow_inf_nan=False, description="read at most this many seconds (null: all)"
     )
     clip_timeout_s: float | None = Field(
-        300.0, gt=0, description="skip a clip that takes longer to extract (null: no limit)"
+        300.0, gt=0, allow_inf_nan=False, description="skip a clip taking longer (null: no limit)"
     )
     beat_level: bool = Field(
         False,
@@ -101,7 +101,7 @@ class FeaturesSpec(StrictModel):
         if unknown:
             raise ValueError(
                 f"features.extractors: unknown extractor '{unknown[0]}'; "
-                f"choose from {', '.join(sorted(known))}"
+                f"choose one of {', '.join(sorted(known))}"
             )
         if len(set(self.extractors)) != len(self.extractors):
             raise ValueError("features.extractors: an extractor is listed twice")

@@ -3,7 +3,8 @@
 All statistics are computed per row of a ``(n_rows, n_frames)`` array by numpy. ``skew`` and
 ``kurtosis`` are the biased moment estimators (``scipy.stats.skew/kurtosis`` defaults,
 kurtosis in Fisher's "excess" form); for a constant row both are defined as 0. ``p10`` and
-``p90`` are linear-interpolated percentiles, ``median`` is the 50th.
+``p90`` are linear-interpolated percentiles, ``median`` is the 50th. ``std`` and ``var`` are
+the population (biased) estimators, as numpy's defaults and GTZAN's ``*_var`` columns.
 """
 
 from __future__ import annotations
@@ -50,10 +51,10 @@ def summarise(frames: np.ndarray, stats: Sequence[str]) -> np.ndarray:
         out.update(zip(wanted_pct, values, strict=True))
     if "skew" in stats or "kurtosis" in stats:
         out["skew"], out["kurtosis"] = _moments(x)
-    simple = {"mean": np.mean, "std": np.std, "min": np.min, "max": np.max}
+    simple = {"mean": np.mean, "std": np.std, "var": np.var, "min": np.min, "max": np.max}
     for name in stats:
         if name in simple:
             out[name] = simple[name](x, axis=1)
         elif name not in out:
-            raise ValueError(f"Unknown statistic '{name}'; known: {', '.join(STATS)}.")
+            raise ValueError(f"Unknown statistic '{name}'; choose one of {', '.join(STATS)}.")
     return np.stack([out[name] for name in stats], axis=1)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from runner.errors import RunnerError
 
@@ -133,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except RunnerError as exc:
-        err_console.print(f"[red]error:[/] {exc}", markup=True, soft_wrap=True)
+        # Messages hold ranges like [low, high] and extras like audioml[voice], not markup.
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -6,12 +6,14 @@ import argparse
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 
 from runner.errors import DataError, RunnerError
 from runner.loading import load_spec, resolve_spec
 
 if TYPE_CHECKING:
     from runner.pipeline import RunOptions
+    from runner.spec import ExperimentSpec
 
 __all__ = ["demo", "features", "finalize", "predict", "run", "validate", "worker"]
 
@@ -28,11 +30,23 @@ def validate(args: argparse.Namespace, console: Console) -> int:
                     raise DataError(f"{path}: data.root: folder '{root}' does not exist")
                 console.print(f"[green]ok[/] {path}  (data.root {root} not present here)")
                 continue
+            notes = _check_data(spec) if args.check_data else []
             console.print(f"[green]ok[/] {path}")
+            for note in notes:
+                console.print(f"  note: {escape(note)}", soft_wrap=True)
         except RunnerError as exc:
             failed += 1
-            console.print(f"[red]invalid[/] {exc}", soft_wrap=True)
+            message = str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
+            console.print(f"[red]invalid[/] {escape(message)}", soft_wrap=True)
     return 2 if failed else 0
+
+
+def _check_data(spec: ExperimentSpec) -> list[str]:
+    """``validate --check-data``: the source's listing (no audio decoded); notes to show."""
+    from runner.sources import load_source
+    from runner.validation import check_data
+
+    return check_data(spec, load_source(spec))
 
 
 def features(args: argparse.Namespace, console: Console) -> int:
@@ -55,6 +69,12 @@ def features(args: argparse.Namespace, console: Console) -> int:
         console.print(f"  skipped {row.path}: {row.reason}", soft_wrap=True)
     if len(ds.skipped) > 20:
         console.print(f"  ... and {len(ds.skipped) - 20} more skipped clips")
+    if ds.stats.get("cut"):
+        console.print(
+            f"note: {ds.stats['cut']} clip(s) longer than features.max_duration_s="
+            f"{spec.features.max_duration_s:g} s: only their first "
+            f"{spec.features.max_duration_s:g} s were read"
+        )
     if out is not None:
         write_table(ds, out)
         console.print(f"wrote {len(ds.frame)} rows to {out}")
@@ -63,7 +83,8 @@ def features(args: argparse.Namespace, console: Console) -> int:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     """The whole job for one spec."""
-    from runner.pipeline import RunOptions, run_experiment
+    from runner.pipeline import RunOptions
+    from runner.session import run_experiment
 
     spec = load_spec(args.spec, args.overrides)
     opts = RunOptions(

@@ -9,6 +9,7 @@ __all__ = [
     "RunnerError",
     "SpecError",
     "TrialFailed",
+    "TrialSkipped",
 ]
 
 
@@ -47,3 +48,7 @@ class RegistryError(RunnerError, KeyError):
 
 class TrialFailed(RunnerError):
     """A trial could not be evaluated (e.g. a degenerate fold); the study goes on."""
+
+
+class TrialSkipped(TrialFailed):
+    """A trial not run at all (its model family was dropped); it does not count as a trial."""

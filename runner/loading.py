@@ -95,12 +95,16 @@ def resolve_spec(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, A
 
 def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentSpec:
     """Load and validate a spec file; raises :class:`SpecError` naming file and key."""
+    from runner.validation import check_spec
+
     raw = resolve_spec(path, overrides)
     try:
-        return ExperimentSpec.model_validate(raw)
+        spec = ExperimentSpec.model_validate(raw)
     except ValidationError as exc:
         lines = [f"{path}: {_format_error(err)}" for err in exc.errors()]
         raise SpecError("\n".join(lines)) from None
+    check_spec(spec, source=path)  # what the schema cannot see: spaces, registry names, ...
+    return spec
 
 
 def _format_error(err: Mapping[str, Any]) -> str:
@@ -109,7 +113,7 @@ def _format_error(err: Mapping[str, Any]) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         allowed = _allowed_keys(loc[:-1])
-        return f"{key}: unknown key '{loc[-1]}'; allowed keys: {', '.join(allowed)}"
+        return f"{key}: unknown key '{loc[-1]}'; choose one of {', '.join(allowed)}"
     if kind == "missing":
         return f"{key}: required key is missing"
     if kind == "literal_error":

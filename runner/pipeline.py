@@ -1,7 +1,8 @@
-"""The whole job of ``audioml run``: features, split, study, tracking, refit, registry.
+"""What every command of a spec shares before its run session: features, the held-out split,
+CV folds, the study's name and storage, and the parent run's tags and inputs.
 
-Everything that can be checked (spec, data, folds) is checked before the MLflow parent run
-is created, so bad input never leaves an empty run behind.
+Everything that can be checked (spec, data, folds) is checked here, before the MLflow parent
+run is created (``runner.session``), so bad input never leaves an empty run behind.
 """
 
 from __future__ import annotations
@@ -21,15 +22,21 @@ from runner.dataset import Dataset, prepare_dataset, targets
 from runner.errors import DataError
 from runner.loading import spec_hash
 from runner.models import get_family, resolve_space
-from runner.search import SearchData, make_objective, make_pruner, make_sampler
+from runner.search import SearchData, make_pruner, make_sampler
 from runner.spec import ExperimentSpec
 from runner.splits import Split, check_folds, cv_folds, holdout_split
-from runner.study import StudyLock, default_storage, open_study, run_budget, study_name
+from runner.study import default_storage, open_study, study_name
 from runner.tracking import Tracker, flatten, resolve_tracking_uri
 
-__all__ = ["Prepared", "RunOptions", "open_spec_study", "prepare", "run_experiment"]
-
-PARENT_ATTR = "mlflow_parent_run_id"
+__all__ = [
+    "Prepared",
+    "RunOptions",
+    "log_inputs",
+    "open_spec_study",
+    "parent_tags",
+    "prepare",
+    "tracker_for",
+]
 
 
 @dataclass
@@ -65,19 +72,15 @@ def _search_data(spec: ExperimentSpec, ds: Dataset, split: Split) -> SearchData:
     folds = cv_folds(train, folds=spec.search.cv.folds, task=spec.task, seed=spec.seed)
     y = targets(train["label"], spec.task)
     classes = sorted(set(y.tolist())) if spec.task == "classification" else None
-    load = None
-    if ds.load_mel is not None:
-        rows = split.train
-        load = lambda r: ds.load_mel(rows[r])  # noqa: E731 - rows relative to the train part
     return SearchData(
-        X=train[ds.feature_columns].to_numpy(dtype=float),
+        rows=ds.rows(split.train),
         y=y,
         clip_ids=train["clip_id"].to_numpy(),
         feature_columns=ds.feature_columns,
         groups=ds.groups,
         folds=folds,
         classes=classes,
-        load_images=load,
+        roles=ds.roles,
     )
 
 
@@ -144,18 +147,9 @@ def tracker_for(p: Prepared, tracking_uri: str) -> Tracker:
     return tracker
 
 
-def start_tracking(p: Prepared, opts: RunOptions, study) -> Tracker:
-    """Create (or, when resuming an unfinished study, reuse) the parent run and log its inputs."""
-    from runner.worker import announce
-
+def parent_tags(p: Prepared) -> dict[str, str]:
+    """The parent run's tags: what makes it reproducible and where its study lives."""
     spec = p.spec
-    announce(study, spec.search.n_trials, p.tracking_uri)  # before the parent id workers wait on
-    tracker = tracker_for(p, p.tracking_uri)
-    previous = study.user_attrs.get(PARENT_ATTR)
-    if previous and _unfinished(tracker, previous):
-        tracker.attach_parent(previous)
-        opts.console.print(f"resuming study [bold]{p.study_name}[/] under run {previous}")
-        return tracker
     tags = {
         "spec_hash": spec_hash(spec),
         "data_digest": p.dataset.digest,
@@ -166,23 +160,11 @@ def start_tracking(p: Prepared, opts: RunOptions, study) -> Tracker:
         "task": spec.task,
         "metric": spec.search.metric,
     }
-    tracker.start_parent(f"{spec.name}-search", {k: v for k, v in tags.items() if v})
-    study.set_user_attr(PARENT_ATTR, tracker.parent_id)
-    _log_inputs(tracker, p, opts)
-    opts.console.print(
-        f"study [bold]{p.study_name}[/] ({_mask(p.storage)}): up to {spec.search.n_trials} trials"
-    )
-    return tracker
+    return {k: v for k, v in tags.items() if v}
 
 
-def _unfinished(tracker: Tracker, run_id: str) -> bool:
-    try:
-        return tracker.client.get_run(run_id).info.status != "FINISHED"
-    except Exception:
-        return False
-
-
-def _log_inputs(tracker: Tracker, p: Prepared, opts: RunOptions) -> None:
+def log_inputs(tracker: Tracker, p: Prepared, opts: RunOptions) -> None:
+    """The parent run's params (the resolved spec), spec files, space, schema and dataset."""
     tracker.log_params(flatten(opts.resolved or p.spec.model_dump(mode="json")))
     if opts.spec_text:
         tracker.log_text(opts.spec_text, "spec/spec.yaml")
@@ -197,38 +179,3 @@ def _log_inputs(tracker: Tracker, p: Prepared, opts: RunOptions) -> None:
     tracker.log_dataset(
         p.dataset.frame, source=p.dataset.source, name=p.spec.name, digest=p.dataset.digest
     )
-
-
-def run_experiment(spec: ExperimentSpec, opts: RunOptions, *, base: Path | None = None) -> dict:
-    """The whole job; returns a summary (study, parent run, best trial, test metrics, version)."""
-    from runner.report import print_trial
-    from runner.worker import finalize_once, open_for_trials
-
-    p = prepare(spec, opts, base=base)
-    study = open_spec_study(p)
-    tracker = start_tracking(p, opts, study)
-    console = opts.console
-
-    def observe(record) -> None:
-        tracker.log_trial(record)
-        print_trial(console, record, spec.search.metric)
-
-    try:
-        completed = run_budget(
-            study,
-            make_objective(spec, p.data, observe),
-            n_trials=spec.search.n_trials,
-            timeout_s=spec.search.timeout_s,
-            n_jobs=spec.search.n_jobs,
-            on_interrupt=lambda: console.print("[yellow]stopping after the current trial[/]"),
-            lock=StudyLock(p.storage, p.study_name),
-            keep_going=lambda s: open_for_trials(s, tracker.parent_id),
-        )
-    except BaseException:
-        tracker.end_parent("KILLED")
-        raise
-    if not completed:
-        tracker.end_parent("KILLED")
-        console.print(f"interrupted: rerun the same command to resume study {p.study_name}")
-        return {"study": p.study_name, "parent_run_id": tracker.parent_id, "interrupted": True}
-    return finalize_once(p, study, tracker, console)

@@ -43,7 +43,12 @@ def shipped(folder: str, *parts: str) -> Path:
         return local.joinpath(*parts)
     # A folder without __init__.py is a namespace package: files() returns a multiplexed
     # path whose children are plain paths.
-    base = files(PACKAGES[folder])
+    try:
+        base = files(PACKAGES[folder])
+    except ModuleNotFoundError:
+        # A logged model's copy of the code has neither a checkout nor the data packages,
+        # and needs none of their files: name a path that does not exist.
+        return (_CHECKOUT / folder).joinpath(*parts)
     for part in parts:
         base = base / part
     return Path(str(base))

@@ -3,13 +3,16 @@
 Each trial suggests a model family first (``model``), then that family's hyperparameters
 under family-prefixed names (``random_forest.max_depth``) and, when searched, which extractor
 groups to keep (``features.mfcc``). It is scored by k-fold CV on the training split only;
-per-fold scores feed the pruner. A trial whose estimator cannot fit is marked FAIL with its
-reason and the study goes on.
+per-fold scores feed the pruner. Any Exception while sampling, fitting or scoring fails that
+trial with its type, message and traceback, and the study goes on; a family that fails
+:data:`FAIL_STREAK` trials in a row is dropped: its later draws are skipped (not counted).
+KeyboardInterrupt and SystemExit are not Exceptions and stop the study.
 """
 
 from __future__ import annotations
 
 import json
+import traceback
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,12 +29,13 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
-from runner.errors import TrialFailed
-from runner.evaluation import CvResult, Inputs, cross_validate
-from runner.models import MODELS, get_family, resolve_space
+from runner.errors import TrialFailed, TrialSkipped
+from runner.evaluation import CvResult, cross_validate
+from runner.faults import pause_point
+from runner.models import MODELS, ColumnRoles, InputKind, Inputs, Rows, get_family, resolve_space
 from runner.spec import ExperimentSpec
 from runner.splits import Split
-from runner.study import FINISHED
+from runner.study import FINISHED, counted
 
 __all__ = [
     "SearchData",
@@ -39,29 +43,33 @@ __all__ = [
     "TrialSetup",
     "build_estimator",
     "decode_params",
+    "dropped_families",
     "make_objective",
     "make_pruner",
     "make_sampler",
 ]
 
+FAIL_STREAK = 5
+
 
 @dataclass
 class SearchData:
-    """The training split as the search sees it (the test split never enters)."""
+    """The training split as the search sees it (the test split never enters).
 
-    X: np.ndarray
+    ``rows`` holds its audio features, metadata and (when cached) log-mel images, aligned.
+    """
+
+    rows: Rows
     y: np.ndarray
     clip_ids: np.ndarray
     feature_columns: list[str]
     groups: dict[str, list[str]]
     folds: list[Split]
     classes: list | None
-    load_images: Callable[[np.ndarray], np.ndarray] | None = None
+    roles: ColumnRoles = field(default_factory=ColumnRoles)
 
-    def inputs(self, family_input: str, columns: np.ndarray) -> Inputs:
-        if family_input == "mel_image":
-            return Inputs(load_images=self.load_images)
-        return Inputs(table=self.X[:, columns])
+    def inputs(self, kind: InputKind, columns: Sequence[str]) -> Inputs:
+        return Inputs(kind, self.rows, list(columns), self.roles.restrict(columns))
 
 
 @dataclass
@@ -84,12 +92,15 @@ class TrialSetup:
 
 @dataclass
 class TrialRecord:
-    """One finished trial, as handed to an observer (tracking)."""
+    """One trial, as handed to the observers (tracking) when it starts and when it ends."""
 
     number: int
     setup: TrialSetup
-    state: str  # complete | pruned | failed
+    state: str  # running | complete | pruned | failed
     reason: str | None = None
+    error: str | None = None  # the traceback of a failed trial
+    error_type: str | None = None
+    run_id: str | None = None  # its MLflow child run, once opened
     cv: CvResult | None = None
     columns: list[str] = field(default_factory=list)
     X_last: np.ndarray | None = None
@@ -153,23 +164,32 @@ def decode_params(params: Mapping[str, Any], attrs: Mapping[str, Any] | None = N
     return TrialSetup(family=family, params=own, groups=groups, members=members)
 
 
-def build_estimator(setup: TrialSetup, spec: ExperimentSpec) -> Any:
-    """An unfitted estimator for ``setup`` (voting members injected from the setup)."""
+def build_estimator(
+    setup: TrialSetup, spec: ExperimentSpec, metadata: ColumnRoles | None = None
+) -> Any:
+    """An unfitted estimator for ``setup`` (ensemble members injected from the setup).
+
+    ``metadata`` holds the roles of the metadata columns the setup reads.
+    """
     family = get_family(setup.family, spec.task)
     params = dict(setup.params)
-    if setup.family == "voting":
+    if family.ensemble is not None:
         params["members"] = setup.members
-    balanced = spec.data.balance == "class_weight"
-    return family.make(params, task=spec.task, seed=spec.seed, balanced=balanced)
+    return family.make(
+        params, task=spec.task, seed=spec.seed, balanced=spec.data.balance == "class_weight",
+        metadata=metadata, target_transform=spec.search.target_transform,
+    )  # fmt: skip
 
 
-def _voting_members(study: optuna.Study, n: int) -> list[tuple[str, dict[str, Any]]]:
-    """The best completed trial of each other table family, best first, at most ``n``."""
+def _ensemble_members(
+    study: optuna.Study, accepts: Callable[[Any], bool], n: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """The best completed trial of each family ``accepts``, best first, at most ``n``."""
     best: dict[str, optuna.trial.FrozenTrial] = {}
     sign = 1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         fam = t.params.get("model")
-        if fam in (None, "voting") or MODELS[fam].input != "table":
+        if fam not in MODELS or not accepts(MODELS[fam]):
             continue
         if fam not in best or sign * t.value > sign * best[fam].value:
             best[fam] = t
@@ -183,16 +203,20 @@ def _sample_setup(trial: optuna.Trial, spec: ExperimentSpec, groups: Sequence[st
     space = resolve_space(family, spec.task, spec.search.spaces.get(family_name))
     params = {name: _suggest(trial, f"{family_name}.{name}", d) for name, d in space.items()}
     selected = None
-    if spec.search.feature_groups and family.input == "table":
+    if spec.search.feature_groups and family.input.tabular:
         selected = [g for g in groups if trial.suggest_categorical(f"features.{g}", [True, False])]
         if not selected:
             raise TrialFailed("every feature group was dropped; nothing left to fit on")
     setup = TrialSetup(family=family_name, params=params, groups=selected)
-    if family_name == "voting":
-        setup.members = _voting_members(trial.study, int(params.get("n_members", 3)))
+    ensemble = family.ensemble
+    if ensemble is not None:
+        setup.members = _ensemble_members(trial.study, ensemble.accepts, ensemble.size(params))
         trial.set_user_attr("members", json.dumps(setup.members))
-        if len(setup.members) < 2:
-            raise TrialFailed("voting needs completed trials of at least 2 other families")
+        if len(setup.members) < ensemble.min_members:
+            raise TrialFailed(
+                f"{family_name} needs completed trials of at least {ensemble.min_members} "
+                "other families"
+            )
     return setup
 
 
@@ -201,53 +225,88 @@ def _evaluate(
 ) -> float:
     """Cross-validate ``record.setup``, reporting each fold to the pruner; fills ``record``."""
     metric = spec.search.metric
-    index = {c: i for i, c in enumerate(data.feature_columns)}
     family = MODELS[record.setup.family]
-    inputs = data.inputs(family.input, np.array([index[c] for c in record.columns]))
+    inputs = data.inputs(family.input, record.columns)
 
     def on_fold(k: int, scores: dict[str, float]) -> None:
+        pause_point("fold")
         trial.report(scores[metric], step=k)
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned after fold {k}")
 
     record.cv = cross_validate(
-        lambda: build_estimator(record.setup, spec), inputs, data.y, data.clip_ids, data.folds,
-        task=spec.task, classes=data.classes, aggregate=spec.segments.aggregate, on_fold=on_fold,
+        lambda: build_estimator(record.setup, spec, inputs.roles), inputs, data.y,
+        data.clip_ids, data.folds, task=spec.task, classes=data.classes,
+        aggregate=spec.segments.aggregate, on_fold=on_fold,
     )  # fmt: skip
     value = record.cv.mean()[metric]
     if not np.isfinite(value):
         raise TrialFailed(f"{metric} is undefined on these folds")
-    if record.cv.last_rows is not None and family.input == "table":
+    if record.cv.last_rows is not None and family.input.tabular:
         # The last fold's held-out rows feed the trial's permutation importance.
         record.X_last = inputs.take(record.cv.last_rows)
         record.y_last = data.y[record.cv.last_rows]
     return value
 
 
+def dropped_families(study: optuna.Study, streak: int = FAIL_STREAK) -> dict[str, str]:
+    """Families whose last ``streak`` trials (that ended by themselves) all failed, with the
+    last reason. From the storage, so every worker and every rerun agrees."""
+    finished = [t for t in counted(study.get_trials(deepcopy=False)) if t.state in FINISHED]
+    by_family: dict[str, list[optuna.trial.FrozenTrial]] = {}
+    for t in sorted(finished, key=lambda t: t.number):
+        by_family.setdefault(t.params.get("model", "?"), []).append(t)
+    return {
+        fam: trials[-1].user_attrs.get("fail_reason", "")
+        for fam, trials in by_family.items()
+        if len(trials) >= streak and all(t.state == TrialState.FAIL for t in trials[-streak:])
+    }
+
+
 def make_objective(
     spec: ExperimentSpec,
     data: SearchData,
     observer: Callable[[TrialRecord], None] | None = None,
+    *,
+    on_start: Callable[[optuna.Trial, TrialRecord], None] | None = None,
 ) -> Callable[[optuna.Trial], float]:
-    """The objective: sample a setup, cross-validate it, report folds, notify ``observer``."""
+    """The objective: sample a setup, cross-validate it, report folds, notify the observers
+    (``on_start`` once the setup is drawn, before any fitting; ``observer`` at the end)."""
 
     def objective(trial: optuna.Trial) -> float:
-        record = TrialRecord(number=trial.number, setup=TrialSetup("?", {}), state="failed")
+        record = TrialRecord(number=trial.number, setup=TrialSetup("?", {}), state="running")
         try:
             record.setup = _sample_setup(trial, spec, list(data.groups))
+            dropped = dropped_families(trial.study)
+            if record.setup.family in dropped:
+                record.state = "skipped"
+                raise TrialSkipped(f"family {record.setup.family} was dropped")
             record.columns = record.setup.columns(data.groups, data.feature_columns)
+            if on_start is not None:
+                on_start(trial, record)
             value = _evaluate(trial, record, spec, data)
             record.state = "complete"
             return value
+        except TrialSkipped:
+            raise
         except optuna.TrialPruned as exc:
             record.state, record.reason = "pruned", str(exc)
             raise
-        except TrialFailed as exc:
-            record.state, record.reason = "failed", str(exc)
-            trial.set_user_attr("fail_reason", str(exc))
-            raise
+        except Exception as exc:
+            # TrialFailed (a degenerate fold) or anything a family raises: LightGBMError,
+            # MemoryError, a TypeError from a bug. The trial fails; the study goes on.
+            reason = str(exc) if isinstance(exc, TrialFailed) else f"{type(exc).__name__}: {exc}"
+            record.state, record.reason = "failed", reason
+            record.error = traceback.format_exc()
+            record.error_type = type(exc.__cause__ or exc).__name__
+            trial.set_user_attr("fail_reason", reason[:1000])
+            if isinstance(exc, TrialFailed):
+                raise
+            raise TrialFailed(reason) from exc
         finally:
-            if observer is not None:
+            if observer is not None and record.state != "skipped":
+                if record.state == "running":  # KeyboardInterrupt or SystemExit mid-trial
+                    record.state, record.reason = "failed", "interrupted"
                 observer(record)
 
     return objective

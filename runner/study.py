@@ -1,11 +1,13 @@
-"""Open (or resume) the spec's Optuna study and run it within its budget.
+"""The spec's Optuna study: its name, its storage (with heartbeats), its lock, its budget.
 
 The study name joins the spec name and a hash of everything that makes trials comparable
 (data, features, families, metric, folds, seed), so rerunning a spec resumes its study and
-changing any of those starts a new one. ``n_trials`` counts every trial of the study, across
-threads, processes, machines and restarts: a trial is *claimed* (created in the storage as
-RUNNING) only while holding the study's lock and only while fewer than ``n_trials`` exist, so
-any number of workers on one study stop at exactly the budget. The lock is PostgreSQL's
+changing any of those starts a new one. ``n_trials`` counts the trials that ended by
+themselves (complete, pruned, failed by their own error) plus the running ones, across
+threads, processes, machines and restarts; a trial whose process died, or that was skipped,
+is marked ``uncounted`` (see ``runner.trials``). A trial is *claimed* only while holding the
+study's lock and only while fewer than ``n_trials`` count, so any number of workers on one
+study stop at exactly the budget. The lock is PostgreSQL's
 advisory lock on a PostgreSQL storage and a file lock beside an SQLite file.
 """
 
@@ -15,14 +17,8 @@ import fcntl
 import hashlib
 import importlib.util
 import logging
-import os
-import signal
-import socket
 import threading
-import time
 import warnings
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,30 +26,32 @@ import optuna
 import sqlalchemy
 from optuna.trial import TrialState
 
-from runner.errors import TrialFailed
 from runner.spec import ExperimentSpec
 
 __all__ = [
     "StudyLock",
     "count_claimed",
     "count_finished",
+    "counted",
     "database_url",
     "default_storage",
-    "fail_stale",
     "make_storage",
     "open_study",
-    "run_budget",
     "study_name",
 ]
 
 log = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 CLAIMED = (TrialState.RUNNING, *FINISHED)
-WORKER_ATTR = "worker"
-# A live process refreshes its running trial's heartbeat every HEARTBEAT_S; a trial whose
-# process died (kill -9, lost machine) is marked FAIL after GRACE_S, so nobody waits forever.
-HEARTBEAT_S = 10
-GRACE_S = 60
+UNCOUNTED_ATTR = "uncounted"
+# A live process refreshes its running trial's heartbeat every HEARTBEAT_S. On its own host a
+# dead process is seen at once (runner.liveness); from another host its trial is declared
+# dead once the heartbeat is GRACE_S old (a busy SQLite write may delay a beat by seconds).
+HEARTBEAT_S = 5
+GRACE_S = 30
+# A trial whose process died is retried with the same parameters at most MAX_RETRY times (a
+# parameter set that kills its process every time, e.g. by OOM, then counts as failed).
+MAX_RETRY = 2
 
 
 def default_storage(tracking_uri: str) -> str:
@@ -115,25 +113,37 @@ def make_storage(url: str) -> str | optuna.storages.BaseStorage:
     with StudyLock(url, "audioml:optuna-schema"), warnings.catch_warnings():
         # Heartbeats are flagged experimental; they are how a dead worker's trial gets failed.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # Our own claims reap dead trials first (runner.trials, with the reason); the callback
+        # covers a plain study.optimize() on this storage: its stale trials are retried too.
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
         return optuna.storages.RDBStorage(
-            url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+            url,
+            engine_kwargs=kwargs,
+            heartbeat_interval=HEARTBEAT_S,
+            grace_period=GRACE_S,
+            heartbeat_stale_trial_callback=retry,
         )
 
 
+def counted(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """The trials that count against ``n_trials``: running ones and those that ended by
+    themselves. A trial marked ``uncounted`` or retried under another number does not."""
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+    return [
+        t
+        for t in trials
+        if t.state in CLAIMED and not t.user_attrs.get(UNCOUNTED_ATTR) and t.number not in retried
+    ]
+
+
 def count_finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    """Trials that ended by themselves: complete, pruned, or failed by their own error."""
+    return sum(t.state in FINISHED for t in counted(study.get_trials(deepcopy=False)))
 
 
 def count_claimed(study: optuna.Study) -> int:
-    """Trials that count against the budget: finished ones and running ones."""
-    return len(study.get_trials(deepcopy=False, states=CLAIMED))
-
-
-def fail_stale(study: optuna.Study) -> None:
-    """Mark RUNNING trials whose process stopped sending heartbeats as FAIL."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
+    """Trials that count against the budget: those that ended by themselves and running ones."""
+    return len(counted(study.get_trials(deepcopy=False)))
 
 
 class StudyLock:
@@ -150,14 +160,17 @@ class StudyLock:
         self._key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
         self._engine = None
         self._file: Path | None = None
+        self.across_processes = False
         if storage and storage.startswith("postgresql"):
             self._engine = sqlalchemy.create_engine(
                 database_url(storage), poolclass=sqlalchemy.pool.NullPool
             )
+            self.across_processes = True
         elif storage and storage.startswith("sqlite:"):
             db = sqlalchemy.engine.make_url(storage).database
             if db and db != ":memory:":
                 self._file = Path(f"{db}.lock")
+                self.across_processes = True
         elif storage:
             log.warning("storage %s: trial claims are locked within this process only", storage)
 
@@ -197,90 +210,3 @@ class StudyLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-
-def _claim_and_run(
-    study: optuna.Study,
-    objective: Callable[[optuna.Trial], float],
-    lock: StudyLock,
-    n_trials: int,
-    keep_going: Callable[[optuna.Study], bool],
-) -> bool:
-    """Claim one trial under the lock and run it; False when the budget is used up."""
-    worker = f"{socket.gethostname()}:{os.getpid()}"
-    lock.acquire()
-    try:
-        if count_claimed(study) >= n_trials or not keep_going(study):
-            return False
-
-        def claimed(trial: optuna.Trial) -> float:
-            # study.ask() has stored this trial as RUNNING: the next claim can go ahead.
-            lock.release()
-            trial.set_user_attr(WORKER_ATTR, worker)
-            return objective(trial)
-
-        study.optimize(claimed, n_trials=1, catch=(TrialFailed,))
-        return True
-    finally:
-        lock.release()
-
-
-def run_budget(
-    study: optuna.Study,
-    objective: Callable[[optuna.Trial], float],
-    *,
-    n_trials: int,
-    timeout_s: float | None,
-    n_jobs: int = 1,
-    on_interrupt: Callable[[], None] | None = None,
-    lock: StudyLock | None = None,
-    keep_going: Callable[[optuna.Study], bool] | None = None,
-) -> bool:
-    """Claim and run trials until the study holds ``n_trials`` or this process's time is up.
-
-    ``n_jobs`` threads claim in parallel; ``keep_going`` (checked under the lock before each
-    claim) lets the caller stop claiming, e.g. once the study is being finalized. The first
-    Ctrl-C lets running trials finish and stops cleanly (the study stays resumable); a second
-    one interrupts at once. Returns False when interrupted.
-    """
-    lock = lock or StudyLock(None, study.study_name)
-    stop = threading.Event()
-    deadline = time.monotonic() + timeout_s if timeout_s else None
-    go = keep_going or (lambda _study: True)
-
-    def loop() -> None:
-        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-            if not _claim_and_run(study, objective, lock, n_trials, go):
-                return
-
-    with _GracefulSigint(stop, on_interrupt):
-        if n_jobs <= 1:
-            loop()
-        else:
-            with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-                for future in [pool.submit(loop) for _ in range(n_jobs)]:
-                    future.result()
-    return not stop.is_set()
-
-
-class _GracefulSigint:
-    """First SIGINT sets ``stop``; the second raises KeyboardInterrupt as usual."""
-
-    def __init__(self, stop: threading.Event, notify: Callable[[], None] | None) -> None:
-        self.stop, self.notify, self.previous = stop, notify, None
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.stop.is_set():
-            raise KeyboardInterrupt
-        self.stop.set()
-        if self.notify is not None:
-            self.notify()
-
-    def __enter__(self) -> _GracefulSigint:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)

@@ -24,6 +24,8 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from runner import plots
+from runner.faults import pause_point
+from runner.liveness import me
 from runner.metrics import greater_is_better, metric_names
 from runner.search import TrialRecord
 
@@ -36,6 +38,7 @@ os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 log = logging.getLogger(__name__)
 PARENT_TAG = "mlflow.parentRunId"
+OWNER_TAG, REASON_TAG = "audioml.owner", "reason"
 EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 _STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
 
@@ -44,6 +47,22 @@ def resolve_tracking_uri(cli_value: str | None = None) -> str:
     """``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else ``mlflow.db`` in the cwd."""
     uri = cli_value or os.environ.get("MLFLOW_TRACKING_URI")
     return uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def prepare_store(uri: str) -> None:
+    """Create or migrate an SQLite tracking store once, under a lock beside the file.
+
+    Two processes starting on a fresh folder would both run MLflow's schema migration and
+    the second would fail half-way; here the first migrates and the second finds it done.
+    """
+    if not uri.startswith("sqlite:"):
+        return
+    from runner.study import StudyLock
+
+    with StudyLock(uri, "audioml:mlflow-schema"):
+        client = MlflowClient(uri)
+        client.search_experiments(max_results=1)  # the tracking store's tables
+        client.search_registered_models(max_results=1)  # and the registry's
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -68,6 +87,7 @@ class Tracker:
 
     def __init__(self, tracking_uri: str, experiment: str, *, task: str, metric: str) -> None:
         self.uri = tracking_uri
+        prepare_store(tracking_uri)
         mlflow.set_tracking_uri(tracking_uri)
         self.client = MlflowClient(tracking_uri)
         self.task, self.metric = task, metric
@@ -93,6 +113,7 @@ class Tracker:
     # -- parent run ----------------------------------------------------------------------
     def start_parent(self, run_name: str, tags: Mapping[str, str]) -> str:
         """Create the parent run, or adopt the one `mlflow run` made for this process."""
+        tags = {**tags, OWNER_TAG: json.dumps(me())}
         launched = self._launched_run()
         if launched is not None:
             self.parent_id, self.experiment_id = launched.info.run_id, launched.info.experiment_id
@@ -102,6 +123,25 @@ class Tracker:
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags))
         self.parent_id = run.info.run_id
         return self.parent_id
+
+    def adopt_parent(self, run_id: str) -> None:
+        """Continue a parent run whose process died (or whose finalize failed): RUNNING
+        again, owned by this process."""
+        self.parent_id = run_id
+        self.client.update_run(run_id, status="RUNNING")
+        self.set_tags({OWNER_TAG: json.dumps(me())})
+
+    def running_runs(self) -> list:
+        """Every RUNNING run of the experiment (parents and trials, any process)."""
+        return self.client.search_runs(
+            [self.experiment_id], "attributes.status = 'RUNNING'", max_results=5000
+        )
+
+    def terminate(self, run_id: str, status: str, reason: str | None = None) -> None:
+        """End a run (another process's, found dead) with a reason tag."""
+        if reason:
+            self.client.set_tag(run_id, REASON_TAG, reason[:4000])
+        self.client.set_terminated(run_id, status=status)
 
     def _launched_run(self) -> Any:
         # `mlflow run` starts a run and hands its id down in MLFLOW_RUN_ID; nesting the
@@ -164,29 +204,39 @@ class Tracker:
         self.client.set_terminated(self.parent_id, status=status)
 
     # -- child runs ----------------------------------------------------------------------
-    def log_trial(self, record: TrialRecord) -> None:
-        """One nested child run per trial; the same metric keys for every trial."""
-        run_name = f"trial-{record.number}-{record.setup.family}"
+    def start_trial(self, record: TrialRecord, study: str = "") -> str:
+        """Open a trial's child run as it starts (RUNNING, owned by this process), with its
+        parameters."""
         tags = {
             PARENT_TAG: self.parent_id,
-            "state": record.state,
+            "state": "running",
             "trial_number": str(record.number),
+            OWNER_TAG: json.dumps(me()),
+            **({"study_name": study} if study else {}),
         }
-        if record.reason:
-            tags["reason"] = record.reason[:4000]
-        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
-        run_id = run.info.run_id
+        name = f"trial-{record.number}-{record.setup.family}"
+        run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
         params = {"model": record.setup.family}
         params.update({f"{record.setup.family}.{k}": v for k, v in record.setup.params.items()})
         if record.setup.groups is not None:
             params["feature_groups"] = ",".join(record.setup.groups)
         if record.setup.members:
             params["voting.members"] = ",".join(m for m, _ in record.setup.members)
-        self.client.log_batch(
-            run_id,
-            metrics=self._trial_metrics(record),
-            params=[Param(k, str(v)[:6000]) for k, v in params.items()],
-        )
+        self.client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+        return run_id
+
+    def log_trial(self, record: TrialRecord) -> None:
+        """Fill and end a trial's child run (opened now if it was not at the start); the
+        same metric keys for every trial."""
+        run_id = record.run_id or self.start_trial(record)
+        tags = {"state": record.state}
+        if record.reason:
+            tags[REASON_TAG] = record.reason[:4000]
+        if record.error:
+            tags["error_type"] = record.error_type or ""
+            self.client.log_text(run_id, record.error, "traceback.txt")
+        self.set_tags(tags, run_id)
+        self.client.log_batch(run_id, metrics=self._trial_metrics(record))
         if record.state == "complete" and self.plots:
             # Plots render on a background thread (the second core) while the next trial
             # fits; at most a few trials wait, so memory stays bounded.
@@ -197,6 +247,7 @@ class Tracker:
 
     def _finish_trial(self, run_id: str, record: TrialRecord) -> None:
         try:
+            pause_point("plots")
             self._trial_artifacts(run_id, record)
         except Exception as exc:
             log.warning("trial %s: could not log its plots: %s", record.number, exc)
@@ -291,7 +342,10 @@ class Tracker:
         with warnings.catch_warnings():
             # Image models log no example on purpose (they read audio; see finalize).
             warnings.filterwarnings("ignore", message=".*input example was not provided")
-            with mlflow.start_run(run_id=self.parent_id):
+            # The fluent API's run context would end the parent FINISHED on exit, before the
+            # model is registered; "ending" it as RUNNING only pops it off the fluent stack.
+            mlflow.start_run(run_id=self.parent_id)
+            try:
                 info = mlflow.pyfunc.log_model(
                     name="model",
                     python_model=AudioModel(),
@@ -304,6 +358,8 @@ class Tracker:
                     pip_requirements=pip_requirements,
                     code_paths=code_paths,
                 )
+            finally:
+                mlflow.end_run(status="RUNNING")
         return info.model_uri
 
     def register(
@@ -314,10 +370,28 @@ class Tracker:
         Returns (version, alias_moved, previous champion's score or None).
         """
         version = mlflow.register_model(model_uri, name).version
+        return self.tag_and_gate(name, str(version), alias=alias, tags=tags, test_score=test_score)
+
+    def version_of_run(self, name: str, run_id: str) -> str | None:
+        """The version a run already registered under ``name`` (a finalize that was cut short
+        after registering), or None."""
+        try:
+            found = self.client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
+        except MlflowException:
+            return None
+        return str(found[0].version) if found else None
+
+    def tag_and_gate(
+        self, name: str, version: str, *, alias: str, tags: Mapping[str, str], test_score: float
+    ) -> tuple[str, bool, float | None]:
+        """Tag a registered version and move ``alias`` to it only if it beats the holder."""
         for key, value in tags.items():
             self.client.set_model_version_tag(name, version, key, str(value))
         key = f"test_{self.metric}"
-        previous = self._alias_score(name, alias, key)
+        holder = self._alias_version(name, alias)
+        if holder is not None and str(holder.version) == version:
+            return version, True, None  # set by the cut-short attempt
+        previous = self._alias_score(holder, key)
         better = previous is None or (
             test_score > previous if greater_is_better(self.metric) else test_score < previous
         )
@@ -326,12 +400,15 @@ class Tracker:
             self.client.set_model_version_tag(name, version, "role", alias)
         else:
             self.client.set_model_version_tag(name, version, "role", "challenger")
-        return str(version), better, previous
+        return version, better, previous
 
-    def _alias_score(self, name: str, alias: str, key: str) -> float | None:
+    def _alias_version(self, name: str, alias: str) -> Any:
         try:
-            current = self.client.get_model_version_by_alias(name, alias)
+            return self.client.get_model_version_by_alias(name, alias)
         except MlflowException:
             return None
-        value = current.tags.get(key)
+
+    @staticmethod
+    def _alias_score(holder: Any, key: str) -> float | None:
+        value = holder.tags.get(key) if holder is not None else None
         return float(value) if value is not None else None

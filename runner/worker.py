@@ -1,11 +1,9 @@
-"""Scale-out: more processes on one study, and a final step that runs exactly once.
+"""``audioml worker`` and ``audioml finalize``: more processes on one study, and the final step
+when the run process is gone. Both are run sessions (``runner.session``) of the spec's study.
 
-``audioml run`` records in the study's user attributes what joining processes need: the
-budget, the MLflow tracking URI and (last) the parent run id. ``audioml worker`` opens the
-same study (same spec, same data, hence the same name), waits for the parent run id, then
-claims trials (``runner.study.run_budget``) and logs each as a child run of that parent.
-Whoever finalizes first claims it in the study under the study lock (``finalizing``); that
-stops new claims, waits for running trials, refits and registers, then sets ``finalized``.
+``audioml worker`` opens the same study (same spec, same data, hence the same name), waits for
+the parent run id that ``audioml run`` records, then claims trials and logs each as a child run
+of that parent. ``audioml finalize`` claims the final step (see ``Session.finalize``).
 """
 
 from __future__ import annotations
@@ -20,117 +18,16 @@ import optuna
 from rich.console import Console
 
 from runner.errors import RunnerError
-from runner.pipeline import PARENT_ATTR, Prepared, RunOptions, _mask, prepare, tracker_for
-from runner.search import make_objective, make_pruner, make_sampler
+from runner.pipeline import Prepared, RunOptions, _mask, prepare, tracker_for
+from runner.search import make_pruner, make_sampler
+from runner.session import BUDGET_ATTR, PARENT_ATTR, TRACKING_ATTR, Session
 from runner.spec import ExperimentSpec
-from runner.study import (
-    StudyLock,
-    count_claimed,
-    count_finished,
-    fail_stale,
-    make_storage,
-    open_study,
-    run_budget,
-)
+from runner.study import count_claimed, make_storage, open_study
 from runner.tracking import Tracker
 
-__all__ = ["announce", "finalize_once", "finalize_study", "run_worker"]
+__all__ = ["finalize_study", "run_worker", "worker_seed"]
 
-BUDGET_ATTR = "n_trials"
-TRACKING_ATTR = "mlflow_tracking_uri"
-FINALIZING_ATTR = "finalizing"
-FINALIZED_ATTR = "finalized_run_id"
 POLL_S = 1.0
-
-
-def announce(study: optuna.Study, n_trials: int, tracking_uri: str) -> None:
-    """Record the budget and tracking URI (before the parent id, which workers wait for)."""
-    study.set_user_attr(BUDGET_ATTR, n_trials)
-    if "@" not in tracking_uri:  # never store credentials in the study
-        study.set_user_attr(TRACKING_ATTR, tracking_uri)
-
-
-def _me() -> dict:
-    return {"host": socket.gethostname(), "pid": os.getpid()}
-
-
-def _alive(claim: dict) -> bool:
-    """Whether the claiming process may still be alive (another host: assume it is)."""
-    if claim.get("host") != socket.gethostname():
-        return True
-    try:
-        os.kill(int(claim["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def open_for_trials(study: optuna.Study, parent: str) -> bool:
-    """Trials may still be claimed for ``parent``: it is current and nobody finalizes it."""
-    attrs = study.user_attrs
-    claim = attrs.get(FINALIZING_ATTR) or {}
-    return attrs.get(PARENT_ATTR) == parent and claim.get("run") != parent
-
-
-def claim_finalization(study: optuna.Study, lock: StudyLock, parent: str, force: bool) -> str:
-    """Claim the final step of ``parent``: "claimed", "finalized" or "busy"."""
-    with lock:
-        attrs = study.user_attrs
-        if attrs.get(FINALIZED_ATTR) == parent:
-            return "finalized"
-        mine = {"run": parent, **_me()}
-        claim = attrs.get(FINALIZING_ATTR) or {}
-        # A claim left by a dead process on this host (or any, with --force) is taken over.
-        if claim.get("run") == parent and claim != mine and _alive(claim) and not force:
-            return "busy"
-        study.set_user_attr(FINALIZING_ATTR, mine)
-    return "claimed"
-
-
-def _wait_running(study: optuna.Study, console: Console) -> None:
-    """Wait for trials still running elsewhere (dead workers' trials fail by heartbeat)."""
-    said = False
-    while running := study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if not said:
-            console.print(f"waiting for {len(running)} trial(s) still running on other workers")
-            said = True
-        time.sleep(POLL_S)
-        fail_stale(study)
-
-
-def finalize_once(
-    p: Prepared,
-    study: optuna.Study,
-    tracker: Tracker,
-    console: Console,
-    *,
-    force: bool = False,
-) -> dict:
-    """Claim the final step, wait for running trials, refit/test/register, mark it done."""
-    from runner.finalize import finalize
-
-    parent = tracker.parent_id
-    state = claim_finalization(study, StudyLock(p.storage, p.study_name), parent, force)
-    summary = {"study": p.study_name, "parent_run_id": parent, "finalized_here": False}
-    if state == "finalized":
-        console.print(f"study {p.study_name}: run {parent} is already finalized; nothing to do")
-        return summary
-    if state == "busy":
-        claim = study.user_attrs[FINALIZING_ATTR]
-        raise RunnerError(
-            f"study {p.study_name}: {claim['host']} pid {claim['pid']} is finalizing run "
-            f"{parent}; if that process is gone, rerun with --force"
-        )
-    _wait_running(study, console)
-    budget = study.user_attrs.get(BUDGET_ATTR, p.spec.search.n_trials)
-    done = count_finished(study)
-    if done < budget:
-        console.print(f"[yellow]finalizing with {done} of {budget} trials finished[/]")
-    summary = finalize(p, study, tracker, console)
-    study.set_user_attr(FINALIZED_ATTR, parent)
-    return {**summary, "finalized_here": True}
 
 
 def _wait_parent(study: optuna.Study, p: Prepared, wait_s: float, console: Console) -> str:
@@ -173,7 +70,7 @@ def worker_seed(seed: int) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
 
 
-def _join(spec: ExperimentSpec, opts: RunOptions, wait_s: float) -> tuple:
+def _join(spec: ExperimentSpec, opts: RunOptions, wait_s: float) -> Session:
     p = prepare(spec, opts)
     seeded = spec.model_copy(update={"seed": worker_seed(spec.seed)})  # the sampler's only
     study = open_study(
@@ -185,49 +82,39 @@ def _join(spec: ExperimentSpec, opts: RunOptions, wait_s: float) -> tuple:
     )
     parent = _wait_parent(study, p, wait_s, opts.console)
     tracker = _tracker(p, study, opts, parent)
-    return replace(p, tracking_uri=tracker.uri), study, tracker
+    return Session(replace(p, tracking_uri=tracker.uri), study, tracker, opts.console)
 
 
 def run_worker(spec: ExperimentSpec, opts: RunOptions, *, wait_s: float = 600.0) -> dict:
     """Join the spec's study as one more worker; run trials until the budget is claimed."""
-    from runner.report import print_trial
-
-    p, study, tracker = _join(spec, opts, wait_s)
-    console, parent = opts.console, tracker.parent_id
+    session = _join(spec, opts, wait_s)
+    study, name, parent = session.study, session.p.study_name, session.parent
     budget = int(study.user_attrs.get(BUDGET_ATTR, spec.search.n_trials))
-    mine: list[int] = []
-
-    def observe(record) -> None:
-        tracker.log_trial(record)
-        mine.append(record.number)
-        print_trial(console, record, spec.search.metric)
-
-    if not open_for_trials(study, parent):
-        console.print(f"study {p.study_name}: run {parent} is finalized or finalizing; no work")
-        return {"study": p.study_name, "parent_run_id": parent, "trials": [], "ok": True}
-    console.print(
-        f"worker joined study [bold]{p.study_name}[/] under run {parent}: "
+    summary = {"study": name, "parent_run_id": parent, "trials": [], "ok": True}
+    if not session._keep_going(study):
+        opts.console.print(f"study {name}: run {parent} is finalized or finalizing; no work")
+        return summary
+    opts.console.print(
+        f"worker joined study [bold]{name}[/] under run {parent}: "
         f"{count_claimed(study)} of {budget} trials claimed"
     )
-    try:
-        completed = run_budget(
-            study,
-            make_objective(spec, p.data, observe),
-            n_trials=budget,
-            timeout_s=spec.search.timeout_s,
-            n_jobs=spec.search.n_jobs,
-            on_interrupt=lambda: console.print("[yellow]stopping after the current trial[/]"),
-            lock=StudyLock(p.storage, p.study_name),
-            keep_going=lambda s: open_for_trials(s, parent),
-        )
-    finally:
-        tracker.flush()  # the last trials' plots are still being logged in the background
-    console.print(f"worker done: ran {len(mine)} trial(s); the `audioml run` process finalizes")
-    return {"study": p.study_name, "parent_run_id": parent, "trials": mine, "ok": completed}
+    session.recover()
+    before = {t.number for t in study.get_trials(deepcopy=False)}
+    completed = session.search(budget)
+    mine = [
+        t.number
+        for t in study.get_trials(deepcopy=False)
+        if t.number not in before and t.user_attrs.get("owner", {}).get("pid") == os.getpid()
+    ]
+    opts.console.print(f"worker done: ran {len(mine)} trial(s); `audioml run` finalizes")
+    return {**summary, "trials": mine, "ok": completed}
 
 
 def finalize_study(spec: ExperimentSpec, opts: RunOptions, *, force: bool = False) -> dict:
-    """``audioml finalize``: the final step of the spec's study, when its run process is gone."""
+    """``audioml finalize``: the final step of the spec's study, when its run process is gone.
+
+    Never returns without a registered model (when the spec logs one): a study another live
+    process is finalizing, or whose final step fails, is an error that says what to do."""
     p = prepare(spec, opts)
     where = f"study {p.study_name} in {_mask(p.storage)}"
     try:
@@ -240,10 +127,9 @@ def finalize_study(spec: ExperimentSpec, opts: RunOptions, *, force: bool = Fals
     if parent is None:
         raise RunnerError(f"{where} has no parent run: start it with `audioml run`")
     tracker = _tracker(p, study, opts, parent)
-    p = replace(p, tracking_uri=tracker.uri)
-    # finalize() tags the parent with the best trial: a study finalized before the
-    # finalized attribute existed is recognised by that tag.
-    if "best_trial" in tracker.client.get_run(parent).data.tags:
-        opts.console.print(f"{where}: run {parent} is already finalized; nothing to do")
-        return {"study": p.study_name, "parent_run_id": parent, "finalized_here": False}
-    return finalize_once(p, study, tracker, opts.console, force=force)
+    session = Session(replace(p, tracking_uri=tracker.uri), study, tracker, opts.console)
+    session.recover()
+    run = tracker.client.get_run(parent)
+    if run.info.status != "RUNNING":
+        tracker.adopt_parent(parent)  # its process ended it KILLED or FAILED
+    return session.finalize(force=force, strict=True)

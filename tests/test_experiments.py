@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "experiments"
 SPECS = sorted(EXPERIMENTS.glob("*.yaml"), key=lambda p: p.name)
 SHIPPED = {"demo", "genre", "genre_windows", "genre_features", "gender", "age",
-           "age_regression", "music_dialogue", "music_dialogue_binary"}  # fmt: skip
+           "age_regression", "age_fusion", "music_dialogue", "music_dialogue_binary"}  # fmt: skip
 GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop",
           "reggae", "rock")  # fmt: skip
 # Common Voice bucket -> a numeric age, as docs/experiments.md derives ages.csv.
@@ -109,7 +109,27 @@ def common_voice(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tsv.write_text("\n".join(lines) + "\n", encoding="utf-8")
     cv = pd.read_csv(tsv, sep="\t", quoting=csv.QUOTE_NONE, dtype=str)
     cv["age"] = cv["age"].map(AGE_MIDPOINTS)  # empty buckets stay empty and are dropped
-    cv[["path", "age", "client_id"]].to_csv(root / "ages.csv", index=False)
+    keep = ["path", "age", "client_id", "gender", "accent", "up_votes", "down_votes"]
+    cv[keep].to_csv(root / "ages.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def common_voice_rare(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Common Voice where the two oldest buckets have one speaker each, as small releases do;
+    the six others have three speakers of two clips."""
+    root = tmp_path_factory.mktemp("cv_rare") / "en"
+    tsv = make_common_voice(root, n_speakers=20, clips_per_speaker=2, seconds=1.0)
+    lines = tsv.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split("\t")
+    col, speakers = header.index("age"), []
+    for i, line in enumerate(lines[1:], start=1):
+        cells = line.split("\t")
+        speakers += [] if cells[0] in speakers else [cells[0]]
+        if speakers.index(cells[0]) >= 18:  # plain text edit: the file is never quoted
+            cells[col] = ("eighties", "nineties")[speakers.index(cells[0]) - 18]
+        lines[i] = "\t".join(cells)
+    tsv.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
 
 
@@ -212,6 +232,8 @@ def test_gender(workdir: Path, common_voice: Path) -> None:
     assert report["empty_label_dropped"] == 2 and report["filtered_out"] == 1  # "", "other"
     assert report["relabelled"] > 0 and report["downsampled_out"] == 2
     assert p.dataset.frame["label"].value_counts().to_dict() == {"female": 18, "male": 18}
+    # Metadata rides beside the audio features; the label (gender) is never among it.
+    assert p.dataset.groups["metadata"] == ["up_votes", "down_votes", "age"]
 
 
 @pytest.mark.slow
@@ -225,6 +247,25 @@ def test_age(workdir: Path, common_voice: Path) -> None:
 
 
 @pytest.mark.slow
+def test_age_drops_buckets_of_a_single_speaker(
+    workdir: Path, common_voice_rare: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # Without the key, the data check names the rare buckets before any audio is decoded.
+    sets = (f"data.root={common_voice_rare}", "search.cv.folds=2", "data.min_clips_per_class=null")
+    path = str(EXPERIMENTS / "age.yaml")
+    assert main(["validate", "--check-data", path, *(a for s in sets for a in ("--set", s))]) == 2
+    out = capsys.readouterr().out
+    assert "'eighties' has 1" in out and "'nineties' has 1" in out and "client_id" in out
+    spec = _run("age", common_voice_rare)
+    parent = _assert_run(workdir, spec)
+    assert parent.data.metrics["source_rare_class_dropped"] == 4  # one speaker, 2 clips each
+    p = _prepare_grouped(spec, workdir)
+    assert set(p.dataset.frame["label"]) == {
+        "teens", "twenties", "thirties", "fourties", "fifties", "sixties"
+    }  # fmt: skip
+
+
+@pytest.mark.slow
 def test_age_regression(workdir: Path, common_voice: Path) -> None:
     spec = _run("age_regression", common_voice, models="[ridge]")
     parent = _assert_run(workdir, spec)
@@ -232,6 +273,7 @@ def test_age_regression(workdir: Path, common_voice: Path) -> None:
     p = _prepare_grouped(spec, workdir)
     assert p.dataset.report["empty_label_dropped"] == 2
     assert set(p.dataset.frame["label"]) <= set(AGE_MIDPOINTS.values())
+    assert p.dataset.roles.categorical == ("gender", "accent")
 
 
 @pytest.mark.slow

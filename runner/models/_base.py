@@ -51,7 +51,7 @@ def check_params(
     if unknown:
         raise ValueError(
             f"Unknown parameter(s) {', '.join(unknown)} for model family '{family}'; "
-            f"known: {', '.join(sorted(known))}."
+            f"choose one of {', '.join(sorted(known))}."
         )
     return dict(params)
 

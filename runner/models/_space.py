@@ -98,8 +98,8 @@ def narrow_space(
     for name, value in overrides.items():
         if name not in space:
             raise SpecError(
-                f"Unknown parameter '{where}{name}'; the {task} space of '{family}' has: "
-                f"{', '.join(sorted(space))}."
+                f"{where}{name}: unknown parameter of model family '{family}' for task "
+                f"'{task}'; choose one of {', '.join(sorted(space))}"
             )
         key = f"{where}{name}"
         current = space[name]
@@ -108,14 +108,14 @@ def narrow_space(
         elif isinstance(current, FloatDistribution | IntDistribution):
             narrowed[name] = _narrow_range(current, value, key)
         else:  # a family declared a custom distribution: it cannot be narrowed safely
-            raise SpecError(f"The '{key}' parameter cannot be narrowed.")
+            raise SpecError(f"{key}: this parameter cannot be narrowed")
     return narrowed
 
 
 def _load_file(path: Path, shown: str) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
-        raise SpecError(f"{shown} must map parameter names to ranges. Got {data!r} instead.")
+        raise SpecError(f"{shown}: must map parameter names to ranges (got {data!r})")
     return data
 
 
@@ -138,8 +138,7 @@ def _narrow_range(dist: Numeric, value: Any, key: str) -> Numeric:
     )
     if not valid or not dist.low <= bounds[0] <= bounds[1] <= dist.high:
         raise SpecError(
-            f"The '{key}' parameter must be {_describe(dist)}; only narrowing is allowed. "
-            f"Got {value!r} instead."
+            f"{key}: must be {_describe(dist)}; only narrowing is allowed (got {value!r})"
         )
     if is_int:
         return IntDistribution(int(bounds[0]), int(bounds[1]), log=dist.log, step=dist.step)
@@ -162,8 +161,9 @@ def _narrow_choices(dist: CategoricalDistribution, value: Any, key: str) -> Base
     wanted = list(value) if isinstance(value, list | tuple) else [value]
     unique = list(dict.fromkeys(wanted))
     if not unique or any(choice not in dist.choices for choice in unique):
+        choices = ", ".join(map(str, dist.choices))
         raise SpecError(
-            f"The '{key}' parameter must be a non-empty subset of {list(dist.choices)!r} "
-            f"(or one of them); only narrowing is allowed. Got {value!r} instead."
+            f"{key}: {value!r} is not a subset of the choices; only narrowing is allowed; "
+            f"choose one of {choices} (or a list of them)"
         )
     return CategoricalDistribution(unique)

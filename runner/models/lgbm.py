@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
@@ -15,6 +14,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from runner.models._base import BOTH, check_params, class_weight, inner_split
 from runner.models._registry import ModelFamily, register_family
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 __all__ = ["LIGHTGBM", "LGBMEarlyStoppingClassifier", "LGBMEarlyStoppingRegressor"]
 
@@ -43,7 +45,9 @@ class _LGBMEarlyStopping(BaseEstimator):
         random_state: seed of the inner split and of LightGBM.
     """
 
-    _lgbm_class: type[lgb.LGBMModel]
+    # A name, not the class: LightGBM is imported on the first fit, so that registering the
+    # family (every `audioml validate`) does not load it.
+    _lgbm_class: str
 
     def __init__(
         self,
@@ -59,7 +63,9 @@ class _LGBMEarlyStopping(BaseEstimator):
         self.random_state = random_state
 
     def _model(self, **override: Any) -> lgb.LGBMModel:
-        return self._lgbm_class(
+        import lightgbm as lgb
+
+        return getattr(lgb, self._lgbm_class)(
             **{**(self.params or {}), **override}, random_state=self.random_state
         )
 
@@ -79,6 +85,8 @@ class _LGBMEarlyStopping(BaseEstimator):
         if split is not None:
             train, val = split
             probe = self._model()
+            import lightgbm as lgb
+
             with warnings.catch_warnings():
                 # LightGBM 4.7 deprecates eval_set for eval_X/eval_y, but its classifier does
                 # not label-encode eval_y yet (string labels fail), so keep eval_set.
@@ -111,7 +119,7 @@ class _LGBMEarlyStopping(BaseEstimator):
 class LGBMEarlyStoppingClassifier(ClassifierMixin, _LGBMEarlyStopping):
     """LGBMClassifier with early stopping inside ``fit`` (see ``_LGBMEarlyStopping``)."""
 
-    _lgbm_class = lgb.LGBMClassifier
+    _lgbm_class = "LGBMClassifier"
 
     def predict_proba(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "model_")
@@ -121,7 +129,7 @@ class LGBMEarlyStoppingClassifier(ClassifierMixin, _LGBMEarlyStopping):
 class LGBMEarlyStoppingRegressor(RegressorMixin, _LGBMEarlyStopping):
     """LGBMRegressor with early stopping inside ``fit`` (see ``_LGBMEarlyStopping``)."""
 
-    _lgbm_class = lgb.LGBMRegressor
+    _lgbm_class = "LGBMRegressor"
 
 
 def lightgbm_space(task: str) -> dict[str, BaseDistribution]:

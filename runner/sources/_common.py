@@ -16,6 +16,7 @@ import pandas as pd
 
 from runner.errors import DataError
 from runner.spec import ExperimentSpec
+from runner.validation import min_units_per_class
 
 __all__ = [
     "REPORT_KEYS",
@@ -24,6 +25,7 @@ __all__ = [
     "check_columns",
     "drop_empty_labels",
     "finalize",
+    "metadata_columns",
     "new_report",
     "resolve_in_root",
     "resolve_root",
@@ -36,6 +38,7 @@ REPORT_KEYS: tuple[str, ...] = (
     "empty_path_dropped",
     "filtered_out",
     "relabelled",
+    "rare_class_dropped",
     "downsampled_out",
     "capped_out",
     "kept",
@@ -163,6 +166,7 @@ def finalize(
     if spec.task == "regression":
         frame["label"] = _numeric_labels(frame, source, label_from)
     else:
+        frame = _drop_rare(frame, spec, report)
         _check_classes(frame, source, label_from)
         frame = _downsample(frame, spec, report)
     frame = _cap(frame, spec, report)
@@ -207,6 +211,23 @@ def _check_classes(frame: pd.DataFrame, source: Path, label_from: str) -> None:
         )
 
 
+def _drop_rare(frame: pd.DataFrame, spec: ExperimentSpec, report: dict) -> pd.DataFrame:
+    """``data.min_clips_per_class``: drop classes with fewer clips, or fewer clips (groups,
+    with a group column) than the held-out split and the CV folds need."""
+    floor = spec.data.min_clips_per_class
+    if floor is None:
+        return frame
+    need = min_units_per_class(spec.search.cv.folds, spec.search.test_size)
+    grouped = spec.data.group_column is not None and frame["group"].notna().any()
+    units = frame["group"].fillna(frame["clip_id"]) if grouped else frame["clip_id"]
+    clips = frame.groupby("label")["clip_id"].size()
+    per_unit = units.groupby(frame["label"]).nunique()
+    rare = set(clips.index[(clips < floor) | (per_unit < need)])
+    drop = frame["label"].isin(rare).to_numpy(dtype=bool)
+    report["rare_class_dropped"] += int(drop.sum())
+    return frame.loc[~drop]
+
+
 def _downsample(frame: pd.DataFrame, spec: ExperimentSpec, report: dict) -> pd.DataFrame:
     if spec.data.balance != "downsample":
         return frame
@@ -240,3 +261,31 @@ def _class_weight(labels: pd.Series) -> dict[str, float]:
     counts = labels.value_counts().sort_index()
     n, k = len(labels), len(counts)
     return {str(label): n / (k * int(count)) for label, count in counts.items()}
+
+
+def metadata_columns(frame: pd.DataFrame, spec: ExperimentSpec, source: Path) -> pd.DataFrame:
+    """Check the ``data.metadata`` columns exist; numeric ones become floats (NaN if empty).
+
+    Categorical columns stay text: the estimator's encoder treats blanks as missing.
+
+    Raises:
+        DataError: a column is absent, or a numeric one holds a value that is not a number.
+    """
+    meta = spec.data.metadata
+    check_columns(frame, {f"data.metadata.numeric ({c})": c for c in meta.numeric}, source)
+    check_columns(frame, {f"data.metadata.categorical ({c})": c for c in meta.categorical}, source)
+    frame = frame.copy()
+    for column in meta.numeric:
+        text = frame[column].astype("string").str.strip().replace("", pd.NA)
+        values = pd.to_numeric(text, errors="coerce")
+        bad = np.flatnonzero((values.isna() & text.notna()).to_numpy(dtype=bool))
+        if len(bad):
+            pos = int(bad[0])
+            raise DataError(
+                f"data.metadata.numeric: column '{column}' of {source} must hold numbers; "
+                f"row {frame.index[pos] + 1} has {text.iloc[pos]!r} ({len(bad)} such rows)"
+            )
+        frame[column] = values.astype(float)
+    for column in meta.categorical:
+        frame[column] = frame[column].astype(object)
+    return frame

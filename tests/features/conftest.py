@@ -27,6 +27,30 @@ def tone_plus_noise(freq: float, seconds: float, rng: np.random.Generator) -> np
     return (y + 0.01 * rng.standard_normal(len(y))).astype(np.float32)
 
 
+def pulse_train(f0: float, seconds: float) -> np.ndarray:
+    """Unit impulses every 1/f0 s (f0 divides 22.05 kHz: every period is whole samples)."""
+    y = np.zeros(int(seconds * SR), dtype=np.float32)
+    y[:: round(SR / f0)] = 0.5
+    return y
+
+
+def drum_loop(bpm: float, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Kick on every beat, hi-hat noise bursts on the off-beats, a little background noise."""
+    n = int(seconds * SR)
+    beat = 60.0 / bpm
+    t = np.arange(int(0.12 * SR)) / SR
+    kick = np.sin(2 * np.pi * (60 + 90 * np.exp(-t * 30)) * t) * np.exp(-t * 25)
+    hat = rng.standard_normal(int(0.03 * SR)) * np.exp(-np.arange(int(0.03 * SR)) / 200)
+    y = 0.005 * rng.standard_normal(n)
+    for k in range(int(seconds / beat)):
+        start = int(k * beat * SR)
+        y[start : start + len(kick)] += 0.8 * kick[: n - start]
+        off = int((k + 0.5) * beat * SR)
+        if off < n:
+            y[off : off + len(hat)] += 0.2 * hat[: n - off]
+    return y.astype(np.float32)
+
+
 @pytest.fixture
 def signal(rng: np.random.Generator) -> np.ndarray:
     """2 s of a rising chirp with noise: exercises every extractor."""

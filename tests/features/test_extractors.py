@@ -8,8 +8,11 @@ import librosa
 import numpy as np
 import pytest
 
-from features import FEATURES, SpectralContext, ensure_loaded
-from tests.features.conftest import SR, tone_plus_noise
+from features import ALL_EXTRACTORS, FEATURES, SpectralContext, ensure_loaded
+from features._registry import missing_requirement
+from features.extractors.hpss import median_filter
+from features.extractors.pitch import yin_frames
+from tests.features.conftest import SR, drum_loop, pulse_train, tone_plus_noise
 
 ensure_loaded()
 
@@ -28,7 +31,12 @@ DIRECT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "zcr": lambda y: librosa.feature.zero_crossing_rate(y)[0],
     "rms": lambda y: librosa.feature.rms(y=y)[0],
     "tempo": lambda y: np.array([librosa.feature.tempo(y=y, sr=SR)[0]]),
+    "mel": lambda y: librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=SR)),
+    "onset": lambda y: librosa.onset.onset_strength(y=y, sr=SR),
+    "tonnetz": lambda y: librosa.feature.tonnetz(chroma=librosa.feature.chroma_stft(y=y, sr=SR)),
 }
+# Scalar extractors whose columns are statistics of a library call: checked one by one below.
+SCALAR_DIRECT = {"pitch", "hpss", "praat", "egemaps"}
 # Extractors with their own definition (documented in their module); known answers below.
 OWN_DEFINITION = {"hnr"}
 
@@ -44,11 +52,18 @@ def as_array(output: np.ndarray | Mapping[str, float], name: str) -> np.ndarray:
 
 
 def test_every_extractor_is_covered() -> None:
-    assert set(FEATURES) == set(DIRECT) | OWN_DEFINITION
+    assert set(FEATURES) == set(DIRECT) | SCALAR_DIRECT | OWN_DEFINITION
+
+
+def needs_package(name: str) -> None:
+    """Skip (with the reason) an optional extractor whose package is not installed here."""
+    if reason := missing_requirement(name):
+        pytest.skip(reason)
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, id=n) for n in sorted(FEATURES)])
 def test_contract_finite_frames(name: str, signal: np.ndarray) -> None:
+    needs_package(name)
     ctx = make_ctx(signal)
     output = FEATURES[name](ctx)
     if isinstance(output, Mapping):
@@ -71,12 +86,72 @@ def test_equals_direct_librosa_call(name: str, signal: np.ndarray) -> None:
 
 def test_contexts_share_one_stft(signal: np.ndarray) -> None:
     ctx = make_ctx(signal)
-    for name in FEATURES:
+    for name in ALL_EXTRACTORS:
         FEATURES[name](ctx)
-    stft = ctx.stft
-    for name in FEATURES:
+    stft, chroma, beats = ctx.stft, ctx.chroma, ctx.beats
+    for name in ALL_EXTRACTORS:
         FEATURES[name](ctx)
-    assert ctx.stft is stft
+    assert ctx.stft is stft and ctx.chroma is chroma and ctx.beats is beats
+
+
+def test_pitch_f0_equals_librosa_yin(signal: np.ndarray) -> None:
+    f0, _ = yin_frames(make_ctx(signal))
+    theirs = librosa.yin(signal, fmin=50, fmax=1000, sr=SR, frame_length=2048, hop_length=512)
+    np.testing.assert_allclose(f0, theirs, rtol=1e-6)
+
+
+def test_hpss_equals_librosa_effects_hpss(signal: np.ndarray) -> None:
+    out = FEATURES["hpss"](make_ctx(signal))
+    harmonic, percussive = librosa.effects.hpss(signal)
+    expected = {
+        "harmony_mean": harmonic.mean(),
+        "harmony_var": harmonic.var(),
+        "perceptr_mean": percussive.mean(),
+        "perceptr_var": percussive.var(),
+    }
+    for key, value in expected.items():
+        assert out[key] == pytest.approx(float(value), rel=1e-3, abs=1e-7), key
+
+
+def test_hpss_median_filter_equals_scipy(signal: np.ndarray) -> None:
+    import scipy.ndimage
+
+    mag = make_ctx(signal).mag
+    for axis, size in ((1, (1, 31)), (0, (31, 1))):
+        ours = median_filter(mag, 31, axis=axis)
+        np.testing.assert_array_equal(ours, scipy.ndimage.median_filter(mag, size, mode="reflect"))
+
+
+def test_praat_equals_parselmouth(signal: np.ndarray) -> None:
+    needs_package("praat")
+    import parselmouth
+    from parselmouth.praat import call
+
+    out = FEATURES["praat"](make_ctx(signal))
+    sound = parselmouth.Sound(signal.astype(np.float64), sampling_frequency=SR)
+    hz = sound.to_pitch(pitch_floor=75, pitch_ceiling=600).selected_array["frequency"]
+    points = call(sound, "To PointProcess (periodic, cc)", 75, 600)
+    jitter = call(points, "Get jitter (local)", 0, 0, 0.0001, 0.02, 1.3)
+    shimmer = call([sound, points], "Get shimmer (local)", 0, 0, 0.0001, 0.02, 1.3, 1.6)
+    f1 = call(sound.to_formant_burg(), "Get mean", 1, 0, 0, "hertz")
+    assert out["f0_mean_hz"] == pytest.approx(hz[hz > 0].mean())
+    assert out["jitter_local"] == pytest.approx(jitter)
+    assert out["shimmer_local"] == pytest.approx(shimmer)
+    assert out["f1_hz"] == pytest.approx(f1)
+
+
+def test_egemaps_equals_opensmile(signal: np.ndarray) -> None:
+    needs_package("egemaps")
+    import opensmile
+
+    out = FEATURES["egemaps"](make_ctx(signal))
+    smile = opensmile.Smile(
+        feature_set=opensmile.FeatureSet.eGeMAPSv02,
+        feature_level=opensmile.FeatureLevel.Functionals,
+    )
+    theirs = smile.process_signal(signal, SR).iloc[0]
+    assert len(out) == 88
+    np.testing.assert_allclose(np.array(list(out.values())), theirs.to_numpy(), rtol=1e-6)
 
 
 def tone_ctx(freq: float, rng: np.random.Generator, seconds: float = 2.0) -> SpectralContext:
@@ -151,7 +226,51 @@ def test_delta_mfcc_on_very_short_segments() -> None:
 
 
 def test_all_extractors_lists_the_registry() -> None:
-    from features import ALL_EXTRACTORS, FEATURES, ensure_loaded
+    from features import VOICE_EXTRACTORS
 
-    ensure_loaded()
-    assert sorted(ALL_EXTRACTORS) == sorted(FEATURES)
+    assert sorted([*ALL_EXTRACTORS, *VOICE_EXTRACTORS]) == sorted(FEATURES)
+
+
+def test_known_pitch_of_150hz_pulse_train() -> None:
+    out = FEATURES["pitch"](make_ctx(pulse_train(150.0, 2.0)))
+    assert out["f0_mean_hz"] == pytest.approx(150.0, rel=0.005)
+    assert out["f0_range_hz"] < 1.0
+    assert out["voiced_fraction"] > 0.9
+    assert out["jitter_local"] < 1e-3
+
+
+def test_known_pitch_of_noise_is_unvoiced(rng: np.random.Generator) -> None:
+    out = FEATURES["pitch"](make_ctx((0.2 * rng.standard_normal(2 * SR)).astype(np.float32)))
+    assert out["voiced_fraction"] < 0.1
+
+
+def test_known_praat_of_150hz_pulse_train() -> None:
+    needs_package("praat")
+    out = FEATURES["praat"](make_ctx(pulse_train(150.0, 2.0)))
+    assert out["f0_mean_hz"] == pytest.approx(150.0, rel=0.01)
+    assert out["jitter_local"] < 1e-3
+    assert out["hnr_db"] > 20.0
+
+
+def test_known_egemaps_f0_of_150hz_pulse_train() -> None:
+    needs_package("egemaps")
+    out = FEATURES["egemaps"](make_ctx(pulse_train(150.0, 2.0)))
+    # eGeMAPS reports f0 in semitones above 27.5 Hz.
+    hz = 27.5 * 2.0 ** (out["F0semitoneFrom27.5Hz_sma3nz_amean"] / 12.0)
+    assert hz == pytest.approx(150.0, rel=0.02)
+
+
+def test_known_tempo_of_120_bpm_drum_loop(rng: np.random.Generator) -> None:
+    ctx = make_ctx(drum_loop(120.0, 10.0, rng))
+    out = FEATURES["tempo"](ctx)
+    assert out["bpm"] == pytest.approx(120.0, rel=0.03)
+    _, beats = ctx.beats
+    intervals = np.diff(beats) * 512 / SR
+    assert np.median(intervals) == pytest.approx(0.5, rel=0.05)
+
+
+def test_known_hpss_of_tone_and_clicks() -> None:
+    tone = (0.3 * librosa.tone(440.0, sr=SR, duration=3.0)).astype(np.float32)
+    clicks = librosa.clicks(times=np.arange(0.1, 3.0, 0.25), sr=SR, length=3 * SR)
+    assert FEATURES["hpss"](make_ctx(tone))["harmonic_ratio_db"] > 10.0
+    assert FEATURES["hpss"](make_ctx(clicks.astype(np.float32)))["harmonic_ratio_db"] < -5.0

@@ -16,6 +16,7 @@ def test_matches_numpy_and_scipy(rng: np.random.Generator) -> None:
     expected = {
         "mean": x.mean(1),
         "std": x.std(1),
+        "var": x.var(1),
         "min": x.min(1),
         "max": x.max(1),
         "median": np.median(x, 1),

@@ -73,3 +73,19 @@ def test_set_override_on_every_command(workdir: Path, dataset: Path, capsys) -> 
     assert "search.metric" in capsys.readouterr().out
     assert main(["features", str(spec), "-q", "--set", "features.extractors=[rms]"]) == 0
     assert "columns=2" in capsys.readouterr().out  # rms_mean, rms_std
+
+
+def test_features_out_writes_the_table(workdir: Path, dataset: Path, capsys) -> None:
+    import pandas as pd
+
+    spec = _spec(workdir, dataset)
+    for name in ("table.parquet", "table.csv"):
+        assert main(["features", str(spec), "-q", "--out", str(workdir / name)]) == 0
+    parquet = pd.read_parquet(workdir / "table.parquet")
+    csv = pd.read_csv(workdir / "table.csv")
+    assert list(parquet.columns[:4]) == ["clip_id", "segment", "label", "group"]
+    assert parquet.columns[4] == "mfcc_00_mean" and len(parquet) == 16
+    assert list(csv.columns) == list(parquet.columns)
+    assert set(parquet["label"]) == {"low", "high"}
+    assert main(["features", str(spec), "-q", "--out", str(workdir / "table.txt")]) == 2
+    assert not (workdir / "table.txt").exists()

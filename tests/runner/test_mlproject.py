@@ -130,7 +130,9 @@ def test_worker_joins_the_study_of_a_run(workdir: Path, spec: Path) -> None:
     # Forests take long enough per trial that the worker, polling every second, gets some.
     raw["search"].update(models=["random_forest"], n_trials=8)
     slow.write_text(yaml.safe_dump(raw, sort_keys=False))
-    worker = _mlflow_run(workdir, "worker", f"spec={slow}", "wait_s=300", background=True)
+    # The storage the run uses by default (beside mlflow.db), named: the parameter is passed.
+    storage = f"storage=sqlite:///{workdir / 'optuna.db'}"
+    worker = _mlflow_run(workdir, "worker", f"spec={slow}", "wait_s=300", storage, background=True)
     try:
         time.sleep(2)
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}

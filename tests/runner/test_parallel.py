@@ -15,8 +15,9 @@ from mlflow.tracking import MlflowClient
 
 from runner.cli import main
 from runner.demo_data import synthesize_corpus
-from runner.study import StudyLock, make_storage, run_budget
-from runner.worker import FINALIZING_ATTR, claim_finalization
+from runner.session import FINALIZING_ATTR, claim_finalization
+from runner.study import StudyLock, make_storage
+from runner.trials import run_budget
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "experiments" / "demo.yaml"
@@ -111,8 +112,8 @@ def test_finalize_command_after_the_run_process_died(workdir: Path, corpus: Path
     """Trials ran (here: a worker with the run's budget) but nobody finalized: `audioml
     finalize` does it once; a second call is a no-op."""
     from runner.loading import load_spec
-    from runner.pipeline import RunOptions, open_spec_study, prepare, start_tracking
-    from runner.worker import announce
+    from runner.pipeline import RunOptions, open_spec_study, prepare
+    from runner.session import announce, start_tracking
 
     overrides = [f"data.root={corpus}", "search.n_trials=3", "search.cv.folds=2"]
     spec = load_spec(DEMO, [*overrides, "search.models=[logistic,random_forest]"])

@@ -22,7 +22,8 @@ from runner.pipeline import RunOptions, prepare
 from runner.search import TrialRecord, make_objective
 from runner.spec import ExperimentSpec
 from runner.splits import cv_folds, holdout_split
-from runner.study import count_finished, run_budget
+from runner.study import count_finished
+from runner.trials import run_budget
 
 
 def _table(path: Path, *, n_groups: int = 24, per_group: int = 4, seed: int = 0) -> Path:

@@ -63,7 +63,7 @@ def test_metric_message_lists_choices() -> None:
 
 def test_unknown_key_lists_allowed_keys() -> None:
     path = REPO / "tests" / "specs" / "invalid" / "unknown_key.yaml"
-    with pytest.raises(SpecError, match="allowed keys: models, n_trials"):
+    with pytest.raises(SpecError, match="unknown key 'n_trails'; choose one of models, n_trials"):
         load_spec(path)
 
 

@@ -10,8 +10,9 @@ from mlflow.tracking import MlflowClient
 from test_search import _spec, _table
 
 from runner.errors import TrialFailed
-from runner.pipeline import RunOptions, open_spec_study, prepare, run_experiment, start_tracking
+from runner.pipeline import RunOptions, open_spec_study, prepare
 from runner.search import make_objective
+from runner.session import run_experiment, start_tracking
 
 
 @pytest.fixture

@@ -1,0 +1,337 @@
+"""One run session for ``audioml run``, ``worker`` and ``finalize``: open or resume the study,
+recover what a dead process left behind, run trials (each mirrored by a child run from its
+start), and finalize once, as a transaction.
+
+What a study records in its user attributes: the budget and tracking URI (``announce``), the
+parent run (``mlflow_parent_run_id``), the finalize claim (``finalizing``: run, host, pid,
+process start) and, last, ``finalized_run_id``. The parent run carries its owner's identity
+(``audioml.owner``), so a rerun adopts the parent of a dead process and joins that of a
+live one as a worker (two ``audioml run`` of one spec share one study).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+from rich.console import Console
+
+from runner.errors import RunnerError
+from runner.liveness import describe, is_alive, me
+from runner.pipeline import (
+    Prepared,
+    RunOptions,
+    log_inputs,
+    open_spec_study,
+    parent_tags,
+    prepare,
+    tracker_for,
+)
+from runner.report import print_trial
+from runner.search import TrialRecord, decode_params, dropped_families, make_objective
+from runner.spec import ExperimentSpec
+from runner.study import StudyLock, count_claimed, count_finished
+from runner.tracking import OWNER_TAG, Tracker
+from runner.trials import DIED, Hooks, reap_dead, run_budget
+
+__all__ = ["Session", "announce", "claim_finalization", "run_experiment", "start_tracking"]
+
+PARENT_ATTR, BUDGET_ATTR, TRACKING_ATTR = "mlflow_parent_run_id", "n_trials", "mlflow_tracking_uri"
+FINALIZING_ATTR, FINALIZED_ATTR, RUN_ATTR = "finalizing", "finalized_run_id", "mlflow_run_id"
+POLL_S = 0.5
+_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED"}
+
+
+def announce(study: optuna.Study, n_trials: int, tracking_uri: str) -> None:
+    """Record the budget and tracking URI (before the parent id, which workers wait for)."""
+    study.set_user_attr(BUDGET_ATTR, n_trials)
+    if "@" not in tracking_uri:  # never store credentials in the study
+        study.set_user_attr(TRACKING_ATTR, tracking_uri)
+
+
+def _owner(run) -> dict | None:
+    text = run.data.tags.get(OWNER_TAG)
+    return json.loads(text) if text else None
+
+
+@dataclass
+class Session:
+    """One process's part in one study, under one parent run."""
+
+    p: Prepared
+    study: optuna.Study
+    tracker: Tracker
+    console: Console
+
+    def __post_init__(self) -> None:
+        self.lock = StudyLock(self.p.storage, self.p.study_name)
+        self._warned: set[str] = set()
+
+    @property
+    def parent(self) -> str:
+        return self.tracker.parent_id
+
+    # -- recovery ------------------------------------------------------------------------
+    def recover(self) -> None:
+        """Fail the trials of dead processes and end every run they left RUNNING."""
+        with self.lock:
+            self.close_dead(reap_dead(self.study, self.lock))
+        by_run = {t.user_attrs.get(RUN_ATTR): t for t in self.study.get_trials(deepcopy=False)}
+        for run in self.tracker.running_runs():
+            rid, alive = run.info.run_id, is_alive(_owner(run))
+            if rid == self.parent or alive or (alive is None and rid not in by_run):
+                continue
+            if "trial_number" not in run.data.tags:  # a parent run of a dead process
+                self.tracker.terminate(rid, "KILLED", "its process died; see the study's run")
+                continue
+            trial = by_run.get(rid)
+            if trial is None or trial.state == TrialState.RUNNING:
+                if alive is False:
+                    self.tracker.terminate(rid, "FAILED", DIED)
+                continue
+            reason = trial.user_attrs.get("fail_reason") or "its process died before the end"
+            if trial.state == TrialState.COMPLETE:
+                reason = "its process died before the trial's plots were logged"
+            self.tracker.terminate(rid, _STATUS.get(trial.state, "FAILED"), reason)
+
+    def close_dead(self, dead: list[optuna.trial.FrozenTrial]) -> None:
+        """The child runs of trials found dead end FAILED (opened now if they never were)."""
+        for trial in dead:
+            run_id = trial.user_attrs.get(RUN_ATTR)
+            if run_id is None:
+                setup = decode_params(trial.params) if "model" in trial.params else None
+                record = TrialRecord(trial.number, setup or decode_params({"model": "?"}), DIED)
+                run_id = self.tracker.start_trial(record, study=self.p.study_name)
+            self.tracker.terminate(run_id, "FAILED", DIED)
+            self.console.print(
+                f"[yellow]trial {trial.number}: its process is gone; failed ({DIED}) and "
+                "queued again with the same parameters[/]"
+            )
+
+    # -- trials --------------------------------------------------------------------------
+    def search(self, budget: int) -> bool:
+        """Claim and run trials until ``budget`` count; False when interrupted."""
+        spec, tracker = self.p.spec, self.tracker
+
+        def start(trial: optuna.Trial, record: TrialRecord) -> None:
+            record.run_id = tracker.start_trial(record, study=self.p.study_name)
+            trial.set_user_attr(RUN_ATTR, record.run_id)
+
+        def observe(record: TrialRecord) -> None:
+            tracker.log_trial(record)
+            print_trial(self.console, record, spec.search.metric)
+
+        hooks = Hooks(
+            on_dead=self.close_dead,
+            keep_going=self._keep_going,
+            on_interrupt=lambda: self.console.print("[yellow]stopping after the current trial[/]"),
+        )
+        try:
+            return run_budget(
+                self.study,
+                make_objective(spec, self.p.data, observe, on_start=start),
+                n_trials=budget,
+                timeout_s=spec.search.timeout_s,
+                n_jobs=spec.search.n_jobs,
+                lock=self.lock,
+                hooks=hooks,
+            )
+        finally:
+            tracker.flush()  # the last trials' plots are still being logged in the background
+
+    def _keep_going(self, study: optuna.Study) -> bool:
+        attrs = study.user_attrs
+        claim = attrs.get(FINALIZING_ATTR) or {}
+        if attrs.get(PARENT_ATTR) != self.parent or claim.get("run") == self.parent:
+            return False
+        dropped = dropped_families(study)
+        self._warn_dropped(dropped)
+        return len(dropped) < len(self.p.spec.search.models)
+
+    def _warn_dropped(self, dropped: dict[str, str]) -> None:
+        for family, reason in dropped.items():
+            if family not in self._warned:
+                self._warned.add(family)
+                self.console.print(
+                    f"[yellow]warning: {family} failed 5 trials in a row (last: {reason}); "
+                    f"dropped for the rest of study {self.p.study_name}[/]"
+                )
+                self.tracker.set_tags({f"dropped.{family}": reason[:500] or "failed"})
+
+    # -- the final step ------------------------------------------------------------------
+    def finalize(self, *, force: bool = False, strict: bool = False) -> dict:
+        """Claim the final step, wait for running trials, refit/test/register, then mark the
+        study finalized and end the parent run. Nothing is marked before the model is
+        registered; on failure the claim is released and the parent ends FAILED."""
+        from runner.faults import pause_point
+        from runner.finalize import finalize
+
+        name, parent = self.p.study_name, self.parent
+        summary = {"study": name, "parent_run_id": parent, "finalized_here": False}
+        state = claim_finalization(self.study, self.lock, parent, force)
+        if state == "finalized":
+            self.console.print(f"study {name}: run {parent} is already finalized; nothing to do")
+            if self.tracker.client.get_run(parent).info.status != "FINISHED":
+                self.tracker.end_parent("FINISHED")  # cut short after marking the study
+            return summary
+        if state == "busy":
+            claim = self.study.user_attrs.get(FINALIZING_ATTR) or {}
+            text = f"study {name}: {describe(claim)} is finalizing run {parent}"
+            if strict:  # `audioml finalize` must not exit 0 without a model
+                raise RunnerError(f"{text}; it registers the model (--force if it is gone)")
+            self.console.print(f"{text}; it registers the model")
+            return summary
+        self._wait_running()
+        budget = self.study.user_attrs.get(BUDGET_ATTR, self.p.spec.search.n_trials)
+        if (done := count_finished(self.study)) < budget:
+            self.console.print(f"[yellow]finalizing with {done} of {budget} trials finished[/]")
+        try:
+            summary = finalize(self.p, self.study, self.tracker, self.console)
+            pause_point("registered")
+            self.study.set_user_attr(FINALIZED_ATTR, parent)
+        except Exception as exc:
+            raise RunnerError(self._abort(exc)) from exc
+        except BaseException as exc:
+            self._abort(exc)
+            raise
+        self.tracker.end_parent("FINISHED")
+        return {**summary, "finalized_here": True}
+
+    def _abort(self, exc: BaseException) -> str:
+        """Leave the study finalizable: release the claim, end the parent with the reason;
+        returns what to tell the user."""
+        self.study.set_user_attr(FINALIZING_ATTR, {})
+        cause = str(exc) if isinstance(exc, RunnerError) else f"{type(exc).__name__}: {exc}"
+        status = "FAILED" if isinstance(exc, Exception) else "KILLED"
+        self.tracker.flush()
+        self.tracker.terminate(self.parent, status, f"finalize failed: {cause}"[:4000])
+        return (
+            f"finalizing run {self.parent} failed: {cause}\nStudy {self.p.study_name} keeps its "
+            "trials and is still finalizable: fix the cause, then rerun the same `audioml run` "
+            "or `audioml finalize` command (same spec and --set options). A study without a "
+            "completed trial needs more trials: add --set search.n_trials=N with N larger."
+        )
+
+    def _wait_running(self) -> None:
+        """Wait for trials still running in live processes; dead ones are failed at once."""
+        said = False
+        while True:
+            with self.lock:
+                self.close_dead(reap_dead(self.study, self.lock))
+            running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if not running:
+                return
+            if not said:
+                who = sorted({describe(t.user_attrs.get("owner") or {}) for t in running})
+                self.console.print(
+                    f"waiting for {len(running)} trial(s) still running ({', '.join(who)})"
+                )
+                said = True
+            time.sleep(POLL_S)
+
+
+def claim_finalization(study: optuna.Study, lock: StudyLock, parent: str, force: bool) -> str:
+    """Claim the final step of ``parent``: "claimed", "finalized" or "busy"."""
+    with lock:
+        attrs = study.user_attrs
+        if attrs.get(FINALIZED_ATTR) == parent:
+            return "finalized"
+        mine = {"run": parent, **me()}
+        claim = attrs.get(FINALIZING_ATTR) or {}
+        # A claim left by a dead process is taken over (one on another host with --force).
+        taken = claim.get("run") == parent and claim != mine
+        if taken and is_alive(claim) is not False and not force:
+            return "busy"
+        study.set_user_attr(FINALIZING_ATTR, mine)
+    return "claimed"
+
+
+def _open_parent(p: Prepared, opts: RunOptions, study: optuna.Study, lock: StudyLock) -> tuple:
+    """Under the lock: adopt the parent of a dead process, join a live one's, or start one.
+    Returns (tracker, what happened: "new" | "adopted" | "joined" | "finalized")."""
+    tracker = tracker_for(p, p.tracking_uri)
+    with lock:
+        announce(study, p.spec.search.n_trials, p.tracking_uri)
+        previous = study.user_attrs.get(PARENT_ATTR)
+        run = _get_run(tracker, previous)
+        done = study.user_attrs.get(FINALIZED_ATTR) == previous
+        # The study, not the run's status, says whether the run is done: a finalize cut
+        # short after its run was ended is adopted and completed.
+        if run is not None and (run.info.status != "FINISHED" or not done):
+            owner = _owner(run)
+            if owner and owner != me() and is_alive(owner) is not False:
+                tracker.attach_parent(previous)
+                return tracker, "joined"
+            tracker.adopt_parent(previous)
+            return tracker, "adopted"
+        if run is not None and count_claimed(study) >= p.spec.search.n_trials:
+            tracker.attach_parent(previous)
+            return tracker, "finalized"
+        tracker.start_parent(f"{p.spec.name}-search", parent_tags(p))
+        study.set_user_attr(PARENT_ATTR, tracker.parent_id)
+    return tracker, "new"
+
+
+def _get_run(tracker: Tracker, run_id: str | None):
+    if not run_id:
+        return None
+    try:
+        return tracker.client.get_run(run_id)
+    except Exception:  # deleted, or from another tracking store
+        return None
+
+
+def start_tracking(p: Prepared, opts: RunOptions, study: optuna.Study) -> Tracker:
+    """The parent run of ``audioml run`` (new, adopted or joined), its inputs logged once."""
+    return open_run(p, opts, study)[0]
+
+
+def open_run(p: Prepared, opts: RunOptions, study: optuna.Study) -> tuple[Tracker, str]:
+    """``start_tracking``, also saying how: "new", "adopted", "joined" or "finalized"."""
+    tracker, how = _open_parent(p, opts, study, StudyLock(p.storage, p.study_name))
+    name, parent = p.study_name, tracker.parent_id
+    if how == "new":
+        log_inputs(tracker, p, opts)
+        opts.console.print(f"study [bold]{name}[/]: up to {p.spec.search.n_trials} trials")
+    elif how == "adopted":
+        opts.console.print(f"resuming study [bold]{name}[/] under run {parent}")
+    elif how == "joined":
+        owner = _owner(tracker.client.get_run(parent)) or {}
+        opts.console.print(
+            f"study [bold]{name}[/] is being run by {describe(owner)} (run {parent}); "
+            "this process joins it as one more worker"
+        )
+    return tracker, how
+
+
+def run_experiment(spec: ExperimentSpec, opts: RunOptions, *, base: Path | None = None) -> dict:
+    """``audioml run``: the whole job; returns a summary (study, parent run, best trial,
+    test metrics, version)."""
+    p = prepare(spec, opts, base=base)
+    study = open_spec_study(p)
+    tracker, how = open_run(p, opts, study)
+    session = Session(p, study, tracker, opts.console)
+    summary = {"study": p.study_name, "parent_run_id": tracker.parent_id}
+    if how == "finalized":
+        opts.console.print(
+            f"study {p.study_name} is finalized (run {tracker.parent_id}); nothing to do. "
+            "Raise search.n_trials to search further"
+        )
+        return summary
+    session.recover()
+    try:
+        completed = session.search(spec.search.n_trials)
+    except BaseException:
+        if how != "joined":
+            tracker.end_parent("KILLED")
+        raise
+    if not completed:
+        if how != "joined":
+            tracker.end_parent("KILLED")
+        opts.console.print(f"interrupted: rerun the same command to resume study {p.study_name}")
+        return {**summary, "interrupted": True}
+    return session.finalize()

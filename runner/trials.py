@@ -1,0 +1,228 @@
+"""Claiming, running and reaping trials: the budget loop every process of a study runs.
+
+A claim happens under the study's lock: first every RUNNING trial whose process is dead is
+failed with the reason ``worker died`` and its parameters are queued again (Optuna's WAITING
+state, picked up by the next ``ask``); then, while fewer than ``n_trials`` count, a trial is
+asked, stamped with its owner and given its first heartbeat, all before the lock is released.
+So, under the lock, a RUNNING trial without an owner belongs to a claim that died holding it.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import TrialState
+
+from runner.errors import TrialFailed, TrialSkipped
+from runner.liveness import Heartbeat, describe, is_alive, me
+from runner.study import MAX_RETRY, UNCOUNTED_ATTR, StudyLock, count_claimed
+
+__all__ = ["DIED", "OWNER_ATTR", "Hooks", "abandon", "reap_dead", "run_budget"]
+
+log = logging.getLogger(__name__)
+OWNER_ATTR, WORKER_ATTR, REASON_ATTR = "owner", "worker", "fail_reason"
+DIED = "worker died"
+# A sampler that keeps drawing dropped families would spin: stop after this many skips in a row.
+MAX_SKIPS = 25
+
+
+@dataclass
+class Hooks:
+    """What the caller is told: trials found dead (and failed), and each claim."""
+
+    on_dead: Callable[[list[optuna.trial.FrozenTrial]], None] | None = None
+    keep_going: Callable[[optuna.Study], bool] | None = None
+    on_interrupt: Callable[[], None] | None = None
+
+
+def _storage(study: optuna.Study):
+    return study._storage
+
+
+def abandon(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> bool:
+    """Fail a RUNNING trial that did not end by itself and queue its parameters again.
+
+    Returns False when the trial had finished meanwhile (someone else got there first)."""
+    storage, tid = _storage(study), trial._trial_id
+    history = [*trial.system_attrs.get("retry_history", ()), trial.number]
+    retry = bool(trial.params) and len(history) <= MAX_RETRY
+    if not retry and trial.params:
+        reason = f"{reason} ({len(history)} times on these parameters; not retried again)"
+    try:
+        storage.set_trial_user_attr(tid, REASON_ATTR, reason)
+        # Not retried (no parameters yet, or too many deaths): counted only in the latter case.
+        storage.set_trial_user_attr(tid, UNCOUNTED_ATTR, retry or not trial.params)
+        if not storage.set_trial_state_values(tid, state=TrialState.FAIL):
+            return False
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    if retry:
+        first = trial.system_attrs.get("failed_trial", trial.number)
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.WAITING,
+                params=trial.params,
+                distributions=trial.distributions,
+                system_attrs={"failed_trial": first, "retry_history": history},
+            )
+        )
+    return True
+
+
+def reap_dead(study: optuna.Study, lock: StudyLock) -> list[optuna.trial.FrozenTrial]:
+    """Fail the RUNNING trials whose process is dead (call with ``lock`` held)."""
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if not running:
+        return []
+    storage = _storage(study)
+    stale: set[int] = set()
+    if getattr(storage, "get_heartbeat_interval", lambda: None)():
+        stale = set(storage._get_stale_trial_ids(study._study_id))
+    dead = []
+    for trial in running:
+        owner = trial.user_attrs.get(OWNER_ATTR)
+        if owner is None:
+            gone = lock.across_processes  # its claim died holding the lock (see above)
+        else:
+            alive = is_alive(owner)
+            gone = alive is False or (alive is None and trial._trial_id in stale)
+        if gone and abandon(study, trial, DIED):
+            who = describe(owner) if owner else "a process that died while claiming it"
+            log.warning("trial %d: %s is gone; marked failed and queued again", trial.number, who)
+            dead.append(study._storage.get_trial(trial._trial_id))
+    return dead
+
+
+def _claim(study: optuna.Study, lock: StudyLock, n_trials: int, hooks: Hooks):
+    """Reap, then ask for a trial under the lock; None when the budget is used up."""
+    with lock:
+        dead = reap_dead(study, lock)
+        if dead and hooks.on_dead is not None:
+            hooks.on_dead(dead)
+        if count_claimed(study) >= n_trials:
+            return None
+        if hooks.keep_going is not None and not hooks.keep_going(study):
+            return None
+        with warnings.catch_warnings():
+            # Optuna warns when ask() meets a heartbeat storage; Heartbeat below beats for it.
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+            trial = study.ask()
+        owner = me()
+        trial.set_user_attr(OWNER_ATTR, owner)
+        trial.set_user_attr(WORKER_ATTR, f"{owner['host']}:{owner['pid']}")
+        beat = Heartbeat(_storage(study), trial._trial_id).start()
+    return trial, beat
+
+
+def _run_one(study: optuna.Study, trial: optuna.Trial, objective: Callable) -> str:
+    """Run the objective and tell the study; returns the outcome."""
+    frozen = lambda: study._storage.get_trial(trial._trial_id)  # noqa: E731
+    try:
+        value = objective(trial)
+    except optuna.TrialPruned:
+        return _tell(study, trial, "pruned", state=TrialState.PRUNED)
+    except TrialSkipped as exc:
+        trial.set_user_attr(REASON_ATTR, str(exc))
+        trial.set_user_attr(UNCOUNTED_ATTR, True)
+        return _tell(study, trial, "skipped", state=TrialState.FAIL)
+    except TrialFailed:
+        return _tell(study, trial, "failed", state=TrialState.FAIL)
+    except BaseException as exc:
+        # Ctrl-C twice, SystemExit, or an error outside the trial's own work (e.g. tracking):
+        # the trial did not end by itself, so it is retried.
+        abandon(study, frozen(), f"interrupted: {type(exc).__name__}: {exc}"[:500])
+        raise
+    return _tell(study, trial, "complete", values=value)
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, outcome: str, **kwargs: object) -> str:
+    try:
+        study.tell(trial, **kwargs)
+    except (ValueError, RuntimeError, optuna.exceptions.UpdateFinishedTrialError) as exc:
+        # Another host declared this trial dead (a heartbeat delayed past the grace period)
+        # and queued it again; this result is dropped, the retry stands.
+        log.warning("trial %d: result not stored: %s", trial.number, exc)
+        return "lost"
+    return outcome
+
+
+def run_budget(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    *,
+    n_trials: int,
+    timeout_s: float | None,
+    n_jobs: int = 1,
+    on_interrupt: Callable[[], None] | None = None,
+    lock: StudyLock | None = None,
+    keep_going: Callable[[optuna.Study], bool] | None = None,
+    hooks: Hooks | None = None,
+) -> bool:
+    """Claim and run trials until ``n_trials`` count or this process's time is up.
+
+    ``n_jobs`` threads claim in parallel; ``keep_going`` (checked under the lock before each
+    claim) lets the caller stop claiming, e.g. once the study is being finalized. The first
+    Ctrl-C lets running trials finish and stops cleanly (the study stays resumable); a second
+    one interrupts at once. Returns False when interrupted.
+    """
+    hooks = hooks or Hooks()
+    hooks.keep_going = keep_going or hooks.keep_going
+    lock = lock or StudyLock(None, study.study_name)
+    stop = threading.Event()
+    deadline = time.monotonic() + timeout_s if timeout_s else None
+    skips = [0]
+
+    def loop() -> None:
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            claimed = _claim(study, lock, n_trials, hooks)
+            if claimed is None:
+                return
+            trial, beat = claimed
+            try:
+                outcome = _run_one(study, trial, objective)
+            finally:
+                beat.stop()
+            skips[0] = skips[0] + 1 if outcome == "skipped" else 0
+            if skips[0] >= MAX_SKIPS:
+                log.warning("%d trials in a row drew dropped model families; stopping", skips[0])
+                return
+
+    with _GracefulSigint(stop, on_interrupt or hooks.on_interrupt):
+        if n_jobs <= 1:
+            loop()
+        else:
+            with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+                for future in [pool.submit(loop) for _ in range(n_jobs)]:
+                    future.result()
+    return not stop.is_set()
+
+
+class _GracefulSigint:
+    """First SIGINT sets ``stop``; the second raises KeyboardInterrupt as usual."""
+
+    def __init__(self, stop: threading.Event, notify: Callable[[], None] | None) -> None:
+        self.stop, self.notify, self.previous = stop, notify, None
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.stop.is_set():
+            raise KeyboardInterrupt
+        self.stop.set()
+        if self.notify is not None:
+            self.notify()
+
+    def __enter__(self) -> _GracefulSigint:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)

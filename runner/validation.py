@@ -1,0 +1,190 @@
+"""Checks that need no audio: everything a spec can get wrong that would otherwise fail later.
+
+:func:`check_spec` runs inside :func:`runner.loading.load_spec`, the one place every command
+loads a spec, so ``validate``, ``run``, ``features`` and ``worker`` stop before touching audio
+or creating an MLflow run. :func:`check_data` (``validate --check-data``) also reads the data
+source's listing: missing files, empty labels, classes too rare for the folds.
+
+Every message has one shape: ``<file>: <dotted.key>: <what is wrong>; choose one of a, b``
+(the last part where there is a closed set of choices).
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runner.errors import DataError, SpecError
+
+if TYPE_CHECKING:
+    from runner.sources import SourceResult
+    from runner.spec import ExperimentSpec
+
+__all__ = ["check_data", "check_spec", "min_units_per_class", "registry_name_problem"]
+
+# What the MLflow Model Registry refuses (mlflow.utils.validation, MLflow 3).
+_ALIAS = re.compile(r"^[\w\-]+$")
+_VERSION_ALIAS = re.compile(r"^[vV]\d+$")
+#: Missing files named in a --check-data message.
+SHOWN = 5
+
+
+def check_spec(spec: ExperimentSpec, *, source: str | Path) -> None:
+    """Raise :class:`SpecError` listing every problem of ``spec`` found without audio.
+
+    Args:
+        spec: a spec that passed the schema.
+        source: the spec file, named in every message.
+    """
+    problems = [*_spaces(spec), *_register(spec), *_features(spec), *_data(spec)]
+    if problems:
+        raise SpecError("\n".join(f"{source}: {p}" for p in problems))
+
+
+def _spaces(spec: ExperimentSpec) -> Iterator[str]:
+    """Every ``search.spaces`` entry: a known family of the search, and only narrowing."""
+    from runner.models import MODELS, ensure_loaded, resolve_space
+
+    ensure_loaded()
+    for name, overrides in spec.search.spaces.items():
+        key = f"search.spaces.{name}"
+        searched = ", ".join(spec.search.models)
+        if name not in MODELS:
+            yield f"{key}: unknown model family '{name}'; choose one of {searched}"
+            continue
+        if name not in spec.search.models:
+            yield (
+                f"{key}: '{name}' is not in search.models, so this space would be ignored; "
+                f"choose one of {searched}"
+            )
+            continue
+        try:
+            resolve_space(MODELS[name], spec.task, overrides)
+        except SpecError as exc:
+            yield str(exc)
+
+
+def registry_name_problem(name: str) -> str | None:
+    """Why the MLflow Model Registry would refuse ``name`` as a model name, or None."""
+    if not name.strip():
+        return "an empty name"
+    if "/" in name or ":" in name:
+        return "a name with '/' or ':'"
+    norm = posixpath.normpath(name)
+    if norm != name or norm == "." or norm.startswith(".."):
+        return f"a name that resolves to another path ({norm!r})"
+    return None
+
+
+def _register(spec: ExperimentSpec) -> Iterator[str]:
+    name = spec.model_name
+    problem = registry_name_problem(name)
+    if problem is not None:
+        key = "register.model_name" if spec.register.model_name else "name"
+        yield (
+            f"{key}: {name!r} is {problem}, which the MLflow Model Registry refuses; "
+            "use letters, digits, '-', '_' and '.'"
+        )
+    alias = spec.register.alias
+    if not _ALIAS.match(alias) or alias.lower() == "latest" or _VERSION_ALIAS.match(alias):
+        yield (
+            f"register.alias: {alias!r} is reserved or refused by the MLflow Model Registry "
+            "('latest' and v<digits> name versions); use letters, digits, '-' and '_'"
+        )
+
+
+def _features(spec: ExperimentSpec) -> Iterator[str]:
+    """Feature and segment settings that cannot work together."""
+    f, seg = spec.features, spec.segments
+    if f.hop_length > f.n_fft:
+        yield (
+            f"features.hop_length: {f.hop_length} is longer than features.n_fft {f.n_fft}, "
+            "so samples between frames are never analysed; choose a hop_length <= n_fft"
+        )
+    bins = f.n_fft // 2 + 1
+    if f.n_mels > bins:
+        yield (
+            f"features.n_mels: {f.n_mels} mel bands from {bins} FFT bins "
+            f"(features.n_fft {f.n_fft}) leave bands empty; choose n_mels <= {bins}"
+        )
+    if {"mfcc", "delta_mfcc"} & set(f.extractors) and f.mfcc.n_mfcc > f.n_mels:
+        yield (
+            f"features.mfcc.n_mfcc: {f.mfcc.n_mfcc} coefficients from {f.n_mels} mel bands "
+            f"(features.n_mels); choose n_mfcc <= {f.n_mels}"
+        )
+    if seg.length_s is not None and seg.length_s * f.sample_rate < f.n_fft:
+        samples = int(seg.length_s * f.sample_rate)
+        yield (
+            f"segments.length_s: {seg.length_s:g} s is {samples} samples at "
+            f"features.sample_rate {f.sample_rate}, shorter than one analysis frame "
+            f"(features.n_fft {f.n_fft}); choose length_s >= {f.n_fft / f.sample_rate:.3g}"
+        )
+
+
+def _data(spec: ExperimentSpec) -> Iterator[str]:
+    if spec.task == "regression" and spec.data.min_clips_per_class is not None:
+        yield "data.min_clips_per_class: dropping rare classes needs task 'classification'"
+
+
+def min_units_per_class(folds: int, test_size: float) -> int:
+    """Clips (or groups) a class needs: one per CV fold in training, and one in the test."""
+    return folds + max(1, math.ceil(folds * test_size / (1 - test_size) - 0.5))
+
+
+def check_data(spec: ExperimentSpec, result: SourceResult) -> list[str]:
+    """Raise :class:`DataError` for data the run would fail on; return notes worth showing.
+
+    Args:
+        spec: the validated spec.
+        result: what its data source listed (no audio decoded).
+    """
+    notes = []
+    if result.report.get("empty_label_dropped"):
+        notes.append(
+            f"{result.report['empty_label_dropped']} rows with an empty label are dropped"
+        )
+    if result.report.get("rare_class_dropped"):
+        notes.append(
+            f"{result.report['rare_class_dropped']} clips of classes rarer than "
+            "data.min_clips_per_class (or the folds) are dropped"
+        )
+    if result.clips is not None:
+        _check_files(result)
+    if spec.task == "classification":
+        _check_rare(spec, result)
+    return notes
+
+
+def _check_files(result: SourceResult) -> None:
+    import os
+
+    paths = result.clips["path"].astype(str).tolist()
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        first = ", ".join(missing[:SHOWN])
+        raise DataError(
+            f"{result.source_file}: {len(missing)} of {len(paths)} listed audio files do not "
+            f"exist (first: {first})"
+        )
+
+
+def _check_rare(spec: ExperimentSpec, result: SourceResult) -> None:
+    frame = result.frame
+    grouped = spec.data.group_column is not None and frame["group"].notna().any()
+    units = frame["group"].fillna(frame["clip_id"]) if grouped else frame["clip_id"]
+    counts = units.groupby(frame["label"]).nunique().sort_index().sort_values(kind="stable")
+    need = min_units_per_class(spec.search.cv.folds, spec.search.test_size)
+    rare = counts[counts < need]
+    if len(rare):
+        what = f"groups (data.group_column '{spec.data.group_column}')" if grouped else "clips"
+        listed = ", ".join(f"'{label}' has {n}" for label, n in rare.items())
+        raise DataError(
+            f"{result.source_file}: classes too rare for search.cv.folds "
+            f"{spec.search.cv.folds} with search.test_size {spec.search.test_size:g}, which "
+            f"need {need} {what} per class: {listed}; set data.min_clips_per_class to drop "
+            "them, or lower the folds"
+        )
