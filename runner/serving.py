@@ -152,7 +152,6 @@ class AudioModel(mlflow.pyfunc.PythonModel):
     def predict_inputs(self, X: Any, owner: np.ndarray) -> pd.DataFrame:
         """Estimator inputs of segments and the clip number of each -> one row per clip."""
         return self._finish(self._raw_predict(X), owner)
-        return self._finish(self._raw_predict(X), owner)
 
     # -- inputs ------------------------------------------------------------------------
     def _metadata(self, frame: pd.DataFrame) -> pd.DataFrame:
