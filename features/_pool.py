@@ -49,8 +49,11 @@ def _die_with_parent() -> None:
         pass
 
 
-def _serve(conn: connection.Connection, func: Callable[[Any], Any]) -> None:
+def _serve(
+    conn: connection.Connection, parent_end: connection.Connection, func: Callable[[Any], Any]
+) -> None:
     """A worker's loop: receive a job, send ``("done", result)`` or ``("error", exc)``."""
+    parent_end.close()  # a forked worker holds a copy: without closing it, no EOF ever comes
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     init = getattr(func, "init_process", None)
@@ -77,11 +80,12 @@ class _Slot(Generic[J]):
     conn: connection.Connection
     job: J | None = None
     started: float = field(default_factory=time.monotonic)
+    ready: bool = False  # started up: only then does a job's time count
 
 
 def _start(context: BaseContext, func: Callable[[Any], Any]) -> _Slot:
     parent, child = context.Pipe()
-    process = context.Process(target=_serve, args=(child, func), daemon=True)
+    process = context.Process(target=_serve, args=(child, parent, func), daemon=True)
     process.start()
     child.close()
     return _Slot(process, parent)
@@ -125,7 +129,8 @@ def run_isolated(
             it once at start.
         jobs: the jobs, consumed lazily (at most ``workers`` are in flight).
         workers: worker processes (at least 1).
-        timeout_s: a job running longer than this (from when its worker took it) is lost
+        timeout_s: a job running longer than this (from when its started-up worker took
+            it; start-up, e.g. numba compiling, does not count) is lost
             and its worker killed; None waits forever.
         context: the multiprocessing start context.
 
@@ -151,8 +156,9 @@ def run_isolated(
             if not busy:
                 return
             wait_s = None
-            if timeout_s is not None:
-                wait_s = max(0.0, min(s.started for s in busy) + timeout_s - time.monotonic())
+            timed = [s.started for s in busy if s.ready]
+            if timeout_s is not None and timed:
+                wait_s = max(0.0, min(timed) + timeout_s - time.monotonic())
             waitables = [s.conn for s in busy] + [s.process.sentinel for s in busy]
             ready = set(connection.wait(waitables, wait_s))
             for i, slot in enumerate(slots):
@@ -180,7 +186,7 @@ def _poll(slot: _Slot, ready: set, timeout_s: float | None) -> Any:
             except (EOFError, OSError):
                 break
             if kind == "ready":  # the worker's start-up does not count against the job
-                slot.started = time.monotonic()
+                slot.ready, slot.started = True, time.monotonic()
                 continue
             if kind == "error":
                 raise payload
@@ -188,6 +194,6 @@ def _poll(slot: _Slot, ready: set, timeout_s: float | None) -> Any:
         if not slot.process.is_alive():
             slot.process.join()
             return JobLost(_death_reason(slot.process.exitcode))
-    if timeout_s is not None and time.monotonic() - slot.started >= timeout_s:
+    if slot.ready and timeout_s is not None and time.monotonic() - slot.started >= timeout_s:
         return JobLost(f"timed out after {timeout_s:g} s (reading, decoding or extracting hung)")
     return None

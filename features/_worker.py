@@ -27,7 +27,7 @@ from features._pool import JobLost, run_isolated
 from features.audio import decode_clip
 from features.cache import FeatureStore
 from features.config import FeaturesSpec, SegmentsSpec
-from features.extract import extract_signal
+from features.extract import extract_signal, feature_layout
 from runner.errors import FeatureError
 
 __all__ = ["ClipJob", "ClipResult", "ClipWorker", "resolve_jobs", "run_jobs"]
@@ -79,10 +79,16 @@ class ClipWorker:
     cached: frozenset[str] = field(default_factory=frozenset)
 
     def init_process(self) -> None:
-        """Once per worker process: one BLAS thread (the workers already use every core)."""
+        """Once per worker process, before its first clip's timeout starts counting.
+
+        One BLAS thread (the workers already use every core), and every extractor run once
+        on a probe signal, so numba compiles here, not inside a clip's time budget (a no-op
+        when the worker was forked from a process that had done it).
+        """
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1)
+        feature_layout(self.features)
 
     def __call__(self, job: ClipJob) -> ClipResult:
         max_s = self.features.max_duration_s

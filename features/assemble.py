@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +25,12 @@ def assemble(
     skipped: dict[str, str],
     rows: pd.DataFrame,
     columns: list[str],
+    keep: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The table frame (input clip order, then segment) and the skipped clips.
+
+    Columns: the id columns, ``keep`` (clip columns repeated on each of the clip's segments,
+    such as metadata), then the feature columns.
 
     Args:
         clips: the validated clips table (string clip ids, RangeIndex).
@@ -34,6 +38,7 @@ def assemble(
         skipped: clip id -> reason, for clips skipped up front (filled in here).
         rows: deduplicated cache rows (key, segment, reason, features).
         columns: the feature columns.
+        keep: columns of ``clips`` to carry beside the features.
     """
     reasons = rows.loc[rows["reason"].notna()].set_index("key")["reason"]
     data = rows.loc[rows["reason"].isna(), ["key", "segment", *columns]]
@@ -50,12 +55,14 @@ def assemble(
             "group": clips["group"].to_numpy()[order],
         }
     )
-    frame = pd.concat([frame, merged[columns].reset_index(drop=True).astype(np.float64)], axis=1)
+    kept = pd.DataFrame({c: clips[c].to_numpy()[order] for c in keep}, index=frame.index)
+    features = merged[columns].reset_index(drop=True).astype(np.float64)
+    frame = pd.concat([frame, kept, features], axis=1)
     present = set(frame["clip_id"])
     for clip_id, key in keys.items():
         if clip_id not in present and clip_id not in skipped:
             skipped[clip_id] = str(reasons.get(key, "not extracted"))
-    return frame[[*ID_COLUMNS, *columns]], _skipped_frame(clips, skipped)
+    return frame[[*ID_COLUMNS, *keep, *columns]], _skipped_frame(clips, skipped)
 
 
 def _skipped_frame(clips: pd.DataFrame, skipped: dict[str, str]) -> pd.DataFrame:

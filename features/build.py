@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -55,11 +56,12 @@ class _Plan:
     checked_ns: int = field(default_factory=time.time_ns)
 
 
-def _check_clips(clips: pd.DataFrame) -> None:
-    missing = [c for c in _REQUIRED if c not in clips.columns]
+def _check_clips(clips: pd.DataFrame, keep: Sequence[str] = ()) -> None:
+    missing = [c for c in [*_REQUIRED, *keep] if c not in clips.columns]
     if missing:
         raise FeatureError(
-            f"The clips table lacks column(s) {', '.join(missing)}; needs {', '.join(_REQUIRED)}."
+            f"The clips table lacks column(s) {', '.join(missing)}; needs {', '.join(_REQUIRED)}"
+            " and the kept columns."
         )
     duplicated = clips["clip_id"].astype(str).duplicated()
     if duplicated.any():
@@ -186,6 +188,7 @@ def build_table(
     cache_dir: Path,
     n_jobs: int = 1,
     progress: bool = True,
+    keep_columns: Sequence[str] = (),
 ) -> FeatureTable:
     """Build the feature table of ``clips``, extracting only what the cache lacks.
 
@@ -197,6 +200,7 @@ def build_table(
         cache_dir: the cache root (created if missing; may be shared by runs and machines).
         n_jobs: extraction worker processes (at least one); -1 or 0 uses every core.
         progress: show a progress bar on stderr while extracting.
+        keep_columns: clip columns (metadata) carried into the frame beside the features.
 
     Returns:
         The :class:`FeatureTable`; bad clips are listed in ``skipped``, never raised.
@@ -205,7 +209,7 @@ def build_table(
         FeatureError: the clips table itself is malformed (missing columns, repeated ids).
     """
     started = time.perf_counter()
-    _check_clips(clips)
+    _check_clips(clips, keep_columns)
     clips = clips.assign(clip_id=clips["clip_id"].astype(str)).reset_index(drop=True)
     key = config_key(features, segments)
     columns, groups = cached_layout(Path(cache_dir), key, features)
@@ -223,7 +227,7 @@ def build_table(
     fresh = out.fresh
     rows = dedupe_rows(pd.concat([cached, *fresh], ignore_index=True)) if fresh else cached
     store.compact(rows)
-    frame, skipped = assemble(clips, plan.keys, plan.skipped, rows, columns)
+    frame, skipped = assemble(clips, plan.keys, plan.skipped, rows, columns, keep_columns)
     notes = _notes(clips, {c: plan.keys[c] for c in frame["clip_id"].unique()}, rows)
     digest = table_digest(frame)
     mel_path = _mel_table(store, frame, plan, clips, worker, digest) if mel_frames else None

@@ -24,7 +24,8 @@ class FeatureTable:
 
     Attributes:
         frame: one row per segment (RangeIndex): ``clip_id``, ``segment`` (0.. per clip),
-            ``label``, ``group``, then the float64 feature columns grouped by extractor.
+            ``label``, ``group``, any kept clip columns (metadata), then the float64
+            feature columns grouped by extractor.
         feature_columns: the feature column names, in ``frame`` order.
         groups: extractor name -> its columns (to sum importances or search over groups).
         skipped: one row per clip left out: ``clip_id``, ``path``, ``reason``.

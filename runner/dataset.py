@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from runner.errors import DataError
+from runner.models._inputs import METADATA_GROUP, ColumnRoles, Rows
 from runner.sources import SourceResult
 from runner.spec import ExperimentSpec
 
@@ -23,7 +24,11 @@ ID_COLUMNS = ["clip_id", "segment", "label", "group"]
 
 @dataclass
 class Dataset:
-    """A feature table with its provenance: one row per segment."""
+    """A feature table with its provenance: one row per segment.
+
+    ``feature_columns`` are every model input column: the audio features, then the metadata
+    columns, whose roles are in ``roles`` and which form the ``metadata`` group.
+    """
 
     frame: pd.DataFrame
     feature_columns: list[str]
@@ -37,15 +42,27 @@ class Dataset:
     report: dict = field(default_factory=dict)
     class_weight: dict | None = None
     load_mel: Callable[[np.ndarray | None], np.ndarray] | None = None
+    roles: ColumnRoles = field(default_factory=ColumnRoles)
 
     def schema(self) -> dict:
-        """Column names, dtypes and feature groups (logged as the table schema)."""
+        """Column names, dtypes, roles and feature groups (logged as the table schema)."""
         return {
             "rows": len(self.frame),
             "id_columns": [c for c in ID_COLUMNS if c in self.frame.columns],
             "feature_columns": {c: str(self.frame[c].dtype) for c in self.feature_columns},
+            "metadata": self.roles.to_json(),
             "groups": self.groups,
         }
+
+    def rows(self, positions: np.ndarray) -> Rows:
+        """The rows at ``positions`` (e.g. the training split), renumbered from 0, with their
+        images (when the table has them) aligned."""
+        positions = np.asarray(positions, dtype=np.intp)
+        load = None
+        if self.load_mel is not None:
+            load_mel = self.load_mel
+            load = lambda r: load_mel(positions[r])  # noqa: E731 - rows relative to the part
+        return Rows(self.frame.iloc[positions].reset_index(drop=True), load)
 
 
 def targets(values: np.ndarray | pd.Series, task: str) -> np.ndarray:
@@ -82,45 +99,76 @@ def prepare_dataset(
     from runner.sources import load_source
 
     source = load_source(spec, base=base)
+    if spec.search.target_transform == "log":
+        _check_log_target(source)  # before extraction: the cheap check fails first
+    roles = ColumnRoles(tuple(spec.data.metadata.numeric), tuple(spec.data.metadata.categorical))
     if source.table is not None:
-        return _from_table(source)
-    return _from_audio(spec, source, base=base, progress=progress)
+        return _from_table(source, roles)
+    return _from_audio(spec, source, roles, base=base, progress=progress)
 
 
-def _from_table(source: SourceResult) -> Dataset:
+def _with_metadata(ds: Dataset, roles: ColumnRoles) -> Dataset:
+    """Metadata columns join the inputs after the audio features, as their own group."""
+    if roles:
+        ds.feature_columns = [*ds.feature_columns, *roles.columns]
+        ds.groups = {**ds.groups, METADATA_GROUP: roles.columns}
+        ds.roles = roles
+    return ds
+
+
+def _check_log_target(source: SourceResult) -> None:
+    frame = source.frame
+    labels = frame["label"].astype(float)
+    if len(labels) and labels.min() < 0:
+        row = frame.loc[labels.idxmin()]
+        raise DataError(
+            f"{source.source_file}: search.target_transform 'log' needs targets >= 0; the "
+            f"smallest is "
+            f"{labels.min():g} (clip '{row['clip_id']}'); use target_transform: none"
+        )
+
+
+def _from_table(source: SourceResult, roles: ColumnRoles) -> Dataset:
     """A pre-extracted feature table: one row (segment 0) per clip."""
     frame = source.table.reset_index(drop=True)
     frame.insert(1, "segment", 0)
-    features = [c for c in frame.columns if c not in ID_COLUMNS]
+    features = [c for c in frame.columns if c not in ID_COLUMNS and c not in roles.columns]
     frame[features] = frame[features].astype("float64")
-    return Dataset(
+    ds = Dataset(
         frame=frame, feature_columns=features, groups=_table_groups(features),
         digest=_frame_digest(frame), source=str(source.source_file), report=source.report,
         class_weight=source.class_weight,
     )  # fmt: skip
+    return _with_metadata(ds, roles)
 
 
 def _from_audio(
-    spec: ExperimentSpec, source: SourceResult, *, base: Path | None, progress: bool
+    spec: ExperimentSpec,
+    source: SourceResult,
+    roles: ColumnRoles,
+    *,
+    base: Path | None,
+    progress: bool,
 ) -> Dataset:
-    """Audio clips through the feature engine (and its cache)."""
+    """Audio clips through the feature engine (and its cache); metadata rides along."""
     from features import build_table
 
     table = build_table(
         source.clips, spec.features, spec.segments, cache_dir=cache_dir_for(spec, base),
-        n_jobs=spec.features.n_jobs, progress=progress,
+        n_jobs=spec.features.n_jobs, progress=progress, keep_columns=roles.columns,
     )  # fmt: skip
     if len(table.frame) == 0:
         raise DataError(
             f"{source.source_file}: no usable clips: {len(table.skipped)} skipped "
             f"(first: {_first_reason(table.skipped)})"
         )
-    return Dataset(
+    ds = Dataset(
         frame=table.frame, feature_columns=list(table.feature_columns), groups=dict(table.groups),
         digest=table.digest, source=str(source.source_file), skipped=table.skipped,
         stats=dict(table.stats), report=source.report, class_weight=source.class_weight,
         load_mel=table.load_mel if table.mel_path is not None else None,
     )  # fmt: skip
+    return _with_metadata(ds, roles)
 
 
 def write_table(ds: Dataset, path: Path) -> Path:

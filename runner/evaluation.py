@@ -11,24 +11,10 @@ import pandas as pd
 
 from runner.errors import TrialFailed
 from runner.metrics import score_all
+from runner.models._inputs import Inputs
 from runner.splits import Split
 
 __all__ = ["CvResult", "Inputs", "aggregate_clips", "cross_validate", "predict_rows"]
-
-
-@dataclass
-class Inputs:
-    """What an estimator sees: feature-table columns, or log-mel images loaded per row."""
-
-    table: np.ndarray | None = None
-    load_images: Callable[[np.ndarray], np.ndarray] | None = None
-
-    def take(self, rows: np.ndarray) -> np.ndarray:
-        if self.load_images is not None:
-            return self.load_images(rows)
-        if self.table is None:
-            raise ValueError("Inputs has neither a table nor images")
-        return self.table[rows]
 
 
 @dataclass
@@ -67,7 +53,7 @@ def predict_rows(
         return np.asarray(estimator.predict(X), dtype=float), None
     proba = np.asarray(estimator.predict_proba(X), dtype=float)
     # A fold may miss a class: put each column under its class, zeros elsewhere.
-    full = np.zeros((len(X), len(classes)))
+    full = np.zeros((len(proba), len(classes)))
     index = {c: i for i, c in enumerate(classes)}
     for j, c in enumerate(estimator.classes_):
         full[:, index[c]] = proba[:, j]

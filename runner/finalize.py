@@ -18,11 +18,11 @@ from rich.console import Console
 from runner import plots
 from runner.dataset import targets
 from runner.errors import RunnerError
-from runner.evaluation import Inputs, aggregate_clips, predict_rows
+from runner.evaluation import aggregate_clips, predict_rows
 from runner.faults import pause_point
 from runner.loading import spec_hash
 from runner.metrics import score_all
-from runner.models import MODELS
+from runner.models import MODELS, Inputs, ModelFamily
 from runner.report import leaderboard, print_leaderboard
 from runner.search import TrialSetup, build_estimator, decode_params, trials_frame
 from runner.tracking import Tracker
@@ -45,11 +45,10 @@ _PACKAGES = [
     "rich",  # features/_progress.py imports it when the served model imports features
     "cloudpickle",
 ]
-_KERAS_PACKAGES = ["keras", "jax", "jaxlib"]
 
 
-def _requirements(family: str) -> list[str]:
-    names = _PACKAGES + (_KERAS_PACKAGES if family.startswith("keras") else [])
+def _requirements(family: ModelFamily) -> list[str]:
+    names = _PACKAGES + list(family.requirements)
     out = []
     for name in names:
         try:
@@ -74,24 +73,18 @@ def _fit_final(p: Any, setup: TrialSetup) -> tuple[Any, list[str], Inputs]:
     """The best setup refit on the whole training split; also the test split's inputs."""
     ds, split = p.dataset, p.split
     columns = setup.columns(ds.groups, ds.feature_columns)
-    family = MODELS[setup.family]
-    if family.input == "mel_image":
-        train_in = Inputs(load_images=lambda r: ds.load_mel(split.train[r]))
-        test_in = Inputs(load_images=lambda r: ds.load_mel(split.test[r]))
-    else:
-        train_in = Inputs(table=ds.frame.iloc[split.train][columns].to_numpy(dtype=float))
-        test_in = Inputs(table=ds.frame.iloc[split.test][columns].to_numpy(dtype=float))
-    estimator = build_estimator(setup, p.spec)
-    estimator.fit(train_in.take(np.arange(len(split.train))), p.data.y)
+    kind, roles = MODELS[setup.family].input, ds.roles.restrict(columns)
+    train_in = Inputs(kind, ds.rows(split.train), columns, roles)
+    test_in = Inputs(kind, ds.rows(split.test), columns, roles)
+    estimator = build_estimator(setup, p.spec, roles)
+    estimator.fit(train_in.all(), p.data.y)
     return estimator, columns, test_in
 
 
 def _score_test(p: Any, estimator: Any, test_in: Inputs) -> tuple[dict, np.ndarray, Any, Any]:
     spec, ds = p.spec, p.dataset
     test = ds.frame.iloc[p.split.test]
-    pred, proba = predict_rows(
-        estimator, test_in.take(np.arange(len(test))), task=spec.task, classes=p.data.classes
-    )
+    pred, proba = predict_rows(estimator, test_in.all(), task=spec.task, classes=p.data.classes)
     ids, clip_pred, clip_proba = aggregate_clips(
         test["clip_id"].to_numpy(),
         pred,
@@ -140,8 +133,9 @@ def _log_study_plots(tracker: Tracker, study: optuna.Study) -> None:
             tracker.log_text(f"optuna plots unavailable: {exc}", "optuna/plots_unavailable.txt")
 
 
-def _signature(p: Any, columns: list[str]) -> Any:
-    """Every input column optional: a row carries audio, a path, or the feature columns."""
+def _signature(p: Any, columns: list[str], categorical: tuple[str, ...] = ()) -> Any:
+    """Every input column optional: a row carries audio, a path, or the feature columns,
+    plus the metadata columns (the served model names a missing one)."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, Schema
 
@@ -149,7 +143,9 @@ def _signature(p: Any, columns: list[str]) -> Any:
         ColSpec("string", "audio_base64", required=False),
         ColSpec("string", "path", required=False),
     ]
-    inputs += [ColSpec("double", c, required=False) for c in columns]
+    inputs += [
+        ColSpec("string" if c in categorical else "double", c, required=False) for c in columns
+    ]
     if p.spec.task == "regression":
         outputs = [ColSpec("double", "prediction")]
     else:
@@ -162,11 +158,14 @@ def _log_model(
     tracker: Tracker, p: Any, setup: TrialSetup, estimator: Any, columns: list[str]
 ) -> str:
     family = MODELS[setup.family]
+    roles = p.dataset.roles.restrict(columns)
+    columns = family.input.columns(columns, roles)  # what the served model reads
     config = {
         "task": p.spec.task,
         "classes": p.data.classes,
         "columns": columns,
-        "input": family.input,
+        "metadata": roles.to_json(),
+        "input": family.input.name,
         "aggregate": p.spec.segments.aggregate,
         "features": p.spec.features.model_dump(mode="json"),
         "segments": p.spec.segments.model_dump(mode="json"),
@@ -176,8 +175,9 @@ def _log_model(
     # A feature row is the example of table models; image models read audio only, and a
     # base64 clip would bloat every logged model, so they carry the signature alone.
     example = None
-    if family.input == "table":
-        example = p.dataset.frame.iloc[p.split.train[:1]][columns].astype(float)
+    if family.input.tabular:
+        example = p.dataset.frame.iloc[p.split.train[:1]][columns]
+        example = example.astype({c: float for c in columns if c not in roles.categorical})
     code = [
         str(Path(__file__).resolve().parent),
         str(Path(__file__).resolve().parent.parent / "features"),
@@ -188,9 +188,9 @@ def _log_model(
         (folder / "config.json").write_text(json.dumps(config, indent=1, default=str))
         return tracker.log_model(
             folder,
-            signature=_signature(p, columns),
+            signature=_signature(p, columns, roles.categorical),
             input_example=example,
-            pip_requirements=_requirements(setup.family),
+            pip_requirements=_requirements(family),
             code_paths=code,
         )
 
@@ -209,10 +209,9 @@ def finalize(p: Any, study: optuna.Study, tracker: Tracker, console: Console) ->
     tracker.log_metrics({f"test_{k}": v for k, v in test_scores.items() if np.isfinite(v)})
     tracker.log_metrics({f"best_cv_{spec.search.metric}": best.value, "best_trial": best.number})
     _log_final_plots(tracker, p, truth, pred, proba)
-    if MODELS[setup.family].input == "table":
-        X_test = test_in.take(np.arange(len(p.split.test)))
+    if MODELS[setup.family].input.tabular:
         labels = targets(p.dataset.frame["label"].iloc[p.split.test], spec.task)
-        tracker.log_importance(estimator, X_test, labels, columns, seed=spec.seed)
+        tracker.log_importance(estimator, test_in.all(), labels, columns, seed=spec.seed)
     metric = spec.search.metric
     board = leaderboard(
         trials_frame(study, metric), metric, greater_is_better=spec.greater_is_better

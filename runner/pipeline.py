@@ -72,19 +72,15 @@ def _search_data(spec: ExperimentSpec, ds: Dataset, split: Split) -> SearchData:
     folds = cv_folds(train, folds=spec.search.cv.folds, task=spec.task, seed=spec.seed)
     y = targets(train["label"], spec.task)
     classes = sorted(set(y.tolist())) if spec.task == "classification" else None
-    load = None
-    if ds.load_mel is not None:
-        rows = split.train
-        load = lambda r: ds.load_mel(rows[r])  # noqa: E731 - rows relative to the train part
     return SearchData(
-        X=train[ds.feature_columns].to_numpy(dtype=float),
+        rows=ds.rows(split.train),
         y=y,
         clip_ids=train["clip_id"].to_numpy(),
         feature_columns=ds.feature_columns,
         groups=ds.groups,
         folds=folds,
         classes=classes,
-        load_images=load,
+        roles=ds.roles,
     )
 
 

@@ -142,7 +142,7 @@ def predict_table(
         rows = frame.iloc[lo:hi].reset_index(drop=True)
         if by_clip is not None:
             rows = rows.join(by_clip, on="clip_id")
-        images = load_mel(np.arange(lo, hi)) if audio.config["input"] == "mel_image" else None
+        images = load_mel(np.arange(lo, hi)) if audio.kind.images else None
         owner, names = pd.factorize(rows["clip_id"])
         try:
             out = audio.predict_inputs(audio.segment_inputs(rows, images), owner)

@@ -41,7 +41,12 @@ def shipped(folder: str, *parts: str) -> Path:
     local = _in_checkout(folder)
     if local is not None:
         return local.joinpath(*parts)
-    base = files(PACKAGES[folder])
+    try:
+        base = files(PACKAGES[folder])
+    except ModuleNotFoundError:
+        # A logged model's copy of the code has neither a checkout nor the data packages,
+        # and needs none of their files: name a path that does not exist.
+        return (_CHECKOUT / folder).joinpath(*parts)
     for part in parts:
         base = base / part
     return Path(str(base))

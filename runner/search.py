@@ -30,9 +30,9 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 
 from runner.errors import TrialFailed, TrialSkipped
-from runner.evaluation import CvResult, Inputs, cross_validate
+from runner.evaluation import CvResult, cross_validate
 from runner.faults import pause_point
-from runner.models import MODELS, get_family, resolve_space
+from runner.models import MODELS, ColumnRoles, InputKind, Inputs, Rows, get_family, resolve_space
 from runner.spec import ExperimentSpec
 from runner.splits import Split
 from runner.study import FINISHED, counted
@@ -54,21 +54,22 @@ FAIL_STREAK = 5
 
 @dataclass
 class SearchData:
-    """The training split as the search sees it (the test split never enters)."""
+    """The training split as the search sees it (the test split never enters).
 
-    X: np.ndarray
+    ``rows`` holds its audio features, metadata and (when cached) log-mel images, aligned.
+    """
+
+    rows: Rows
     y: np.ndarray
     clip_ids: np.ndarray
     feature_columns: list[str]
     groups: dict[str, list[str]]
     folds: list[Split]
     classes: list | None
-    load_images: Callable[[np.ndarray], np.ndarray] | None = None
+    roles: ColumnRoles = field(default_factory=ColumnRoles)
 
-    def inputs(self, family_input: str, columns: np.ndarray) -> Inputs:
-        if family_input == "mel_image":
-            return Inputs(load_images=self.load_images)
-        return Inputs(table=self.X[:, columns])
+    def inputs(self, kind: InputKind, columns: Sequence[str]) -> Inputs:
+        return Inputs(kind, self.rows, list(columns), self.roles.restrict(columns))
 
 
 @dataclass
@@ -163,23 +164,32 @@ def decode_params(params: Mapping[str, Any], attrs: Mapping[str, Any] | None = N
     return TrialSetup(family=family, params=own, groups=groups, members=members)
 
 
-def build_estimator(setup: TrialSetup, spec: ExperimentSpec) -> Any:
-    """An unfitted estimator for ``setup`` (voting members injected from the setup)."""
+def build_estimator(
+    setup: TrialSetup, spec: ExperimentSpec, metadata: ColumnRoles | None = None
+) -> Any:
+    """An unfitted estimator for ``setup`` (ensemble members injected from the setup).
+
+    ``metadata`` holds the roles of the metadata columns the setup reads.
+    """
     family = get_family(setup.family, spec.task)
     params = dict(setup.params)
-    if setup.family == "voting":
+    if family.ensemble is not None:
         params["members"] = setup.members
-    balanced = spec.data.balance == "class_weight"
-    return family.make(params, task=spec.task, seed=spec.seed, balanced=balanced)
+    return family.make(
+        params, task=spec.task, seed=spec.seed, balanced=spec.data.balance == "class_weight",
+        metadata=metadata, target_transform=spec.search.target_transform,
+    )  # fmt: skip
 
 
-def _voting_members(study: optuna.Study, n: int) -> list[tuple[str, dict[str, Any]]]:
-    """The best completed trial of each other table family, best first, at most ``n``."""
+def _ensemble_members(
+    study: optuna.Study, accepts: Callable[[Any], bool], n: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """The best completed trial of each family ``accepts``, best first, at most ``n``."""
     best: dict[str, optuna.trial.FrozenTrial] = {}
     sign = 1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         fam = t.params.get("model")
-        if fam in (None, "voting") or MODELS[fam].input != "table":
+        if fam not in MODELS or not accepts(MODELS[fam]):
             continue
         if fam not in best or sign * t.value > sign * best[fam].value:
             best[fam] = t
@@ -193,16 +203,20 @@ def _sample_setup(trial: optuna.Trial, spec: ExperimentSpec, groups: Sequence[st
     space = resolve_space(family, spec.task, spec.search.spaces.get(family_name))
     params = {name: _suggest(trial, f"{family_name}.{name}", d) for name, d in space.items()}
     selected = None
-    if spec.search.feature_groups and family.input == "table":
+    if spec.search.feature_groups and family.input.tabular:
         selected = [g for g in groups if trial.suggest_categorical(f"features.{g}", [True, False])]
         if not selected:
             raise TrialFailed("every feature group was dropped; nothing left to fit on")
     setup = TrialSetup(family=family_name, params=params, groups=selected)
-    if family_name == "voting":
-        setup.members = _voting_members(trial.study, int(params.get("n_members", 3)))
+    ensemble = family.ensemble
+    if ensemble is not None:
+        setup.members = _ensemble_members(trial.study, ensemble.accepts, ensemble.size(params))
         trial.set_user_attr("members", json.dumps(setup.members))
-        if len(setup.members) < 2:
-            raise TrialFailed("voting needs completed trials of at least 2 other families")
+        if len(setup.members) < ensemble.min_members:
+            raise TrialFailed(
+                f"{family_name} needs completed trials of at least {ensemble.min_members} "
+                "other families"
+            )
     return setup
 
 
@@ -211,9 +225,8 @@ def _evaluate(
 ) -> float:
     """Cross-validate ``record.setup``, reporting each fold to the pruner; fills ``record``."""
     metric = spec.search.metric
-    index = {c: i for i, c in enumerate(data.feature_columns)}
     family = MODELS[record.setup.family]
-    inputs = data.inputs(family.input, np.array([index[c] for c in record.columns]))
+    inputs = data.inputs(family.input, record.columns)
 
     def on_fold(k: int, scores: dict[str, float]) -> None:
         pause_point("fold")
@@ -222,13 +235,14 @@ def _evaluate(
             raise optuna.TrialPruned(f"pruned after fold {k}")
 
     record.cv = cross_validate(
-        lambda: build_estimator(record.setup, spec), inputs, data.y, data.clip_ids, data.folds,
-        task=spec.task, classes=data.classes, aggregate=spec.segments.aggregate, on_fold=on_fold,
+        lambda: build_estimator(record.setup, spec, inputs.roles), inputs, data.y,
+        data.clip_ids, data.folds, task=spec.task, classes=data.classes,
+        aggregate=spec.segments.aggregate, on_fold=on_fold,
     )  # fmt: skip
     value = record.cv.mean()[metric]
     if not np.isfinite(value):
         raise TrialFailed(f"{metric} is undefined on these folds")
-    if record.cv.last_rows is not None and family.input == "table":
+    if record.cv.last_rows is not None and family.input.tabular:
         # The last fold's held-out rows feed the trial's permutation importance.
         record.X_last = inputs.take(record.cv.last_rows)
         record.y_last = data.y[record.cv.last_rows]

@@ -7,11 +7,15 @@ Each row of the input DataFrame is one of:
   ``AUDIOML_SERVE_ROOT`` set (paths that resolve outside that folder are refused);
 * the feature columns themselves, for users who extract features elsewhere.
 
-Rows of different kinds may be mixed in one request. The output has ``label`` and one
-``proba_<class>`` column per class (classification) or ``prediction`` (regression), one row
-per input row: windows of a segmented clip are aggregated back to the clip exactly as in
-training. Audio goes through ``features.decode_audio`` and ``features.extract_signal`` with
-the run's own ``FeaturesSpec`` and ``SegmentsSpec``, the code path training used.
+A model fitted with ``data.metadata`` also reads its metadata columns from every row: each
+column must be present (a missing column is refused, naming it), and an empty value is
+imputed exactly as in training. Rows of different kinds may be mixed in one request.
+
+The output has ``label`` and one ``proba_<class>`` column per class (classification) or
+``prediction`` (regression), one row per input row: windows of a segmented clip are
+aggregated back to the clip exactly as in training. Audio goes through
+``features.decode_audio`` and ``features.extract_signal`` with the run's own
+``FeaturesSpec`` and ``SegmentsSpec``, the code path training used.
 
 Bad input raises ``MlflowException(error_code=INVALID_PARAMETER_VALUE)``, which the MLflow
 scoring server answers with HTTP 400 and ``{"error_code": ..., "message": ...}``.
@@ -72,10 +76,15 @@ class AudioModel(mlflow.pyfunc.PythonModel):
     def setup(self, config: dict[str, Any], limits: Limits) -> None:
         """Validate the logged config once, so requests do not re-parse it."""
         from features import FeaturesSpec, SegmentsSpec
+        from runner.models import ColumnRoles, input_kind
 
         self.config = config
         self.limits = limits
-        self.columns: list[str] = list(config["columns"])
+        self.kind = input_kind(config["input"])
+        self.roles = ColumnRoles.from_json(config.get("metadata"))
+        self.columns: list[str] = self.kind.columns(list(config["columns"]), self.roles)
+        # Audio feature columns: what a row without audio must carry (with the metadata).
+        self.audio_columns = [c for c in self.columns if c not in self.roles.columns]
         self.features = FeaturesSpec.model_validate(config["features"])
         self.segments = SegmentsSpec.model_validate(config["segments"])
         self.audio_reason = self._audio_unservable_reason()
@@ -85,12 +94,10 @@ class AudioModel(mlflow.pyfunc.PythonModel):
 
         Also warms up librosa (numba compiles on first use), so the first request is not slow.
         """
-        if self.config["input"] == "mel_image":
-            return None
         from features import feature_layout
 
         produced = set(feature_layout(self.features)[0])
-        if set(self.columns) <= produced:
+        if set(self.audio_columns) <= produced:
             return None
         return (
             "this model was fitted on pre-extracted feature columns that the audio pipeline "
@@ -106,63 +113,97 @@ class AudioModel(mlflow.pyfunc.PythonModel):
                 f"columns ({_shown(self.columns)}); unknown columns are ignored"
             )
         self.limits.check_request(frame)
+        metadata = self._metadata(frame)  # a missing column is refused before any decoding
         is_clip = np.zeros(len(frame), dtype=bool)
         for name in _INPUT_COLUMNS:
             if name in frame.columns:
                 is_clip |= frame[name].map(_present).to_numpy(dtype=bool)
-        parts: dict[int, np.ndarray] = {}
+        parts: dict[int, tuple[pd.DataFrame, np.ndarray | None]] = {}
         if (~is_clip).any():
             parts.update(self._feature_rows(frame.loc[~is_clip], np.flatnonzero(~is_clip)))
         for i in np.flatnonzero(is_clip):
             parts[int(i)] = self._clip_inputs(int(i), frame.iloc[int(i)].to_dict())
-        X = np.concatenate([parts[i] for i in range(len(frame))])
-        owner = np.concatenate([np.full(len(parts[i]), i) for i in range(len(frame))])
-        return self.predict_inputs(X, owner)
+        order = range(len(frame))
+        owner = np.concatenate([np.full(len(parts[i][0]), i) for i in order])
+        table = pd.concat([parts[i][0] for i in order], ignore_index=True)
+        # Every segment of a row carries that row's metadata, as in training.
+        table = pd.concat([table, metadata.iloc[owner].reset_index(drop=True)], axis=1)
+        images = np.concatenate([parts[i][1] for i in order]) if self.kind.images else None
+        return self.predict_inputs(self.segment_inputs(table, images), owner)
 
     # -- the code path `audioml predict` shares --------------------------------------------
-    def segment_inputs(self, table: pd.DataFrame, images: np.ndarray | None) -> np.ndarray:
+    def segment_inputs(self, table: pd.DataFrame, images: np.ndarray | None) -> Any:
         """The estimator input of extracted segments (one row or image each).
 
         Args:
             table: one row per segment: the extracted feature columns, plus any columns of
-                the clip's request or manifest row (repeated on each of its segments).
-            images: the segments' log-mel images, or None when the model reads a table.
+                the clip's request or manifest row (repeated on each of its segments), which
+                must include the model's metadata columns.
+            images: the segments' log-mel images, or None when the model reads no images.
         """
-        if self.config["input"] == "mel_image":
-            return images
-        return table[self.columns].to_numpy(dtype=float)
+        from runner.models import Rows
 
-    def predict_inputs(self, X: np.ndarray, owner: np.ndarray) -> pd.DataFrame:
+        table = table.reset_index(drop=True)
+        if self.roles:
+            table = table.assign(**self._metadata(table))
+        rows = Rows(table, None if images is None else np.asarray(images).__getitem__)
+        return self.kind.take(rows, np.arange(len(table)), self.columns, self.roles)
+
+    def predict_inputs(self, X: Any, owner: np.ndarray) -> pd.DataFrame:
         """Estimator inputs of segments and the clip number of each -> one row per clip."""
         return self._finish(self._raw_predict(X), owner)
 
     # -- inputs ------------------------------------------------------------------------
-    def _feature_rows(self, rows: pd.DataFrame, numbers: np.ndarray) -> dict[int, np.ndarray]:
-        """The estimator input of rows that carry feature columns (one row each)."""
+    def _metadata(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The metadata columns of every request row; numbers parsed, blanks left missing."""
+        missing = [c for c in self.roles.columns if c not in frame.columns]
+        if missing:
+            raise _bad_input(
+                f"the model reads metadata column(s) {', '.join(missing)}, absent from the "
+                "request; send every metadata column (an empty value is imputed)"
+            )
+        out = frame[self.roles.columns].reset_index(drop=True).astype(object)
+        for column in self.roles.numeric:
+            text = out[column].map(lambda v: v if _present(v) else None)
+            values = pd.to_numeric(text, errors="coerce")
+            bad = np.flatnonzero((values.isna() & text.notna()).to_numpy(dtype=bool))
+            if len(bad):
+                raise _bad_input(
+                    f"row {int(bad[0])}: metadata column {column} must be a number; "
+                    f"got {text.iloc[int(bad[0])]!r}"
+                )
+            out[column] = values.astype(float)
+        return out
+
+    def _feature_rows(
+        self, rows: pd.DataFrame, numbers: np.ndarray
+    ) -> dict[int, tuple[pd.DataFrame, None]]:
+        """The audio feature columns of rows that carry them (one row each)."""
         first = int(numbers[0])
-        if self.config["input"] == "mel_image":
+        if self.kind.images:
             raise _bad_input(f"row {first}: this model reads audio only; send audio_base64")
-        missing = [c for c in self.columns if c not in rows.columns]
+        missing = [c for c in self.audio_columns if c not in rows.columns]
         if missing:
             raise _bad_input(
                 f"row {first}: no audio (audio_base64 and path empty or absent), and "
                 f"{len(missing)} of the model's "
-                f"{len(self.columns)} feature columns are missing: {_shown(missing)}"
+                f"{len(self.audio_columns)} feature columns are missing: {_shown(missing)}"
             )
         try:
-            X = rows[self.columns].to_numpy(dtype=float)
+            X = rows[self.audio_columns].to_numpy(dtype=float)
         except (TypeError, ValueError) as exc:
             raise _bad_input(f"feature columns must be numeric: {exc}") from None
         bad = ~np.isfinite(X)
         if bad.any():
             r, c = np.argwhere(bad)[0]
             raise _bad_input(
-                f"row {int(numbers[r])}: feature column {self.columns[c]} is missing, NaN or "
-                f"infinite ({int(bad[r].sum())} such columns in this row)"
+                f"row {int(numbers[r])}: feature column {self.audio_columns[c]} is missing, "
+                f"NaN or infinite ({int(bad[r].sum())} such columns in this row)"
             )
-        return {int(n): X[j : j + 1] for j, n in enumerate(numbers)}
+        table = pd.DataFrame(X, columns=self.audio_columns)
+        return {int(n): (table.iloc[j : j + 1], None) for j, n in enumerate(numbers)}
 
-    def _clip_inputs(self, i: int, row: dict[str, Any]) -> np.ndarray:
+    def _clip_inputs(self, i: int, row: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray]:
         """Decode and extract one clip exactly as training did; one row per segment."""
         from features import decode_audio, extract_signal
         from runner.errors import FeatureError
@@ -180,7 +221,7 @@ class AudioModel(mlflow.pyfunc.PythonModel):
             )
         except FeatureError as exc:
             raise _bad_input(f"row {i}: {exc}") from None
-        return self.segment_inputs(table, images)
+        return table[self.audio_columns].reset_index(drop=True), images
 
     def _clip_bytes(self, i: int, row: dict[str, Any]) -> bytes:
         encoded = row.get("audio_base64")

@@ -21,6 +21,7 @@ __all__ = [
     "CvSpec",
     "DataSpec",
     "ExperimentSpec",
+    "MetadataSpec",
     "RegisterSpec",
     "SearchSpec",
     "TrackingSpec",
@@ -35,6 +36,28 @@ CLASSIFICATION_METRICS: dict[str, bool] = {
     "log_loss": False,
 }
 REGRESSION_METRICS: dict[str, bool] = {"mae": False, "rmse": False, "r2": True}
+
+
+class MetadataSpec(StrictModel):
+    """Manifest or table columns used as model inputs beside the audio, by role."""
+
+    numeric: list[str] = Field(default_factory=list, description="imputed and scaled")
+    categorical: list[str] = Field(
+        default_factory=list, description="one-hot encoded; values unseen in training are safe"
+    )
+
+    @model_validator(mode="after")
+    def check_distinct(self) -> MetadataSpec:
+        seen: set[str] = set()
+        for column in [*self.numeric, *self.categorical]:
+            if column in seen:
+                raise ValueError(f"data.metadata: column '{column}' is listed twice")
+            seen.add(column)
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
 
 
 class DataSpec(StrictModel):
@@ -58,6 +81,9 @@ class DataSpec(StrictModel):
         description="audio file endings the folder source lists",
     )
     max_clips: int | None = Field(None, ge=1, description="cap on clips, seeded sample")
+    metadata: MetadataSpec = Field(
+        default_factory=MetadataSpec, description="manifest columns used as model inputs"
+    )
     min_clips_per_class: int | None = Field(
         None,
         ge=1,
@@ -68,6 +94,28 @@ class DataSpec(StrictModel):
     def check_manifest(self) -> DataSpec:
         if self.source != "folder" and not self.manifest:
             raise ValueError(f"data.manifest: source '{self.source}' needs a manifest file")
+        return self
+
+    @model_validator(mode="after")
+    def check_metadata_columns(self) -> DataSpec:
+        if not self.metadata.columns:
+            return self
+        if self.source not in ("manifest", "feature_table"):
+            raise ValueError(
+                f"data.metadata: source '{self.source}' has no metadata columns; "
+                "use source manifest or feature_table"
+            )
+        roles = {
+            "data.label_column": self.label_column or "label",
+            "data.path_column": self.path_column,
+            "data.group_column": self.group_column,
+        }
+        for key, column in roles.items():
+            if column in self.metadata.columns:
+                raise ValueError(
+                    f"data.metadata: '{column}' is {key}; a column has one role "
+                    "(the label is never an input)"
+                )
         return self
 
     @model_validator(mode="after")
@@ -96,6 +144,9 @@ class SearchSpec(StrictModel):
     pruner: Literal["none", "median", "wilcoxon", "hyperband"] = "median"
     n_jobs: int = Field(1, ge=1)
     feature_groups: bool = Field(False, description="search over dropping extractor groups")
+    target_transform: Literal["none", "log"] = Field(
+        "none", description="regression: fit on log1p(target); scores stay in original units"
+    )
     spaces: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per-family narrowed ranges, e.g. {svm: {C: [0.1, 10]}}"
     )
@@ -168,7 +219,7 @@ class ExperimentSpec(StrictModel):
     def check_cnn_needs_mel_image(self) -> ExperimentSpec:
         from runner.models import MODELS
 
-        needs = [n for n in self.search.models if n in MODELS and MODELS[n].input == "mel_image"]
+        needs = [n for n in self.search.models if n in MODELS and MODELS[n].input.images]
         if needs and not self.features.mel_image:
             raise ValueError(
                 f"features.mel_image: model family '{needs[0]}' needs features.mel_image: true"
@@ -180,7 +231,7 @@ class ExperimentSpec(StrictModel):
         if self.data.source == "feature_table":
             from runner.models import MODELS
 
-            needs = [n for n in self.search.models if MODELS[n].input == "mel_image"]
+            needs = [n for n in self.search.models if MODELS[n].input.images]
             if needs:
                 raise ValueError(
                     f"search.models: '{needs[0]}' needs audio; source 'feature_table' has none"
@@ -197,6 +248,15 @@ class ExperimentSpec(StrictModel):
             raise ValueError(
                 "search.sampler: 'gp' (Optuna's GPSampler) needs PyTorch, which is not "
                 "installed; pip install 'audioml[gp]', or choose one of tpe, random, cmaes"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def check_target_transform_task(self) -> ExperimentSpec:
+        if self.search.target_transform != "none" and self.task != "regression":
+            raise ValueError(
+                f"search.target_transform: '{self.search.target_transform}' needs task "
+                "'regression'; choose none"
             )
         return self
 

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "experiments"
 SPECS = sorted(EXPERIMENTS.glob("*.yaml"), key=lambda p: p.name)
 SHIPPED = {"demo", "genre", "genre_windows", "genre_features", "gender", "age",
-           "age_regression", "music_dialogue", "music_dialogue_binary"}  # fmt: skip
+           "age_regression", "age_fusion", "music_dialogue", "music_dialogue_binary"}  # fmt: skip
 GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop",
           "reggae", "rock")  # fmt: skip
 # Common Voice bucket -> a numeric age, as docs/experiments.md derives ages.csv.
@@ -109,7 +109,8 @@ def common_voice(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tsv.write_text("\n".join(lines) + "\n", encoding="utf-8")
     cv = pd.read_csv(tsv, sep="\t", quoting=csv.QUOTE_NONE, dtype=str)
     cv["age"] = cv["age"].map(AGE_MIDPOINTS)  # empty buckets stay empty and are dropped
-    cv[["path", "age", "client_id"]].to_csv(root / "ages.csv", index=False)
+    keep = ["path", "age", "client_id", "gender", "accent", "up_votes", "down_votes"]
+    cv[keep].to_csv(root / "ages.csv", index=False)
     return root
 
 
@@ -231,6 +232,8 @@ def test_gender(workdir: Path, common_voice: Path) -> None:
     assert report["empty_label_dropped"] == 2 and report["filtered_out"] == 1  # "", "other"
     assert report["relabelled"] > 0 and report["downsampled_out"] == 2
     assert p.dataset.frame["label"].value_counts().to_dict() == {"female": 18, "male": 18}
+    # Metadata rides beside the audio features; the label (gender) is never among it.
+    assert p.dataset.groups["metadata"] == ["up_votes", "down_votes", "age"]
 
 
 @pytest.mark.slow
@@ -270,6 +273,7 @@ def test_age_regression(workdir: Path, common_voice: Path) -> None:
     p = _prepare_grouped(spec, workdir)
     assert p.dataset.report["empty_label_dropped"] == 2
     assert set(p.dataset.frame["label"]) <= set(AGE_MIDPOINTS.values())
+    assert p.dataset.roles.categorical == ("gender", "accent")
 
 
 @pytest.mark.slow

@@ -19,7 +19,16 @@ from sklearn.utils.validation import check_is_fitted
 
 from runner.models._base import inner_split
 
-__all__ = ["KerasClassifierMixin", "KerasEstimator", "KerasRegressorMixin", "import_keras"]
+__all__ = [
+    "KERAS_REQUIREMENTS",
+    "KerasClassifierMixin",
+    "KerasEstimator",
+    "KerasRegressorMixin",
+    "import_keras",
+]
+
+#: What a logged keras model needs beyond the base packages (the JAX backend).
+KERAS_REQUIREMENTS = ("keras", "jax", "jaxlib")
 
 
 def import_keras() -> Any:
@@ -62,23 +71,27 @@ class KerasEstimator(BaseEstimator):
     Subclasses define ``__init__`` (arguments stored as given, as scikit-learn requires),
     with at least ``learning_rate``, ``batch_size``, ``epochs``, ``patience``,
     ``validation_fraction``, ``balanced`` and ``random_state``; and implement
-    ``_prepare(X)`` (array for the network) and ``_body(keras, inputs)`` (hidden layers).
+    ``_prepare(X)`` (the network's input arrays, one per input, rows aligned) and
+    ``_body(keras, inputs)`` (hidden layers over the list of input tensors).
     A classifier or regressor mixin supplies the head, the loss and ``predict``.
     """
 
-    def _prepare(self, X: Any, *, fit: bool = False) -> np.ndarray:
+    def _prepare(self, X: Any, *, fit: bool = False) -> list[np.ndarray]:
         raise NotImplementedError
 
-    def _body(self, keras: Any, inputs: Any) -> Any:
+    def _body(self, keras: Any, inputs: list[Any]) -> Any:
         raise NotImplementedError
 
     def _encode_target(self, y: np.ndarray) -> tuple[np.ndarray, int, str, str]:
         raise NotImplementedError
 
-    def _compile(self, keras: Any, shape: tuple[int, ...], n_out: int, loss: str, act: str) -> Any:
-        inputs = keras.Input(shape=shape)
+    def _compile(
+        self, keras: Any, shapes: list[tuple[int, ...]], n_out: int, loss: str, act: str
+    ) -> Any:
+        inputs = [keras.Input(shape=shape) for shape in shapes]
         outputs = keras.layers.Dense(n_out, activation=act)(self._body(keras, inputs))
-        model = keras.Model(inputs, outputs)
+        # One input stays a bare tensor, as models saved before fused inputs expect.
+        model = keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs)
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=loss)
         return model
 
@@ -88,19 +101,19 @@ class KerasEstimator(BaseEstimator):
         Small data (no useful split) stop on the training loss instead.
         """
         keras = import_keras()
-        X = self._prepare(X, fit=True)
+        arrays = self._prepare(X, fit=True)
         y_raw = np.asarray(y)
         target, n_out, loss, activation = self._encode_target(y_raw)
         keras.utils.set_random_seed(self.random_state)
-        model = self._compile(keras, X.shape[1:], n_out, loss, activation)
-        train, kwargs = self._split(X, y_raw, target, n_out)
+        model = self._compile(keras, [a.shape[1:] for a in arrays], n_out, loss, activation)
+        train, kwargs = self._split(arrays, y_raw, target, n_out)
         stop = keras.callbacks.EarlyStopping(
             monitor="val_loss" if "validation_data" in kwargs else "loss",
             patience=self.patience,
             restore_best_weights=True,
         )
         history = model.fit(
-            X[train],
+            _rows(arrays, train),
             target[train],
             epochs=self.epochs,
             batch_size=min(self.batch_size, len(train)),
@@ -115,7 +128,7 @@ class KerasEstimator(BaseEstimator):
         return self
 
     def _split(
-        self, X: np.ndarray, y: np.ndarray, target: np.ndarray, n_out: int
+        self, arrays: list[np.ndarray], y: np.ndarray, target: np.ndarray, n_out: int
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Training row indices and the extra ``model.fit`` arguments (validation, weights)."""
         split = inner_split(
@@ -125,10 +138,10 @@ class KerasEstimator(BaseEstimator):
             classification=is_classifier(self),
         )
         kwargs: dict[str, Any] = {}
-        train = np.arange(len(X))
+        train = np.arange(len(y))
         if split is not None:
             train, val = split
-            kwargs["validation_data"] = (X[val], target[val])
+            kwargs["validation_data"] = (_rows(arrays, val), target[val])
         if self.balanced and is_classifier(self):
             weights = compute_class_weight("balanced", classes=np.arange(n_out), y=target[train])
             kwargs["class_weight"] = dict(enumerate(weights.tolist()))
@@ -136,7 +149,8 @@ class KerasEstimator(BaseEstimator):
 
     def _forward(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "model_")
-        out = self.model_.predict(self._prepare(X), verbose=0, batch_size=256)
+        arrays = self._prepare(X)
+        out = self.model_.predict(_rows(arrays, slice(None)), verbose=0, batch_size=256)
         return np.asarray(out, dtype=np.float64)
 
     # Keras models do not pickle; MLflow pickles the estimator, so ship the .keras bytes.
@@ -150,6 +164,12 @@ class KerasEstimator(BaseEstimator):
         if isinstance(state.get("model_"), bytes):
             state = {**state, "model_": model_from_bytes(state["model_"])}
         super().__setstate__(state)
+
+
+def _rows(arrays: list[np.ndarray], index: Any) -> Any:
+    """The rows ``index`` of every input: a bare array for one input, a list for several."""
+    picked = [a[index] for a in arrays]
+    return picked[0] if len(picked) == 1 else picked
 
 
 class KerasClassifierMixin(ClassifierMixin):

@@ -9,11 +9,35 @@ from typing import Any, Literal
 from optuna.distributions import BaseDistribution
 
 from runner.errors import RegistryError
+from runner.models._inputs import TABLE, ColumnRoles, InputKind, MetadataEncoded, log_target
 
-__all__ = ["MODELS", "TASKS", "ModelFamily", "ensure_loaded", "get_family", "register_family"]
+__all__ = [
+    "MODELS",
+    "TASKS",
+    "Ensemble",
+    "ModelFamily",
+    "ensure_loaded",
+    "get_family",
+    "register_family",
+]
 
 Task = Literal["classification", "regression"]
 TASKS: tuple[str, ...] = ("classification", "regression")
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """How an ensemble family draws on earlier trials.
+
+    Attributes:
+        accepts: whether the best completed trial of a family may be a member.
+        size: how many members a parameter set asks for (the best ``size`` families).
+        min_members: fewer completed members than this fails the trial.
+    """
+
+    accepts: Callable[[ModelFamily], bool]
+    size: Callable[[Mapping[str, Any]], int]
+    min_members: int = 2
 
 
 @dataclass(frozen=True)
@@ -27,40 +51,69 @@ class ModelFamily:
             names; a function of the task so that e.g. a loss can depend on it).
         build: ``build(params, task=..., seed=..., balanced=False)`` returns an unfitted
             scikit-learn-API estimator (preprocessing included, fitted on training folds only).
-        input: ``"table"`` for feature rows, ``"mel_image"`` for cached log-mel images.
+        input: what the family reads (``TABLE``, ``IMAGE``, ``IMAGE_TABLE``); the kind
+            builds the training inputs and the served model's.
         deterministic: whether the same params and seed give the same predictions.
+        requirements: pip packages the logged model needs beyond the base ones.
+        ensemble: for ensembles, which earlier trials become members; None otherwise.
     """
 
     name: str
     tasks: frozenset[str]
     space: Callable[[str], dict[str, BaseDistribution]]
     build: Callable[..., Any]
-    input: Literal["table", "mel_image"] = "table"
+    input: InputKind = TABLE
     deterministic: bool = True
+    requirements: tuple[str, ...] = ()
+    ensemble: Ensemble | None = None
 
     def supports(self, task: str) -> bool:
         return task in self.tasks
 
     def make(
-        self, params: Mapping[str, Any], *, task: str, seed: int, balanced: bool = False
+        self,
+        params: Mapping[str, Any],
+        *,
+        task: str,
+        seed: int,
+        balanced: bool = False,
+        metadata: ColumnRoles | None = None,
+        target_transform: str = "none",
     ) -> Any:
         """Build an unfitted estimator for ``task`` from ``params``.
+
+        The one place where metadata encoding and the target transform wrap every family.
 
         Args:
             params: hyperparameters (unprefixed names, as sampled from ``space(task)``).
             task: ``"classification"`` or ``"regression"``.
             seed: the random state of the estimator.
             balanced: weight classes inversely to their frequency where the estimator can.
+            metadata: the metadata columns of the input; they are encoded inside the
+                estimator (fitted on its training rows only).
+            target_transform: ``"log"`` fits on ``log1p(y)`` and predicts in original units.
 
         Raises:
-            RegistryError: the family does not support ``task``.
+            RegistryError: the family does not support ``task``, or a log target is asked
+                for a classifier.
         """
         if not self.supports(task):
             raise RegistryError(
                 f"Model family '{self.name}' does not support task '{task}'; "
                 f"it supports {', '.join(sorted(self.tasks))}."
             )
-        return self.build(dict(params), task=task, seed=seed, balanced=balanced)
+        estimator = self.build(dict(params), task=task, seed=seed, balanced=balanced)
+        if metadata:
+            estimator = MetadataEncoded(estimator, metadata.numeric, metadata.categorical)
+        if target_transform == "log":
+            if task != "regression":
+                raise RegistryError("target_transform 'log' needs task 'regression'.")
+            estimator = log_target(estimator)
+        elif target_transform != "none":
+            raise RegistryError(
+                f"Unknown target_transform '{target_transform}'; known: none, log."
+            )
+        return estimator
 
 
 MODELS: dict[str, ModelFamily] = {}

@@ -1,4 +1,9 @@
-"""The ``keras_cnn`` family: a small 2-D CNN on log-mel images ``(n, n_mels, frames)``."""
+"""The ``keras_cnn`` family: a small 2-D CNN on log-mel images ``(n, n_mels, frames)``.
+
+With ``data.metadata`` the network has a second input: the encoded metadata of the same
+rows goes through a dense branch (``metadata_units`` wide) and is concatenated with the
+pooled image vector before the dense layer and the head.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,13 @@ from optuna.distributions import (
 )
 
 from runner.models._base import BOTH, check_params
-from runner.models._keras import KerasClassifierMixin, KerasEstimator, KerasRegressorMixin
+from runner.models._inputs import IMAGE_TABLE, ImageTable
+from runner.models._keras import (
+    KERAS_REQUIREMENTS,
+    KerasClassifierMixin,
+    KerasEstimator,
+    KerasRegressorMixin,
+)
 from runner.models._registry import ModelFamily, register_family
 
 __all__ = ["KERAS_CNN", "KerasCNNClassifier", "KerasCNNRegressor"]
@@ -31,6 +42,7 @@ class _KerasCNN(KerasEstimator):
         filters: filters of the first block.
         kernel_size: square kernel side.
         dense_units: width of the dense layer after pooling.
+        metadata_units: width of the dense branch over the metadata (fused input only).
         dropout: dropout rate before the head.
         learning_rate: Adam step size.
         batch_size: images per gradient step (capped at the training size).
@@ -47,6 +59,7 @@ class _KerasCNN(KerasEstimator):
         filters: int = 16,
         kernel_size: int = 3,
         dense_units: int = 64,
+        metadata_units: int = 16,
         dropout: float = 0.3,
         learning_rate: float = 1e-3,
         batch_size: int = 32,
@@ -60,6 +73,7 @@ class _KerasCNN(KerasEstimator):
         self.filters = filters
         self.kernel_size = kernel_size
         self.dense_units = dense_units
+        self.metadata_units = metadata_units
         self.dropout = dropout
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -69,7 +83,11 @@ class _KerasCNN(KerasEstimator):
         self.balanced = balanced
         self.random_state = random_state
 
-    def _prepare(self, X: Any, *, fit: bool = False) -> np.ndarray:
+    def _prepare(self, X: Any, *, fit: bool = False) -> list[np.ndarray]:
+        table = None
+        if isinstance(X, ImageTable):
+            # The metadata arrives encoded (MetadataEncoded), rows aligned with the images.
+            X, table = X.images, np.asarray(X.table, dtype=np.float32)
         X = np.asarray(X, dtype=np.float32)
         if X.ndim == 3:
             X = X[..., np.newaxis]  # one channel
@@ -83,11 +101,12 @@ class _KerasCNN(KerasEstimator):
             # values share a unit across mel bands.
             self.pixel_mean_ = float(X.mean())
             self.pixel_scale_ = float(X.std()) or 1.0
-        return (X - self.pixel_mean_) / self.pixel_scale_
+        images = (X - self.pixel_mean_) / self.pixel_scale_
+        return [images] if table is None else [images, table]
 
-    def _body(self, keras: Any, inputs: Any) -> Any:
+    def _body(self, keras: Any, inputs: list[Any]) -> Any:
         layers = keras.layers
-        hidden = inputs
+        hidden = inputs[0]
         for block in range(self.n_blocks):
             hidden = layers.Conv2D(self.filters * 2**block, self.kernel_size, padding="same")(
                 hidden
@@ -96,6 +115,9 @@ class _KerasCNN(KerasEstimator):
             hidden = layers.Activation("relu")(hidden)
             hidden = layers.MaxPooling2D(2, padding="same")(hidden)
         hidden = layers.GlobalAveragePooling2D()(hidden)
+        if len(inputs) > 1:
+            branch = layers.Dense(self.metadata_units, activation="relu")(inputs[1])
+            hidden = layers.Concatenate()([hidden, branch])
         hidden = layers.Dense(self.dense_units, activation="relu")(hidden)
         return layers.Dropout(self.dropout)(hidden)
 
@@ -109,12 +131,16 @@ class KerasCNNRegressor(KerasRegressorMixin, _KerasCNN):
 
 
 def keras_cnn_space(task: str) -> dict[str, BaseDistribution]:
-    """Small networks only: training runs on CPU (configs/search_spaces/keras_cnn.yaml)."""
+    """Small networks only: training runs on CPU (configs/search_spaces/keras_cnn.yaml).
+
+    ``metadata_units`` is used only when the spec has ``data.metadata``.
+    """
     return {
         "n_blocks": IntDistribution(1, 3),
         "filters": CategoricalDistribution([8, 16, 32]),
         "kernel_size": CategoricalDistribution([3, 5]),
         "dense_units": CategoricalDistribution([32, 64, 128]),
+        "metadata_units": CategoricalDistribution([4, 8, 16, 32]),
         "dropout": FloatDistribution(0.0, 0.5),
         "learning_rate": FloatDistribution(1e-4, 1e-2, log=True),
         "batch_size": CategoricalDistribution([16, 32, 64]),
@@ -137,6 +163,7 @@ KERAS_CNN = register_family(
         tasks=BOTH,
         space=keras_cnn_space,
         build=build_keras_cnn,
-        input="mel_image",
+        input=IMAGE_TABLE,
+        requirements=KERAS_REQUIREMENTS,
     )
 )

@@ -1,4 +1,7 @@
-"""The ``keras_mlp`` family: a dense network on the feature table (keras, JAX backend)."""
+"""The ``keras_mlp`` family: a dense network on the feature table (keras, JAX backend).
+
+With ``data.metadata`` the table holds the encoded metadata beside the audio features.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,12 @@ from optuna.distributions import (
 from sklearn.pipeline import Pipeline
 
 from runner.models._base import BOTH, check_params, scaled
-from runner.models._keras import KerasClassifierMixin, KerasEstimator, KerasRegressorMixin
+from runner.models._keras import (
+    KERAS_REQUIREMENTS,
+    KerasClassifierMixin,
+    KerasEstimator,
+    KerasRegressorMixin,
+)
 from runner.models._registry import ModelFamily, register_family
 
 __all__ = ["KERAS_MLP", "KerasMLPClassifier", "KerasMLPRegressor"]
@@ -61,14 +69,14 @@ class _KerasMLP(KerasEstimator):
         self.balanced = balanced
         self.random_state = random_state
 
-    def _prepare(self, X: Any, *, fit: bool = False) -> np.ndarray:
+    def _prepare(self, X: Any, *, fit: bool = False) -> list[np.ndarray]:
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2:
             raise ValueError(f"{type(self).__name__} expects a 2-D table; got shape {X.shape}.")
-        return X
+        return [X]
 
-    def _body(self, keras: Any, inputs: Any) -> Any:
-        hidden = inputs
+    def _body(self, keras: Any, inputs: list[Any]) -> Any:
+        hidden = inputs[0]
         for _ in range(self.n_layers):
             hidden = keras.layers.Dense(self.units, activation="relu")(hidden)
             hidden = keras.layers.Dropout(self.dropout)(hidden)
@@ -105,5 +113,11 @@ def build_keras_mlp(
 
 
 KERAS_MLP = register_family(
-    ModelFamily(name="keras_mlp", tasks=BOTH, space=keras_mlp_space, build=build_keras_mlp)
+    ModelFamily(
+        name="keras_mlp",
+        tasks=BOTH,
+        space=keras_mlp_space,
+        build=build_keras_mlp,
+        requirements=KERAS_REQUIREMENTS,
+    )
 )

@@ -13,7 +13,7 @@ from optuna.distributions import BaseDistribution, IntDistribution
 from sklearn.ensemble import VotingClassifier, VotingRegressor
 
 from runner.models._base import BOTH, check_params
-from runner.models._registry import MODELS, ModelFamily, register_family
+from runner.models._registry import MODELS, Ensemble, ModelFamily, register_family
 
 __all__ = ["VOTING", "voting_members"]
 
@@ -21,6 +21,15 @@ __all__ = ["VOTING", "voting_members"]
 def voting_space(task: str) -> dict[str, BaseDistribution]:
     """How many of the injected members vote (the best ``n_members``)."""
     return {"n_members": IntDistribution(2, 4)}
+
+
+def _member_family(family: ModelFamily) -> bool:
+    """Table families that are not ensembles themselves."""
+    return family.ensemble is None and family.input.tabular
+
+
+def _n_members(params: Mapping[str, Any]) -> int:
+    return int(params.get("n_members", 3))
 
 
 def voting_members(
@@ -37,8 +46,8 @@ def voting_members(
     estimators = []
     for index, (name, member_params) in enumerate(members):
         family = MODELS.get(name)
-        if family is None or name == "voting" or family.input != "table":
-            usable = sorted(n for n, f in MODELS.items() if n != "voting" and f.input == "table")
+        if family is None or not _member_family(family):
+            usable = sorted(n for n, f in MODELS.items() if _member_family(f))
             raise ValueError(
                 f"Voting member '{name}' is not a table family; choose one of {', '.join(usable)}."
             )
@@ -62,5 +71,11 @@ def build_voting(
 
 
 VOTING = register_family(
-    ModelFamily(name="voting", tasks=BOTH, space=voting_space, build=build_voting)
+    ModelFamily(
+        name="voting",
+        tasks=BOTH,
+        space=voting_space,
+        build=build_voting,
+        ensemble=Ensemble(accepts=_member_family, size=_n_members),
+    )
 )

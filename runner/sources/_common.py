@@ -25,6 +25,7 @@ __all__ = [
     "check_columns",
     "drop_empty_labels",
     "finalize",
+    "metadata_columns",
     "new_report",
     "resolve_in_root",
     "resolve_root",
@@ -258,3 +259,31 @@ def _class_weight(labels: pd.Series) -> dict[str, float]:
     counts = labels.value_counts().sort_index()
     n, k = len(labels), len(counts)
     return {str(label): n / (k * int(count)) for label, count in counts.items()}
+
+
+def metadata_columns(frame: pd.DataFrame, spec: ExperimentSpec, source: Path) -> pd.DataFrame:
+    """Check the ``data.metadata`` columns exist; numeric ones become floats (NaN if empty).
+
+    Categorical columns stay text: the estimator's encoder treats blanks as missing.
+
+    Raises:
+        DataError: a column is absent, or a numeric one holds a value that is not a number.
+    """
+    meta = spec.data.metadata
+    check_columns(frame, {f"data.metadata.numeric ({c})": c for c in meta.numeric}, source)
+    check_columns(frame, {f"data.metadata.categorical ({c})": c for c in meta.categorical}, source)
+    frame = frame.copy()
+    for column in meta.numeric:
+        text = frame[column].astype("string").str.strip().replace("", pd.NA)
+        values = pd.to_numeric(text, errors="coerce")
+        bad = np.flatnonzero((values.isna() & text.notna()).to_numpy(dtype=bool))
+        if len(bad):
+            pos = int(bad[0])
+            raise DataError(
+                f"data.metadata.numeric: column '{column}' of {source} must hold numbers; "
+                f"row {frame.index[pos] + 1} has {text.iloc[pos]!r} ({len(bad)} such rows)"
+            )
+        frame[column] = values.astype(float)
+    for column in meta.categorical:
+        frame[column] = frame[column].astype(object)
+    return frame

@@ -1,7 +1,8 @@
 """The feature table source: pre-extracted features in CSV or Parquet (GTZAN features_*.csv).
 
 The label column becomes ``label``; ``data.path_column`` or a ``filename`` column becomes
-``clip_id``; ``data.drop_columns`` are dropped and every other column must be numeric.
+``clip_id``; ``data.drop_columns`` are dropped, ``data.metadata`` columns are kept with their
+roles (they come last) and every other column must be numeric.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from runner.sources._common import (
     SourceResult,
     check_columns,
     finalize,
+    metadata_columns,
     resolve_in_root,
     resolve_root,
     select_rows,
@@ -57,7 +59,7 @@ def load_feature_table(spec: ExperimentSpec, *, base: Path | None = None) -> Sou
     root = resolve_root(spec, base)
     path = resolve_in_root(root, data.manifest or "", "data.manifest")
     label_col = data.label_column or "label"
-    text = [label_col, data.path_column, "filename"]
+    text = [label_col, data.path_column, "filename", *data.metadata.categorical]
     raw = read_table(path, text + ([data.group_column] if data.group_column else []))
     check_columns(
         raw,
@@ -69,6 +71,7 @@ def load_feature_table(spec: ExperimentSpec, *, base: Path | None = None) -> Sou
         path,
     )
     raw, report = select_rows(raw, spec, path, label_column=label_col)
+    raw = metadata_columns(raw, spec, path)
     table = _table(raw, spec, path)
     table, weights = finalize(
         table, spec, source=path, label_from=f"column '{label_col}'", report=report
@@ -83,14 +86,15 @@ def _table(raw: pd.DataFrame, spec: ExperimentSpec, path: Path) -> pd.DataFrame:
     label_col = data.label_column or "label"
     id_col = _id_column(spec, raw.columns)
     ids = raw[id_col].astype(str).str.strip() if id_col else raw.index.astype(str)
-    used = {label_col, id_col, data.group_column, *data.drop_columns}
+    meta = data.metadata.columns
+    used = {label_col, id_col, data.group_column, *data.drop_columns, *meta}
     features = raw[[c for c in raw.columns if c not in used]]
     bad = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if bad:
         raise DataError(
             f"{path}: non-numeric columns {', '.join(map(str, bad))} are not features; "
-            f"add them to data.drop_columns (or name them as data.label_column / "
-            f"data.group_column)"
+            f"add them to data.drop_columns, data.metadata.categorical (or name them as "
+            f"data.label_column / data.group_column)"
         )
     out = pd.DataFrame(
         {
@@ -100,4 +104,4 @@ def _table(raw: pd.DataFrame, spec: ExperimentSpec, path: Path) -> pd.DataFrame:
         },
         index=raw.index,
     )
-    return pd.concat([out, features.astype(float)], axis=1)
+    return pd.concat([out, features.astype(float), raw[meta]], axis=1)

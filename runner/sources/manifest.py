@@ -14,6 +14,7 @@ from runner.sources._common import (
     SourceResult,
     check_columns,
     finalize,
+    metadata_columns,
     resolve_in_root,
     resolve_root,
     select_rows,
@@ -91,6 +92,7 @@ def build_clips(
     )
     raw, report = select_rows(raw, spec, source, label_column=label_col)
     raw = _drop_empty_paths(raw, data.path_column, report)
+    raw = metadata_columns(raw, spec, source)
     clips = _clips_frame(raw, spec, root)
     clips, weights = finalize(
         clips, spec, source=source, label_from=f"column '{label_col}'", report=report

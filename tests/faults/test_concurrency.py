@@ -4,6 +4,7 @@ is then completed by the next command."""
 from __future__ import annotations
 
 import subprocess
+import time
 
 import pytest
 from _harness import MODEL, Job, assert_nothing_lost
@@ -37,8 +38,19 @@ def test_two_runs_started_together_in_a_fresh_folder(job: Job) -> None:
 
 
 def test_failed_finalize_is_resumed_by_the_next_command(job: Job) -> None:
-    refused = ["--set", "register.model_name=demo:refused"]  # MLflow refuses ':' in a name
-    assert job.run(*refused) == 1
+    # The run pauses before the final model is logged; meanwhile a file takes the place of
+    # the experiment's model-artifact folder, so logging the model fails for real.
+    proc = job.start("finalize")
+    deadline = time.monotonic() + 240
+    while not job.marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job.marker.exists(), job.logs()
+    exp = job.client().get_experiment_by_name("demo").experiment_id
+    blocker = job.root / "mlruns" / exp / "models"
+    assert not blocker.exists()
+    blocker.write_text("not a folder")
+    job.marker.unlink()  # go on
+    assert proc.wait(timeout=240) == 1, job.logs()
     logs = job.logs()
     assert "Traceback" not in logs, logs
     assert "still finalizable" in logs and "audioml finalize" in logs, logs
@@ -49,7 +61,8 @@ def test_failed_finalize_is_resumed_by_the_next_command(job: Job) -> None:
     assert "best_trial" not in parent.data.tags
 
     finalize = Job(job.root, ["finalize", *job.args[1:]])
-    assert finalize.run(*refused) == 1, "no model, so `audioml finalize` does not exit 0"
+    assert finalize.run() == 1, "no model, so `audioml finalize` does not exit 0"
+    blocker.unlink()  # the cause is fixed
     assert finalize.run() == 0, job.logs()
     assert_nothing_lost(job)
     assert job.client().get_run(parent.info.run_id).info.status == "FINISHED"

@@ -24,8 +24,11 @@ from sklearn.exceptions import NotFittedError
 
 from runner.errors import RegistryError, SpecError
 from runner.models import (
+    IMAGE_TABLE,
     MODELS,
     SEARCH_SPACES_DIR,
+    ColumnRoles,
+    Rows,
     ensure_loaded,
     feature_importance,
     get_family,
@@ -44,6 +47,15 @@ FAMILY_TASKS = [
     for name in sorted(MODELS)
     for task in sorted(MODELS[name].tasks)
 ]
+# Every family again with metadata columns beside the audio: table families read them
+# encoded with the features, image+table families as a second input.
+FAMILY_TASKS_META = [
+    pytest.param(name, task, meta, id=f"{name}-{task}-{'meta' if meta else 'audio'}")
+    for name in sorted(MODELS)
+    for task in sorted(MODELS[name].tasks)
+    for meta in (False, True)
+]
+ROLES = ColumnRoles(numeric=("m_num",), categorical=("m_cat",))
 # Keep keras training to a few epochs: the contract is about the API, not accuracy.
 FAST = {"keras_mlp": {"epochs": 3}, "keras_cnn": {"epochs": 2, "batch_size": 16}}
 
@@ -56,6 +68,19 @@ def make_table(task: str, n: int = 60, seed: int = 0) -> tuple[pd.DataFrame, np.
     X[:, 0] += 3.0 * (np.arange(n) % 3)
     y = labels if task == "classification" else 2.0 * X[:, 0] + 0.1 * rng.normal(size=n)
     return pd.DataFrame(X, columns=[f"f{i}" for i in range(8)]), y
+
+
+def make_rows(task: str, n: int = 60, seed: int = 0) -> tuple[Rows, np.ndarray]:
+    """``make_table``'s features, metadata (one value missing in each column) and aligned
+    16x16 images, as the search hands them to an input kind."""
+    frame, y = make_table(task, n, seed)
+    rng = np.random.default_rng(seed + 1)
+    frame["m_num"] = rng.normal(size=n)
+    frame["m_cat"] = np.array(["a", "b", "c", "d"], dtype=object)[rng.integers(0, 4, n)]
+    frame.loc[5, "m_num"], frame.loc[7, "m_cat"] = np.nan, None
+    images = rng.normal(size=(n, 16, 16)).astype(np.float32)
+    images[:, :4] += (np.arange(n) % 3)[:, None, None].astype(np.float32)
+    return Rows(frame, lambda rows: images[rows]), y
 
 
 def make_images(task: str, n: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -78,13 +103,20 @@ def sample_params(name: str, task: str, seed: int = 3) -> dict[str, Any]:
     return params
 
 
-def data_for(name: str, task: str) -> tuple[Any, np.ndarray]:
-    return make_images(task) if MODELS[name].input == "mel_image" else make_table(task)
+def data_for(name: str, task: str, meta: bool = False) -> tuple[Any, np.ndarray]:
+    """The family's input, built by its input kind (as training and serving build it)."""
+    rows, y = make_rows(task)
+    columns = [f"f{i}" for i in range(8)] + (ROLES.columns if meta else [])
+    roles = ROLES.restrict(columns)
+    return MODELS[name].input.take(rows, np.arange(len(y)), columns, roles), y
 
 
-def fit_predict(name: str, task: str, params: dict[str, Any]) -> tuple[Any, np.ndarray]:
-    X, y = data_for(name, task)
-    estimator = MODELS[name].make(params, task=task, seed=7).fit(X, y)
+def fit_predict(
+    name: str, task: str, params: dict[str, Any], meta: bool = False
+) -> tuple[Any, np.ndarray]:
+    X, y = data_for(name, task, meta)
+    metadata = ROLES if meta else None
+    estimator = MODELS[name].make(params, task=task, seed=7, metadata=metadata).fit(X, y)
     out = estimator.predict_proba(X) if task == "classification" else estimator.predict(X)
     return estimator, out
 
@@ -101,12 +133,12 @@ def test_space_is_nonempty_and_loggable(name: str, task: str) -> None:
         json.loads(distribution_to_json(dist))
 
 
-@pytest.mark.parametrize(("name", "task"), FAMILY_TASKS)
-def test_family_fits_predicts_and_is_deterministic(name: str, task: str) -> None:
+@pytest.mark.parametrize(("name", "task", "meta"), FAMILY_TASKS_META)
+def test_family_fits_predicts_and_is_deterministic(name: str, task: str, meta: bool) -> None:
     params = sample_params(name, task)
     json.dumps(params)  # logged as MLflow params
-    X, y = data_for(name, task)
-    estimator, out = fit_predict(name, task, params)
+    X, y = data_for(name, task, meta)
+    estimator, out = fit_predict(name, task, params, meta)
     assert estimator.predict(X).shape == (len(y),)
     if task == "classification":
         assert out.shape == (len(y), len(np.unique(y)))
@@ -115,7 +147,7 @@ def test_family_fits_predicts_and_is_deterministic(name: str, task: str) -> None
     else:
         assert np.isfinite(out).all()
     if MODELS[name].deterministic:
-        _, again = fit_predict(name, task, params)
+        _, again = fit_predict(name, task, params, meta)
         np.testing.assert_array_equal(out, again)
 
 
@@ -129,9 +161,8 @@ def test_build_refuses_unknown_param(name: str, task: str) -> None:
     "name", [n for n in sorted(MODELS) if MODELS[n].supports("classification")]
 )
 def test_balanced_classifiers_fit_imbalanced_data(name: str) -> None:
-    X, y = make_table("classification", n=60)
+    X, _ = data_for(name, "classification")
     y = np.where(np.arange(60) % 6 == 0, "rare", "common")  # 1 in 6, in every prefix
-    X, y = (make_images("classification")[0], y[:40]) if name == "keras_cnn" else (X, y)
     params = sample_params(name, "classification")
     estimator = MODELS[name].make(params, task="classification", seed=0, balanced=True)
     assert estimator.fit(X, y).predict_proba(X).shape == (len(y), 2)
@@ -171,7 +202,7 @@ def test_registry_lists_every_documented_family() -> None:
         "voting",
     }
     assert set(MODELS) == documented
-    assert MODELS["keras_cnn"].input == "mel_image"
+    assert MODELS["keras_cnn"].input is IMAGE_TABLE
     assert {n for n, f in MODELS.items() if f.tasks != {"classification", "regression"}} == {
         "logistic",
         "ridge",

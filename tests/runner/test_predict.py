@@ -131,6 +131,15 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     yield Store(root, unseen)
 
 
+def _predict_here(store: Store, capsys: pytest.CaptureFixture, *args: str) -> str:
+    """Run `audioml predict` in this process from the store's folder; its stdout."""
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(store.root)
+        assert main(["predict", *args, "--tracking-uri", store.uri, "-q"]) == 0
+    return capsys.readouterr().out
+
+
 def _predict(store: Store, *args: str) -> str:
     """Run `audioml predict` in a subprocess from the store's folder; its stdout."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri, "PYTHONPATH": str(REPO)}
@@ -147,10 +156,11 @@ def _counts(stdout: str) -> dict[str, int]:
 
 
 @pytest.mark.slow
-def test_predict_a_folder_end_to_end(store: Store) -> None:
+def test_predict_a_folder_end_to_end(store: Store, capsys: pytest.CaptureFixture) -> None:
     out, relabel = store.root / "pred.csv", store.corpus / "relabel.json"
-    stdout = _predict(store, URI, str(store.corpus), "--out", str(out), "--uncertain", "4",
-                      "--labels-out", str(relabel), "--log")  # fmt: skip
+    args = [str(store.corpus), "--out", str(out)]
+    stdout = _predict_here(store, capsys, URI, *args, "--uncertain", "4",
+                           "--labels-out", str(relabel), "--log")  # fmt: skip
     pred = pd.read_csv(out)
     assert len(pred) == 12 and not pred["path"].str.startswith("broken").any()
     proba = pred[["proba_music", "proba_speech"]].to_numpy()
@@ -183,17 +193,20 @@ def test_predict_a_folder_end_to_end(store: Store) -> None:
     assert {"pred.csv", "pred.skipped.csv", "relabel.json", "summary.json"} <= names
     assert f"logged run {runs[0].info.run_id}" in stdout
 
-    # A second run over the same files extracts nothing and writes the same predictions.
+    # A second run (MODEL given as the spec) extracts nothing and writes the same predictions.
     assert _counts(stdout)["extracted"] == 12
-    again = _counts(_predict(store, URI, str(store.corpus), "--out", str(out)))
+    spec_model = [str(DEMO), "--set", f"register.model_name={NAME}"]
+    again = _counts(_predict_here(store, capsys, *spec_model, *args))
     assert again["extracted"] == 0 and again["cache_hits"] == 15
     pd.testing.assert_frame_equal(pd.read_csv(out), pred)
 
 
 @pytest.mark.slow
-def test_served_model_gives_the_predict_answer(store: Store) -> None:
+def test_served_model_gives_the_predict_answer(
+    store: Store, capsys: pytest.CaptureFixture
+) -> None:
     out = store.root / "served.csv"
-    _predict(store, URI, str(store.corpus / "music"), "--out", str(out))
+    _predict_here(store, capsys, URI, str(store.corpus / "music"), "--out", str(out))
     pred = pd.read_csv(out)
     proc, url, log = _start(store, NAME, {})
     try:
@@ -229,7 +242,11 @@ def test_killed_predict_resumes_from_the_cache(store: Store) -> None:
     )  # fmt: skip
     packs = store.root / "kill-cache"
     deadline = time.monotonic() + 300
-    while not list(packs.glob("*/*/packs/*.parquet")) and time.monotonic() < deadline:
+
+    def flushed() -> bool:  # a pack in place (not the hidden temporary file before it)
+        return any(not p.name.startswith(".") for p in packs.glob("*/*/packs/*.parquet"))
+
+    while not flushed() and time.monotonic() < deadline:
         assert proc.poll() is None, "predict ended before its first cache flush"
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)

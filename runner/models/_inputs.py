@@ -1,0 +1,289 @@
+"""What a family reads, built one way for training and serving.
+
+An :class:`InputKind` turns :class:`Rows` (the feature table of one part of the data, audio
+features and metadata side by side, plus a loader of the aligned log-mel images) into the
+estimator input: a table (``TABLE``), images (``IMAGE``) or images with the metadata of the
+same rows (``IMAGE_TABLE``). Training, the refit and the served model all call ``take``, so
+the image and the table row of a clip (or a window) cannot drift apart.
+
+Metadata columns keep their roles (:class:`ColumnRoles`) and are encoded inside the fitted
+estimator by :class:`MetadataEncoded` (numeric: impute, scale; categorical: impute, one-hot,
+unseen values ignored), fitted on the training rows only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
+from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.utils.validation import check_is_fitted
+
+from runner.errors import RegistryError
+
+__all__ = [
+    "IMAGE",
+    "IMAGE_TABLE",
+    "INPUT_KINDS",
+    "METADATA_GROUP",
+    "TABLE",
+    "ColumnRoles",
+    "ImageTable",
+    "InputKind",
+    "Inputs",
+    "MetadataEncoded",
+    "Rows",
+    "as_text",
+    "input_kind",
+    "log_target",
+    "metadata_encoder",
+]
+
+#: The feature group that holds every metadata column (importance, feature-group search).
+METADATA_GROUP = "metadata"
+
+
+@dataclass(frozen=True)
+class ColumnRoles:
+    """The metadata columns of a table, by role; every other feature column is audio."""
+
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    def __bool__(self) -> bool:
+        return bool(self.numeric or self.categorical)
+
+    def restrict(self, columns: Iterable[str]) -> ColumnRoles:
+        """The roles of the metadata columns among ``columns`` (a feature-group selection)."""
+        keep = set(columns)
+        return ColumnRoles(
+            tuple(c for c in self.numeric if c in keep),
+            tuple(c for c in self.categorical if c in keep),
+        )
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {"numeric": list(self.numeric), "categorical": list(self.categorical)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Sequence[str]] | None) -> ColumnRoles:
+        data = data or {}
+        return cls(tuple(data.get("numeric", ())), tuple(data.get("categorical", ())))
+
+
+@dataclass
+class Rows:
+    """Per-row data of one part of a data set (positions ``0..n-1``).
+
+    Attributes:
+        frame: audio feature columns (float) and metadata columns, one row per segment.
+        load_images: log-mel images of row positions, aligned with ``frame``; None if absent.
+    """
+
+    frame: pd.DataFrame
+    load_images: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def images(self, index: np.ndarray) -> np.ndarray:
+        if self.load_images is None:
+            raise ValueError("these rows have no log-mel images (features.mel_image is off)")
+        return self.load_images(index)
+
+    def table(self, index: np.ndarray, columns: Sequence[str], roles: ColumnRoles) -> Any:
+        """The ``columns`` of ``index``: a float array, or a DataFrame when metadata is in."""
+        part = self.frame.iloc[np.asarray(index, dtype=np.intp)][list(columns)]
+        if roles.restrict(columns):
+            return part.reset_index(drop=True)
+        return part.to_numpy(dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class ImageTable:
+    """Images and the table rows of the same clips, for networks with two inputs."""
+
+    images: np.ndarray
+    table: Any  # a DataFrame of raw metadata, or its encoded float array
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+@dataclass(frozen=True)
+class InputKind:
+    """What a family reads.
+
+    Attributes:
+        name: logged with the served model, which looks the kind up again by it.
+        images: reads log-mel images (needs ``features.mel_image`` and audio).
+        audio_features: reads the audio feature columns.
+        metadata: reads the metadata columns.
+    """
+
+    name: str
+    images: bool
+    audio_features: bool
+    metadata: bool
+
+    @property
+    def tabular(self) -> bool:
+        """One 2-D table of named columns: feature groups, importance and examples apply."""
+        return not self.images
+
+    def columns(self, columns: Sequence[str], roles: ColumnRoles) -> list[str]:
+        """The table columns this kind reads, out of ``columns`` (audio and metadata)."""
+        meta = set(roles.columns)
+        return [
+            c
+            for c in columns
+            if (self.metadata and c in meta) or (self.audio_features and c not in meta)
+        ]
+
+    def take(
+        self, rows: Rows, index: np.ndarray, columns: Sequence[str], roles: ColumnRoles
+    ) -> Any:
+        """The estimator input of the rows at ``index``."""
+        used = self.columns(columns, roles)
+        if not self.images:
+            return rows.table(index, used, roles)
+        images = rows.images(index)
+        if not used:
+            return images
+        return ImageTable(images, rows.table(index, used, roles))
+
+
+TABLE = InputKind("table", images=False, audio_features=True, metadata=True)
+IMAGE = InputKind("image", images=True, audio_features=False, metadata=False)
+IMAGE_TABLE = InputKind("image+table", images=True, audio_features=False, metadata=True)
+INPUT_KINDS: dict[str, InputKind] = {k.name: k for k in (TABLE, IMAGE, IMAGE_TABLE)}
+# Models logged before input kinds were objects name their image input "mel_image".
+_LEGACY = {"mel_image": IMAGE}
+
+
+def input_kind(name: str) -> InputKind:
+    """The registered kind ``name`` (as logged in a served model's config)."""
+    kind = INPUT_KINDS.get(name) or _LEGACY.get(name)
+    if kind is None:
+        raise RegistryError(f"Unknown input kind '{name}'; known: {', '.join(INPUT_KINDS)}.")
+    return kind
+
+
+@dataclass
+class Inputs:
+    """The estimator input of one part of the data, taken by row positions (fold rows)."""
+
+    kind: InputKind
+    rows: Rows
+    columns: list[str]
+    roles: ColumnRoles = field(default_factory=ColumnRoles)
+
+    def take(self, index: np.ndarray) -> Any:
+        return self.kind.take(self.rows, index, self.columns, self.roles)
+
+    def all(self) -> Any:
+        return self.take(np.arange(len(self.rows.frame)))
+
+
+# -- metadata encoding inside the fitted estimator ------------------------------------------
+
+
+def as_text(X: Any) -> np.ndarray:
+    """Categories as stripped text, with NaN for missing cells (None, NaN, blank)."""
+    frame = pd.DataFrame(X).astype("string").apply(lambda col: col.str.strip())
+    frame = frame.mask(frame == "")
+    return frame.astype(object).where(frame.notna(), np.nan).to_numpy()
+
+
+def metadata_encoder(roles: ColumnRoles) -> ColumnTransformer:
+    """Numeric: median impute, scale. Categorical: constant impute, one-hot (unseen: zeros).
+
+    Other columns (audio features) pass through after the metadata, unchanged.
+    """
+    numeric = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            ("scale", StandardScaler()),
+        ]
+    )
+    categorical = Pipeline(
+        [
+            ("text", FunctionTransformer(as_text)),
+            ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+            ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+        ]
+    )
+    return ColumnTransformer(
+        [
+            ("numeric", numeric, list(roles.numeric)),
+            ("categorical", categorical, list(roles.categorical)),
+        ],
+        remainder="passthrough",
+        sparse_threshold=0.0,
+    )
+
+
+class MetadataEncoded(MetaEstimatorMixin, BaseEstimator):
+    """Encode the metadata columns (fitted on the training rows), then fit ``estimator``.
+
+    ``X`` is a DataFrame (table families) or an :class:`ImageTable` (its table is encoded).
+
+    Args:
+        estimator: the family's unfitted estimator, which sees the encoded float columns.
+        numeric: numeric metadata columns.
+        categorical: categorical metadata columns.
+    """
+
+    def __init__(
+        self, estimator: Any, numeric: Sequence[str] = (), categorical: Sequence[str] = ()
+    ) -> None:
+        self.estimator = estimator
+        self.numeric = numeric
+        self.categorical = categorical
+
+    def __sklearn_tags__(self) -> Any:
+        # Classifier or regressor exactly as the wrapped estimator.
+        return self.estimator.__sklearn_tags__()
+
+    def fit(self, X: Any, y: Any) -> MetadataEncoded:
+        roles = ColumnRoles(tuple(self.numeric), tuple(self.categorical))
+        self.encoder_ = metadata_encoder(roles).fit(_table_of(X))
+        # ``fitted_``, not ``estimator_``: importance must not read the inner model's weights,
+        # whose columns are the encoded ones, not the input's.
+        self.fitted_ = clone(self.estimator).fit(self._encode(X), y)
+        if hasattr(self.fitted_, "classes_"):
+            self.classes_ = self.fitted_.classes_
+        return self
+
+    def _encode(self, X: Any) -> Any:
+        encoded = np.asarray(self.encoder_.transform(_table_of(X)), dtype=np.float64)
+        return ImageTable(X.images, encoded) if isinstance(X, ImageTable) else encoded
+
+    def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "fitted_")
+        return self.fitted_.predict(self._encode(X))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "fitted_")
+        return self.fitted_.predict_proba(self._encode(X))
+
+
+def _table_of(X: Any) -> Any:
+    table = X.table if isinstance(X, ImageTable) else X
+    if not isinstance(table, pd.DataFrame):
+        raise ValueError("metadata columns need a DataFrame input (column names)")
+    return table
+
+
+def log_target(estimator: Any) -> TransformedTargetRegressor:
+    """Fit on ``log1p(y)``, predict ``expm1`` of the output: scores stay in original units."""
+    return TransformedTargetRegressor(
+        regressor=estimator, func=np.log1p, inverse_func=np.expm1, check_inverse=False
+    )
