@@ -172,7 +172,8 @@ def input_kind(name: str) -> InputKind:
     """The registered kind ``name`` (as logged in a served model's config)."""
     kind = INPUT_KINDS.get(name) or _LEGACY.get(name)
     if kind is None:
-        raise RegistryError(f"Unknown input kind '{name}'; known: {', '.join(INPUT_KINDS)}.")
+        known = ", ".join(INPUT_KINDS)
+        raise RegistryError(f"Unknown input kind '{name}'; choose one of {known}.")
     return kind
 
 

@@ -111,7 +111,7 @@ class ModelFamily:
             estimator = log_target(estimator)
         elif target_transform != "none":
             raise RegistryError(
-                f"Unknown target_transform '{target_transform}'; known: none, log."
+                f"Unknown target_transform '{target_transform}'; choose one of none, log."
             )
         return estimator
 
