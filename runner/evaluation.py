@@ -10,11 +10,18 @@ import numpy as np
 import pandas as pd
 
 from runner.errors import TrialFailed
-from runner.metrics import score_all
+from runner.metrics import greater_is_better, score_all
 from runner.models._inputs import Inputs
 from runner.splits import Split
 
-__all__ = ["CvResult", "Inputs", "aggregate_clips", "cross_validate", "predict_rows"]
+__all__ = [
+    "CvResult",
+    "Inputs",
+    "aggregate_clips",
+    "cross_validate",
+    "metric_scorer",
+    "predict_rows",
+]
 
 
 @dataclass
@@ -58,6 +65,20 @@ def predict_rows(
     for j, c in enumerate(estimator.classes_):
         full[:, index[c]] = proba[:, j]
     return np.asarray(classes)[full.argmax(axis=1)], full
+
+
+def metric_scorer(
+    task: str, metric: str, classes: Sequence | None
+) -> Callable[[object, object, np.ndarray], float]:
+    """``score(estimator, X, y)``: ``metric`` on the rows of ``X``, signed so that greater is
+    better (permutation importance is the drop of it)."""
+    sign = 1.0 if greater_is_better(metric) else -1.0
+
+    def score(estimator: object, X: object, y: np.ndarray) -> float:
+        pred, proba = predict_rows(estimator, X, task=task, classes=classes)
+        return sign * score_all(task, y, pred, proba, classes)[metric]
+
+    return score
 
 
 def aggregate_clips(

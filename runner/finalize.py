@@ -209,9 +209,10 @@ def finalize(p: Any, study: optuna.Study, tracker: Tracker, console: Console) ->
     tracker.log_metrics({f"test_{k}": v for k, v in test_scores.items() if np.isfinite(v)})
     tracker.log_metrics({f"best_cv_{spec.search.metric}": best.value, "best_trial": best.number})
     _log_final_plots(tracker, p, truth, pred, proba)
-    if MODELS[setup.family].input.tabular:
-        labels = targets(p.dataset.frame["label"].iloc[p.split.test], spec.task)
-        tracker.log_importance(estimator, test_in.all(), labels, columns, seed=spec.seed)
+    labels = targets(p.dataset.frame["label"].iloc[p.split.test], spec.task)
+    tracker.log_importance(
+        estimator, test_in.all(), labels, columns, kind=test_in.kind, seed=spec.seed
+    )
     metric = spec.search.metric
     board = leaderboard(
         trials_frame(study, metric), metric, greater_is_better=spec.greater_is_better

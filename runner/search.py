@@ -103,7 +103,8 @@ class TrialRecord:
     run_id: str | None = None  # its MLflow child run, once opened
     cv: CvResult | None = None
     columns: list[str] = field(default_factory=list)
-    X_last: np.ndarray | None = None
+    kind: InputKind | None = None  # what the family reads (how importance permutes it)
+    X_last: Any = None
     y_last: np.ndarray | None = None
 
 
@@ -197,15 +198,19 @@ def _ensemble_members(
     return [(t.params["model"], decode_params(t.params).params) for t in ranked]
 
 
-def _sample_setup(trial: optuna.Trial, spec: ExperimentSpec, groups: Sequence[str]) -> TrialSetup:
+def _sample_setup(trial: optuna.Trial, spec: ExperimentSpec, data: SearchData) -> TrialSetup:
     family_name = trial.suggest_categorical("model", list(spec.search.models))
     family = get_family(family_name, spec.task)
     space = resolve_space(family, spec.task, spec.search.spaces.get(family_name))
     params = {name: _suggest(trial, f"{family_name}.{name}", d) for name, d in space.items()}
     selected = None
-    if spec.search.feature_groups and family.input.tabular:
-        selected = [g for g in groups if trial.suggest_categorical(f"features.{g}", [True, False])]
-        if not selected:
+    # Only the groups the family reads are switched (beside an image: the metadata).
+    switchable = family.input.selectable_groups(data.groups, data.roles)
+    if spec.search.feature_groups and switchable:
+        selected = [
+            g for g in switchable if trial.suggest_categorical(f"features.{g}", [True, False])
+        ]
+        if not selected and not family.input.fits_without_groups():
             raise TrialFailed("every feature group was dropped; nothing left to fit on")
     setup = TrialSetup(family=family_name, params=params, groups=selected)
     ensemble = family.ensemble
@@ -242,8 +247,9 @@ def _evaluate(
     value = record.cv.mean()[metric]
     if not np.isfinite(value):
         raise TrialFailed(f"{metric} is undefined on these folds")
-    if record.cv.last_rows is not None and family.input.tabular:
+    if record.cv.last_rows is not None:
         # The last fold's held-out rows feed the trial's permutation importance.
+        record.kind = family.input
         record.X_last = inputs.take(record.cv.last_rows)
         record.y_last = data.y[record.cv.last_rows]
     return value
@@ -276,7 +282,7 @@ def make_objective(
     def objective(trial: optuna.Trial) -> float:
         record = TrialRecord(number=trial.number, setup=TrialSetup("?", {}), state="running")
         try:
-            record.setup = _sample_setup(trial, spec, list(data.groups))
+            record.setup = _sample_setup(trial, spec, data)
             dropped = dropped_families(trial.study)
             if record.setup.family in dropped:
                 record.state = "skipped"

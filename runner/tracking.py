@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import pandas as pd
@@ -28,6 +28,9 @@ from runner.faults import pause_point
 from runner.liveness import me
 from runner.metrics import greater_is_better, metric_names
 from runner.search import TrialRecord
+
+if TYPE_CHECKING:
+    from runner.models import InputKind
 
 __all__ = ["Tracker", "flatten", "resolve_tracking_uri"]
 
@@ -297,6 +300,7 @@ class Tracker:
                 record.X_last,
                 record.y_last,
                 record.columns,
+                kind=record.kind,
                 run_id=run_id,
                 seed=record.number,
             )
@@ -308,16 +312,24 @@ class Tracker:
         y: Any,
         columns: list[str],
         *,
+        kind: InputKind | None = None,
         run_id: str | None = None,
         seed: int = 0,
     ) -> pd.Series:
-        """Feature importance (native, coefficients or permutation), per feature and family."""
+        """Feature importance (native, coefficients or permutation), per feature and family.
+
+        ``kind`` is the family's input kind: an input that is not one table (images, images
+        with metadata) is permuted part by part, scored with the spec's metric, and its image
+        is a group of its own beside ``metadata``.
+        """
+        from runner.evaluation import metric_scorer
         from runner.models import feature_importance, importance_by_group
 
-        imp = feature_importance(estimator, X, y, columns, task=self.task, seed=seed, n_repeats=3)
-        groups = {
-            g: [c for c in cols if c in imp.index] for g, cols in self.importance_groups.items()
-        }
+        score = metric_scorer(self.task, self.metric, self.classes)
+        imp = feature_importance(estimator, X, y, columns, task=self.task, seed=seed, n_repeats=3,
+                                 kind=kind, score=score)  # fmt: skip
+        known = kind.importance_groups(self.importance_groups) if kind else self.importance_groups
+        groups = {g: [c for c in cols if c in imp.index] for g, cols in known.items()}
         by_group = importance_by_group(imp, {g: c for g, c in groups.items() if c})
         self.log_figure(plots.importance_figure(imp, by_group), "feature_importance.png", run_id)
         text = json.dumps(

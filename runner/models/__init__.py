@@ -2,6 +2,7 @@
 
 from runner.models._inputs import (
     IMAGE,
+    IMAGE_GROUP,
     IMAGE_TABLE,
     METADATA_GROUP,
     TABLE,
@@ -26,6 +27,7 @@ from runner.models.importance import feature_importance, importance_by_group
 
 __all__ = [
     "IMAGE",
+    "IMAGE_GROUP",
     "IMAGE_TABLE",
     "METADATA_GROUP",
     "MODELS",

@@ -30,6 +30,7 @@ from runner.errors import RegistryError
 
 __all__ = [
     "IMAGE",
+    "IMAGE_GROUP",
     "IMAGE_TABLE",
     "INPUT_KINDS",
     "METADATA_GROUP",
@@ -48,6 +49,9 @@ __all__ = [
 
 #: The feature group that holds every metadata column (importance, feature-group search).
 METADATA_GROUP = "metadata"
+#: The log-mel image of image families, one group in feature importance (named after the
+#: ``features.mel_image`` switch that makes it); it is never dropped by the group search.
+IMAGE_GROUP = "mel_image"
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,7 @@ class InputKind:
 
     @property
     def tabular(self) -> bool:
-        """One 2-D table of named columns: feature groups, importance and examples apply."""
+        """One 2-D table of named columns: a feature row is the served model's example."""
         return not self.images
 
     def columns(self, columns: Sequence[str], roles: ColumnRoles) -> list[str]:
@@ -146,6 +150,46 @@ class InputKind:
             for c in columns
             if (self.metadata and c in meta) or (self.audio_features and c not in meta)
         ]
+
+    def selectable_groups(
+        self, groups: Mapping[str, Sequence[str]], roles: ColumnRoles
+    ) -> list[str]:
+        """The feature groups the group search may switch off: those whose columns this kind
+        reads (every group of a table; only ``metadata`` beside an image)."""
+        return [g for g, cols in groups.items() if self.columns(cols, roles)]
+
+    def fits_without_groups(self) -> bool:
+        """Whether a trial that switched every group off still has an input (the image)."""
+        return self.images
+
+    def importance_groups(self, groups: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+        """The groups importance is summed over: ``groups``, plus the image as its own."""
+        out = {g: list(cols) for g, cols in groups.items()}
+        if self.images:
+            out[IMAGE_GROUP] = [IMAGE_GROUP]
+        return out
+
+    def permutable(self, X: Any) -> dict[str, Callable[[np.ndarray], Any]] | None:
+        """For permutation importance of an input that is not one 2-D table: its parts by
+        name, each a function of a row permutation that returns ``X`` with only that part's
+        rows permuted (the image as one part, ``IMAGE_GROUP``; each table column as one).
+
+        None for table kinds, whose 2-D input scikit-learn permutes column by column.
+        """
+        if not self.images:
+            return None
+        if not isinstance(X, ImageTable):
+            return {IMAGE_GROUP: lambda perm: X[perm]}
+        parts: dict[str, Callable[[np.ndarray], Any]] = {
+            IMAGE_GROUP: lambda perm: ImageTable(X.images[perm], X.table)
+        }
+        table = X.table
+        names = table.columns if isinstance(table, pd.DataFrame) else range(np.shape(table)[1])
+        for i, name in enumerate(names):
+            parts[str(name)] = lambda perm, i=i: ImageTable(
+                X.images, _permute_column(table, i, perm)
+            )
+        return parts
 
     def take(
         self, rows: Rows, index: np.ndarray, columns: Sequence[str], roles: ColumnRoles
@@ -191,6 +235,17 @@ class Inputs:
 
     def all(self) -> Any:
         return self.take(np.arange(len(self.rows.frame)))
+
+
+def _permute_column(table: Any, i: int, perm: np.ndarray) -> Any:
+    """``table`` (a DataFrame or a 2-D array) with the rows of its column ``i`` permuted."""
+    if isinstance(table, pd.DataFrame):
+        out = table.copy()
+        out.iloc[:, i] = table.iloc[perm, i].to_numpy()
+        return out
+    out = np.array(table, copy=True)
+    out[:, i] = out[perm, i]
+    return out
 
 
 # -- metadata encoding inside the fitted estimator ------------------------------------------

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -11,7 +11,14 @@ from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.inspection import permutation_importance
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from runner.models._inputs import InputKind
+
+#: ``score(estimator, X, y)``, greater is better (scikit-learn's scorer convention).
+Scorer = Callable[[Any, Any, Any], float]
 
 __all__ = ["feature_importance", "importance_by_group", "unwrap"]
 
@@ -81,28 +88,41 @@ def feature_importance(
     task: str,
     seed: int,
     n_repeats: int = 5,
+    kind: InputKind | None = None,
+    score: Scorer | None = None,
 ) -> pd.Series:
     """Non-negative importance per feature, largest first.
 
-    Native importances (trees, |coef| of linear models) when the fitted model has them,
-    otherwise scikit-learn's permutation importance on ``(X, y)`` (mean score drop over
-    ``n_repeats`` shuffles), clipped at zero.
+    A 2-D table: native importances (trees, |coef| of linear models) when the fitted model
+    has them, otherwise scikit-learn's permutation importance on ``(X, y)`` (mean score drop
+    over ``n_repeats`` shuffles), clipped at zero. An input that is not one table (images,
+    or images with metadata; ``kind.permutable``): the mean drop of ``score`` when one part's
+    rows are shuffled, the image as one part and each metadata column as one.
 
     Args:
-        estimator: a fitted estimator built by a table family.
-        X: the rows to permute (2-D), usually a validation fold.
+        estimator: a fitted estimator built by a family.
+        X: the rows to permute, usually a validation fold.
         y: their targets.
-        feature_names: one name per column of ``X``.
-        task: ``"classification"`` (permutation score: accuracy) or ``"regression"`` (R^2).
+        feature_names: one name per column of a 2-D ``X`` (unused for other inputs, whose
+            parts name themselves).
+        task: ``"classification"`` (default score: accuracy) or ``"regression"`` (R^2).
         seed: the random state of the permutations.
         n_repeats: permutations per feature.
+        kind: the input kind of the estimator's family; None for a table.
+        score: the permutation score; accuracy or R^2 when None or undefined on these rows.
 
     Returns:
         A Series indexed by feature name, named ``"importance"``.
 
     Raises:
-        ValueError: ``X`` is not 2-D, or ``feature_names`` does not match its width.
+        ValueError: a table ``X`` is not 2-D, or ``feature_names`` does not match its width.
     """
+    parts = kind.permutable(X) if kind is not None else None
+    if parts is not None:
+        values = _permuted_parts(estimator, parts, y, _scorer(task, score, estimator, X, y),
+                                 seed=seed, n_repeats=n_repeats)  # fmt: skip
+        series = pd.Series(np.clip(values, 0.0, None), index=list(parts), name="importance")
+        return series.sort_values(ascending=False, kind="stable")
     width = np.shape(X)
     if len(width) != 2 or width[1] != len(feature_names):
         raise ValueError(
@@ -119,6 +139,43 @@ def feature_importance(
         values = result.importances_mean
     series = pd.Series(np.clip(values, 0.0, None), index=list(feature_names), name="importance")
     return series.sort_values(ascending=False, kind="stable")
+
+
+def _default_score(task: str) -> Scorer:
+    metric = accuracy_score if task == "classification" else r2_score
+    return lambda estimator, X, y: float(metric(y, estimator.predict(X)))
+
+
+def _scorer(task: str, score: Scorer | None, estimator: Any, X: Any, y: Any) -> Scorer:
+    """``score`` when it is defined on the unpermuted rows, else accuracy or R^2."""
+    if score is not None and np.isfinite(score(estimator, X, y)):
+        return score
+    return _default_score(task)
+
+
+def _permuted_parts(
+    estimator: Any,
+    parts: Mapping[str, Callable[[np.ndarray], Any]],
+    y: Any,
+    score: Scorer,
+    *,
+    seed: int,
+    n_repeats: int,
+) -> np.ndarray:
+    """Mean score drop per part over ``n_repeats`` row permutations (the same ones for
+    every part, so parts are compared on equal draws)."""
+    n = len(y)
+    rng = np.random.default_rng(seed)
+    perms = [rng.permutation(n) for _ in range(n_repeats)]
+    identity = np.arange(n)
+    first = next(iter(parts.values()))
+    base = score(estimator, first(identity), y)
+    return np.array(
+        [
+            np.mean([base - score(estimator, permute(p), y) for p in perms])
+            for permute in parts.values()
+        ]
+    )
 
 
 def importance_by_group(importance: pd.Series, groups: Mapping[str, Sequence[str]]) -> pd.Series:

@@ -5,6 +5,7 @@ registered fused model behind the real `mlflow models serve`."""
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,6 +87,11 @@ def test_fused_model_beats_audio_only_on_held_out_mae(runs: Store) -> None:
     run = client.get_run(version.tags["run_id"])
     # Scores are in years, not log-years: ages of 22 and 60 give errors of years.
     assert 0.5 < float(run.data.metrics["test_mae"]) < 20
+    # The final model's importance: the metadata (which knows the age) above the image.
+    folder = client.download_artifacts(run.info.run_id, "feature_importance.json")
+    groups = json.loads(Path(folder).read_text())["groups"]
+    assert list(groups) == ["metadata", "mel_image"], groups
+    assert groups["metadata"] > groups["mel_image"], groups
 
 
 def _b64(path: Path) -> str:
