@@ -1,4 +1,12 @@
-"""Model families: one module each, one registry (``MODELS``)."""
+"""Model families: one module each, one registry (``MODELS``).
+
+The registry, the input kinds and the search spaces load without scikit-learn or pandas (for
+`audioml validate`); the estimators import them when a family builds one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 from runner.models._inputs import (
     IMAGE,
@@ -13,6 +21,7 @@ from runner.models._inputs import (
     Rows,
     input_kind,
 )
+from runner.models._lazy import lazy_exports
 from runner.models._registry import (
     MODELS,
     TASKS,
@@ -23,7 +32,17 @@ from runner.models._registry import (
     register_family,
 )
 from runner.models._space import SEARCH_SPACES_DIR, narrow_space, resolve_space
-from runner.models.importance import feature_importance, importance_by_group
+
+# Importance reads fitted models (scikit-learn, pandas): imported on first use.
+_importance = lazy_exports(
+    __name__,
+    {name: "runner.models.importance" for name in ("feature_importance", "importance_by_group")},
+)
+
+
+def __getattr__(name: str) -> Any:
+    return _importance(name)
+
 
 __all__ = [
     "IMAGE",

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from optuna.distributions import BaseDistribution
-from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
-from sklearn.model_selection import train_test_split
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.utils.class_weight import compute_sample_weight
-from sklearn.utils.validation import check_is_fitted
+
+from runner.models._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+# scikit-learn is imported inside the helpers that build or fit, so that the family modules
+# (read by the registry and by `audioml validate`) load without it.
 
 __all__ = [
     "BOTH",
     "CLASSIFICATION",
+    "KERAS_REQUIREMENTS",
     "REGRESSION",
-    "BalancedClassifier",
     "check_params",
     "class_weight",
     "inner_split",
@@ -28,6 +30,11 @@ __all__ = [
 CLASSIFICATION = frozenset({"classification"})
 REGRESSION = frozenset({"regression"})
 BOTH = frozenset({"classification", "regression"})
+#: What a logged keras model needs beyond the base packages (the JAX backend).
+KERAS_REQUIREMENTS = ("keras", "jax", "jaxlib")
+
+# Defined with the estimators; read here by models logged before it moved.
+__getattr__ = lazy_exports(__name__, {"BalancedClassifier": "runner.models._balanced"})
 
 
 def check_params(
@@ -63,6 +70,9 @@ def class_weight(balanced: bool, task: str) -> str | None:
 
 def scaled(estimator: Any) -> Pipeline:
     """Put a StandardScaler before ``estimator`` so scaling is fitted on training folds only."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return Pipeline([("scale", StandardScaler()), ("model", estimator)])
 
 
@@ -74,6 +84,8 @@ def inner_split(
     Returns ``None`` when the data are too small for a useful validation set, or (for
     classification) when a stratified split is impossible; the caller then trains on all rows.
     """
+    from sklearn.model_selection import train_test_split
+
     n = len(y)
     n_val = round(n * fraction)
     if n_val < min_rows or n - n_val < min_rows:
@@ -88,31 +100,3 @@ def inner_split(
         stratify = y
     train, val = train_test_split(index, test_size=n_val, random_state=seed, stratify=stratify)
     return np.sort(train), np.sort(val)
-
-
-class BalancedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
-    """Fit ``estimator`` with balanced sample weights (for estimators without class_weight).
-
-    Args:
-        estimator: an unfitted classifier whose ``fit`` accepts ``sample_weight``.
-    """
-
-    def __init__(self, estimator: Any) -> None:
-        self.estimator = estimator
-
-    def fit(self, X: Any, y: Any) -> BalancedClassifier:
-        """Fit a clone of ``estimator`` with weights inversely proportional to class counts."""
-        y = np.asarray(y)
-        self.estimator_ = clone(self.estimator)
-        self.estimator_.fit(X, y, sample_weight=compute_sample_weight("balanced", y))
-        self.classes_ = self.estimator_.classes_
-        self.n_features_in_ = getattr(self.estimator_, "n_features_in_", np.shape(X)[1])
-        return self
-
-    def predict(self, X: Any) -> np.ndarray:
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict(X)
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict_proba(X)

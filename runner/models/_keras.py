@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_clas
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import check_is_fitted
 
-from runner.models._base import inner_split
+from runner.models._base import KERAS_REQUIREMENTS, inner_split
 
 __all__ = [
     "KERAS_REQUIREMENTS",
@@ -26,9 +26,6 @@ __all__ = [
     "KerasRegressorMixin",
     "import_keras",
 ]
-
-#: What a logged keras model needs beyond the base packages (the JAX backend).
-KERAS_REQUIREMENTS = ("keras", "jax", "jaxlib")
 
 
 def import_keras() -> Any:

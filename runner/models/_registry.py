@@ -9,7 +9,7 @@ from typing import Any, Literal
 from optuna.distributions import BaseDistribution
 
 from runner.errors import RegistryError
-from runner.models._inputs import TABLE, ColumnRoles, InputKind, MetadataEncoded, log_target
+from runner.models._inputs import TABLE, ColumnRoles, InputKind
 
 __all__ = [
     "MODELS",
@@ -102,6 +102,8 @@ class ModelFamily:
                 f"Model family '{self.name}' does not support task '{task}'; "
                 f"it supports {', '.join(sorted(self.tasks))}."
             )
+        from runner.models._encoding import MetadataEncoded, log_target
+
         estimator = self.build(dict(params), task=task, seed=seed, balanced=balanced)
         if metadata:
             estimator = MetadataEncoded(estimator, metadata.numeric, metadata.categorical)

@@ -11,11 +11,6 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.compose import TransformedTargetRegressor
-from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC, SVR
 
 from runner.models._base import BOTH, check_params, class_weight, scaled
 from runner.models._registry import ModelFamily, register_family
@@ -37,6 +32,11 @@ def svm_space(task: str) -> dict[str, BaseDistribution]:
 
 def build_svm(params: Mapping[str, Any], *, task: str, seed: int, balanced: bool = False) -> Any:
     """SVC with sigmoid-calibrated probabilities, or SVR on a standardised target."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC, SVR
+
     p = check_params("svm", params, svm_space)
     if task == "classification":
         # SVC(probability=True) is deprecated since scikit-learn 1.9; this is its replacement.
@@ -58,6 +58,8 @@ def knn_space(task: str) -> dict[str, BaseDistribution]:
 
 def build_knn(params: Mapping[str, Any], *, task: str, seed: int, balanced: bool = False) -> Any:
     """StandardScaler + k-nearest neighbours; ``balanced`` is ignored (no weights in kNN)."""
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
     p = check_params("knn", params, knn_space)
     cls = KNeighborsClassifier if task == "classification" else KNeighborsRegressor
     return scaled(cls(**p, n_jobs=1))

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optuna.distributions import BaseDistribution, FloatDistribution
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.pipeline import Pipeline
 
 from runner.models._base import CLASSIFICATION, REGRESSION, check_params, class_weight, scaled
 from runner.models._registry import ModelFamily, register_family
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 __all__ = ["LOGISTIC", "RIDGE"]
 
@@ -24,6 +25,8 @@ def build_logistic(
     params: Mapping[str, Any], *, task: str, seed: int, balanced: bool = False
 ) -> Pipeline:
     """StandardScaler + multinomial LogisticRegression (lbfgs)."""
+    from sklearn.linear_model import LogisticRegression
+
     p = check_params("logistic", params, logistic_space, tasks=CLASSIFICATION)
     model = LogisticRegression(
         **p, class_weight=class_weight(balanced, task), max_iter=2000, random_state=seed
@@ -40,6 +43,8 @@ def build_ridge(
     params: Mapping[str, Any], *, task: str, seed: int, balanced: bool = False
 ) -> Pipeline:
     """StandardScaler + Ridge; ``balanced`` has no meaning for regression."""
+    from sklearn.linear_model import Ridge
+
     p = check_params("ridge", params, ridge_space, tasks=REGRESSION)
     return scaled(Ridge(**p, random_state=seed))
 

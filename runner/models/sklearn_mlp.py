@@ -11,11 +11,8 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from sklearn.compose import TransformedTargetRegressor
-from sklearn.neural_network import MLPClassifier, MLPRegressor
-from sklearn.preprocessing import StandardScaler
 
-from runner.models._base import BOTH, BalancedClassifier, check_params, scaled
+from runner.models._base import BOTH, check_params, scaled
 from runner.models._registry import ModelFamily, register_family
 
 __all__ = ["MLP"]
@@ -34,6 +31,12 @@ def mlp_space(task: str) -> dict[str, BaseDistribution]:
 
 def build_mlp(params: Mapping[str, Any], *, task: str, seed: int, balanced: bool = False) -> Any:
     """StandardScaler + MLP; early stopping on an inner 10% split of the training fold."""
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from sklearn.preprocessing import StandardScaler
+
+    from runner.models._balanced import BalancedClassifier
+
     p = check_params("mlp", params, mlp_space)
     layers = (int(p.pop("units", 100)),) * int(p.pop("n_layers", 1))
     common = {"hidden_layer_sizes": layers, "early_stopping": True, "max_iter": 500}

@@ -3,6 +3,7 @@ hist_gradient_boosting (both tasks; trees need no scaling)."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -13,19 +14,8 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from sklearn.ensemble import (
-    ExtraTreesClassifier,
-    ExtraTreesRegressor,
-    GradientBoostingClassifier,
-    GradientBoostingRegressor,
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
-)
-from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from runner.models._base import BOTH, BalancedClassifier, check_params, class_weight
+from runner.models._base import BOTH, check_params, class_weight
 from runner.models._registry import ModelFamily, register_family
 
 __all__ = [
@@ -89,47 +79,72 @@ def hist_space(task: str) -> dict[str, BaseDistribution]:
     }
 
 
-def _builder(name: str, space: Space, classes: tuple[type, type], **fixed: Any) -> Callable:
-    """Make ``build`` for a tree family whose params map one-to-one onto the estimator."""
-    classifier, regressor = classes
+def _estimator_class(dotted: str) -> type:
+    """The class ``module.Name``, imported when a model is built (not when it registers)."""
+    module, _, cls = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), cls)
+
+
+def _builder(name: str, space: Space, classes: tuple[str, str], **fixed: Any) -> Callable:
+    """Make ``build`` for a tree family whose params map one-to-one onto the estimator.
+
+    ``classes`` are dotted paths of the classifier and the regressor: scikit-learn is
+    imported by ``build``, so that the registry reads the family without it.
+    """
 
     def build(params: Mapping[str, Any], *, task: str, seed: int, balanced: bool = False) -> Any:
         p = check_params(name, params, space)
+        classifier, regressor = (_estimator_class(c) for c in classes)
         if task == "regression":
             return regressor(**p, **fixed, random_state=seed)
         if "class_weight" in inspect.signature(classifier).parameters:
             return classifier(
                 **p, **fixed, class_weight=class_weight(balanced, task), random_state=seed
             )
+        from runner.models._balanced import BalancedClassifier
+
         model = classifier(**p, **fixed, random_state=seed)
         # GradientBoostingClassifier has no class_weight; weight the samples instead.
         return BalancedClassifier(model) if balanced else model
 
     build.__name__ = f"build_{name}"
-    build.__doc__ = f"Build the unfitted {classifier.__name__} or {regressor.__name__}."
+    build.__doc__ = "Build the unfitted {} or {}.".format(*(c.rpartition(".")[2] for c in classes))
     return build
 
 
-def _register(name: str, space: Space, classes: tuple[type, type], **fixed: Any) -> ModelFamily:
+def _register(name: str, space: Space, classes: tuple[str, str], **fixed: Any) -> ModelFamily:
     build = _builder(name, space, classes, **fixed)
     return register_family(ModelFamily(name=name, tasks=BOTH, space=space, build=build))
 
 
 DECISION_TREE = _register(
-    "decision_tree", tree_space, (DecisionTreeClassifier, DecisionTreeRegressor)
+    "decision_tree",
+    tree_space,
+    ("sklearn.tree.DecisionTreeClassifier", "sklearn.tree.DecisionTreeRegressor"),
 )
 # n_jobs=1: the search parallelises trials, nested parallelism would oversubscribe cores.
 RANDOM_FOREST = _register(
-    "random_forest", forest_space, (RandomForestClassifier, RandomForestRegressor), n_jobs=1
+    "random_forest",
+    forest_space,
+    ("sklearn.ensemble.RandomForestClassifier", "sklearn.ensemble.RandomForestRegressor"),
+    n_jobs=1,
 )
 EXTRA_TREES = _register(
-    "extra_trees", forest_space, (ExtraTreesClassifier, ExtraTreesRegressor), n_jobs=1
+    "extra_trees",
+    forest_space,
+    ("sklearn.ensemble.ExtraTreesClassifier", "sklearn.ensemble.ExtraTreesRegressor"),
+    n_jobs=1,
 )
 GRADIENT_BOOSTING = _register(
-    "gradient_boosting", boosting_space, (GradientBoostingClassifier, GradientBoostingRegressor)
+    "gradient_boosting",
+    boosting_space,
+    ("sklearn.ensemble.GradientBoostingClassifier", "sklearn.ensemble.GradientBoostingRegressor"),
 )
 HIST_GRADIENT_BOOSTING = _register(
     "hist_gradient_boosting",
     hist_space,
-    (HistGradientBoostingClassifier, HistGradientBoostingRegressor),
+    (
+        "sklearn.ensemble.HistGradientBoostingClassifier",
+        "sklearn.ensemble.HistGradientBoostingRegressor",
+    ),
 )

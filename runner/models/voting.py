@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from optuna.distributions import BaseDistribution, IntDistribution
-from sklearn.ensemble import VotingClassifier, VotingRegressor
 
 from runner.models._base import BOTH, check_params
 from runner.models._registry import MODELS, Ensemble, ModelFamily, register_family
@@ -59,8 +58,10 @@ def voting_members(
 
 def build_voting(
     params: Mapping[str, Any], *, task: str, seed: int, balanced: bool = False
-) -> VotingClassifier | VotingRegressor:
+) -> Any:
     """Soft vote (mean probability) or mean prediction of the best ``n_members`` members."""
+    from sklearn.ensemble import VotingClassifier, VotingRegressor
+
     p = check_params("voting", params, voting_space, extra=("members",))
     members = list(p.get("members") or [])
     n_members = int(p.get("n_members", len(members)))

@@ -1,6 +1,7 @@
 """The command line starts without the heavy libraries: `audioml --help` and `audioml
-validate` must not import MLflow, Keras, JAX, librosa or LightGBM (each is loaded where it is
-used: tracking, fitting, feature extraction)."""
+validate` must not import MLflow, Keras, JAX, librosa, LightGBM, scikit-learn, pandas or
+SciPy (each is loaded where it is used: tracking, fitting, feature extraction; the model
+families register their names, tasks and search spaces without scikit-learn)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted(str(p) for p in (REPO / "experiments").glob("*.yaml"))
 WIDENED = str(REPO / "tests" / "specs" / "invalid" / "space_widened.yaml")
-HEAVY = ("mlflow", "keras", "jax", "librosa", "lightgbm", "tensorflow", "torch")
+HEAVY = (
+    *("mlflow", "keras", "jax", "librosa", "lightgbm", "tensorflow", "torch"),
+    *("sklearn", "pandas", "scipy"),
+)
 PROBE = """
 import json, sys
 from runner.cli import main

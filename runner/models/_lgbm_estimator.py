@@ -1,0 +1,124 @@
+"""LightGBM estimators of the ``lightgbm`` family, with early stopping inside ``fit``.
+
+Kept apart from the family module so that the registry (and ``audioml validate``) reads the
+family without importing scikit-learn; models logged before the split unpickle through the
+re-export in :mod:`runner.models.lgbm`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.utils import _safe_indexing
+from sklearn.utils.validation import check_is_fitted
+
+from runner.models._base import inner_split
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
+
+__all__ = ["LGBMEarlyStoppingClassifier", "LGBMEarlyStoppingRegressor"]
+
+
+class _LGBMEarlyStopping(BaseEstimator):
+    """LightGBM whose tree count is chosen by early stopping inside ``fit``.
+
+    ``fit`` holds out ``validation_fraction`` of the rows, grows up to ``n_estimators`` trees
+    until the validation loss stalls for ``early_stopping_rounds``, then refits on all rows
+    with the best tree count. Data too small to split are fitted directly.
+
+    Args:
+        params: keyword arguments of ``LGBMClassifier``/``LGBMRegressor``.
+        early_stopping_rounds: patience in boosting rounds; ``None`` disables early stopping.
+        validation_fraction: share of the training rows held out for early stopping.
+        random_state: seed of the inner split and of LightGBM.
+    """
+
+    # A name, not the class: LightGBM is imported on the first fit, so that registering the
+    # family (every `audioml validate`) does not load it.
+    _lgbm_class: str
+
+    def __init__(
+        self,
+        params: dict[str, Any] | None = None,
+        *,
+        early_stopping_rounds: int | None = 30,
+        validation_fraction: float = 0.15,
+        random_state: int = 0,
+    ) -> None:
+        self.params = params
+        self.early_stopping_rounds = early_stopping_rounds
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+
+    def _model(self, **override: Any) -> lgb.LGBMModel:
+        import lightgbm as lgb
+
+        return getattr(lgb, self._lgbm_class)(
+            **{**(self.params or {}), **override}, random_state=self.random_state
+        )
+
+    def fit(self, X: Any, y: Any) -> _LGBMEarlyStopping:
+        """Fit, choosing the number of trees on an inner validation split when possible."""
+        y = np.asarray(y)
+        split = None
+        if self.early_stopping_rounds is not None:
+            split = inner_split(
+                y,
+                fraction=self.validation_fraction,
+                seed=self.random_state,
+                classification=is_classifier(self),
+                min_rows=20,
+            )
+        self.best_iteration_ = None
+        if split is not None:
+            train, val = split
+            probe = self._model()
+            import lightgbm as lgb
+
+            with warnings.catch_warnings():
+                # LightGBM 4.7 deprecates eval_set for eval_X/eval_y, but its classifier does
+                # not label-encode eval_y yet (string labels fail), so keep eval_set.
+                warnings.simplefilter("ignore", lgb.basic.LGBMDeprecationWarning)
+                probe.fit(
+                    _safe_indexing(X, train),
+                    y[train],
+                    eval_set=[(_safe_indexing(X, val), y[val])],
+                    callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
+                )
+            self.best_iteration_ = int(probe.best_iteration_ or probe.n_estimators)
+        override = {} if self.best_iteration_ is None else {"n_estimators": self.best_iteration_}
+        self.model_ = self._model(**override).fit(X, y)
+        self.n_features_in_ = self.model_.n_features_in_
+        if is_classifier(self):
+            self.classes_ = self.model_.classes_
+        return self
+
+    @property
+    def feature_importances_(self) -> np.ndarray:
+        """Total split gain per feature of the final model."""
+        check_is_fitted(self, "model_")
+        return self.model_.feature_importances_
+
+    def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        return self.model_.predict(X)
+
+
+class LGBMEarlyStoppingClassifier(ClassifierMixin, _LGBMEarlyStopping):
+    """LGBMClassifier with early stopping inside ``fit`` (see ``_LGBMEarlyStopping``)."""
+
+    _lgbm_class = "LGBMClassifier"
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        return self.model_.predict_proba(X)
+
+
+class LGBMEarlyStoppingRegressor(RegressorMixin, _LGBMEarlyStopping):
+    """LGBMRegressor with early stopping inside ``fit`` (see ``_LGBMEarlyStopping``)."""
+
+    _lgbm_class = "LGBMRegressor"
