@@ -377,3 +377,58 @@ def unwrap_importances(est) -> np.ndarray:
     from runner.models.importance import unwrap
 
     return unwrap(est).feature_importances_
+
+
+# Where each estimator class (or pickled function) was defined before the family modules
+# stopped importing scikit-learn, and where it is defined now.
+MOVED = {
+    b"runner.models._base\nBalancedClassifier": b"runner.models._balanced\nBalancedClassifier",
+    b"runner.models._inputs\nMetadataEncoded": b"runner.models._encoding\nMetadataEncoded",
+    b"runner.models._inputs\nas_text": b"runner.models._encoding\nas_text",
+    b"runner.models.lgbm\nLGBMEarlyStoppingClassifier": (
+        b"runner.models._lgbm_estimator\nLGBMEarlyStoppingClassifier"
+    ),
+}
+UNPICKLE = """
+import pickle, sys
+import numpy as np
+model = pickle.loads(sys.stdin.buffer.read())
+print(type(model).__module__, type(model).__name__, list(model.predict(model.X_check_)))
+"""
+
+
+@pytest.mark.parametrize("family", ["gradient_boosting", "lightgbm"])
+def test_a_model_pickled_under_the_old_module_paths_still_loads(family: str) -> None:
+    """A logged model names its classes by module path: written before the estimators moved
+    (old paths in the pickle), it loads in a fresh process and predicts as when it was fitted.
+    """
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(
+        {
+            "a": np.r_[rng.normal(-2, 1, 30), rng.normal(2, 1, 30)],
+            "m_num": rng.normal(size=60),
+            "m_cat": rng.choice(["x", "y", " ", None], size=60),
+        }
+    )
+    y = np.array(["low"] * 30 + ["high"] * 30)
+    params = {"n_estimators": 20} if family == "gradient_boosting" else {"n_estimators": 50}
+    model = get_family(family).make(
+        params, task="classification", seed=0, balanced=True, metadata=ROLES
+    )
+    model.fit(X, y)
+    model.X_check_ = X.iloc[[0, 59]]
+    data = pickle.dumps(model, protocol=2)  # protocol 2 names classes as "module\nname"
+    for old, new in MOVED.items():
+        data = data.replace(new, old)
+    olds = [old for old in MOVED if old in data]
+    assert len(olds) >= 3, olds  # the wrapper, its text encoder and the balanced/LGBM model
+    done = subprocess.run(
+        [sys.executable, "-c", UNPICKLE], input=data, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    expected = f"runner.models._encoding MetadataEncoded {list(model.predict(model.X_check_))}"
+    assert done.stdout.decode().strip() == expected
+    assert list(model.predict(model.X_check_)) == ["low", "high"]
