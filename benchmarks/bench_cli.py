@@ -2,12 +2,12 @@
 
 Each command runs as a fresh process (`python -m runner ...`), several times; the table gives
 the median and the fastest wall time. Baselines measured in the same run: the bare
-interpreter; importing each library the validate path still loads (Optuna for the search
-spaces, scikit-learn and pandas through the model-family modules); and, with ``--before REV``,
+interpreter; importing Optuna's distributions (the search spaces need them) and scikit-learn
+and pandas (which the model-family modules imported up to 3c36134); and, with ``--before REV``,
 the same validate command of an earlier revision (extracted with ``git archive`` into a
 temporary folder), so the figures can be read on a machine shared with other jobs.
 
-    python -m benchmarks.bench_cli --repeat 7 --before f9f026b
+    python -m benchmarks.bench_cli --repeat 5 --before 3c36134
 """
 
 from __future__ import annotations
