@@ -334,9 +334,9 @@ def report(args: argparse.Namespace, speed: dict, rss: list[dict], total_s: floa
         f"Machine: {platform.machine()} {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, librosa {librosa.__version__}, numpy {np.__version__}; "
         f"1-min load average {args.load:.2f} at start, {os.getloadavg()[0]:.2f} at the end. "
-        "The machine was shared with other jobs (other builds and test suites ran at the same "
-        "time), so wall-clock figures are noisy; CPU-time figures count only what our "
-        "processes used, and every ratio compares figures of this one run.",
+        "A load average well above 1 means other jobs shared the machine and wall-clock "
+        "figures are noisy; CPU-time figures count only what our processes used, and every "
+        "ratio compares figures of this one run.",
         f"Feature set (experiments/genre.yaml): {', '.join(EXTRACTORS)}; stats "
         f"{', '.join(FEATURES.stats)}; beat_level {FEATURES.beat_level}; 22.05 kHz, n_fft "
         f"2048, hop 512, 128 mels. Whole clips. Total benchmark time {total_s:.0f} s.",

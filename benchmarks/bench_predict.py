@@ -122,9 +122,9 @@ def markdown(
         "",
         f"Machine: {platform.platform()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, mlflow {mlflow.__version__}; load average at the end "
-        f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}. The machine was shared with other "
-        "jobs while this ran, so absolute figures are pessimistic; compare the ratios, all "
-        "measured in the same run.",
+        f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}; a load average well above 1 "
+        "means other jobs shared the machine: compare the ratios, all measured in the same "
+        "run.",
         "",
         f"Data: {n} distinct {seconds:g}-s mono 16-bit WAV clips at 16 kHz (20 synthesized "
         "music and speech clips, each reused with its own gain and faint noise). Model: "
