@@ -14,6 +14,7 @@ when the parent dies, so a worker stuck in a read never outlives the build.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import signal
 import sys
 import time
@@ -140,6 +141,10 @@ def run_isolated(
     Raises:
         Exception: whatever ``func`` raised in a worker (after stopping every worker).
     """
+    first = next(jobs, None)
+    if first is None:  # a warm build: starting (and compiling in) workers would cost seconds
+        return
+    jobs = itertools.chain([first], jobs)
     slots = [_start(context, func) for _ in range(max(1, workers))]
     exhausted = False
     try:
