@@ -36,7 +36,11 @@ def _local_score(onsets: np.ndarray, period: float) -> np.ndarray:
     window = np.exp(-0.5 * (lags * 32.0 / period) ** 2)
     shifted = norm.astype(np.float64)
     shifted[0] = 0.0  # librosa's convolution loop never reaches the first frame
-    return np.convolve(shifted, window, mode="same").astype(onsets.dtype)
+    # The centred slice of the full convolution: mode="same" returns the window's length
+    # when the window (2 periods + 1) is longer than the envelope (a short segment).
+    half = len(window) // 2
+    full = np.convolve(shifted, window, mode="full")
+    return full[half : half + len(onsets)].astype(onsets.dtype)
 
 
 def _dynamic_program(score: np.ndarray, period: float) -> tuple[np.ndarray, np.ndarray]:

@@ -45,6 +45,23 @@ def test_beat_track_equals_librosa(seed: int) -> None:
     np.testing.assert_array_equal(beats, their_beats)
 
 
+@pytest.mark.parametrize("seconds", [0.8, 1.0, 1.2])
+def test_short_segment_whose_beat_window_outlasts_it(seconds: float) -> None:
+    # At 120 bpm the local-score window spans 2 periods + 1 = 45 frames, more than a 1-s
+    # segment has (44): the tracker once returned a beat one frame past the end.
+    import librosa.beat
+
+    n = int(SR * seconds)
+    rng = np.random.default_rng(0)
+    clicks = librosa.clicks(times=np.arange(0.05, seconds, 0.5), sr=SR, length=n)
+    onset = onset_of((clicks + 0.01 * rng.standard_normal(n)).astype(np.float32))
+    bpm, beats = beat_track(onset, SR, 512)
+    their_bpm, their_beats = librosa.beat.beat_track(onset_envelope=onset, sr=SR, hop_length=512)
+    assert bpm == pytest.approx(float(np.atleast_1d(their_bpm)[0]))
+    np.testing.assert_array_equal(beats, their_beats)
+    assert len(beats) == 0 or beats.max() < len(onset)
+
+
 def test_beat_track_of_silence_has_no_beats() -> None:
     bpm, beats = beat_track(np.zeros(200, dtype=np.float32), SR, 512)
     assert bpm == 0.0 and len(beats) == 0
