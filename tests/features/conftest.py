@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from features import ALL_EXTRACTORS, FeaturesSpec, SegmentsSpec
+from features import ALL_EXTRACTORS, FeaturesSpec, FeatureTable, SegmentsSpec, build_table
 
 SR = 22050
 ALL_EXTRACTORS = list(ALL_EXTRACTORS)
@@ -97,3 +97,9 @@ def make_corpus(
             }
         )
     return pd.DataFrame(rows)
+
+
+def build(clips: pd.DataFrame, features: FeaturesSpec, cache: Path, **kwargs) -> FeatureTable:
+    """``build_table`` quietly, on whole clips unless ``segments=`` is given."""
+    kwargs.setdefault("segments", SegmentsSpec())
+    return build_table(clips, features, cache_dir=cache, progress=False, **kwargs)

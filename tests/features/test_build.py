@@ -11,19 +11,12 @@ import soundfile as sf
 
 from features import (
     FeaturesSpec,
-    FeatureTable,
     SegmentsSpec,
-    build_table,
     decode_audio,
     extract_signal,
 )
 from runner.errors import FeatureError
-from tests.features.conftest import SR, make_corpus, tone_plus_noise, write_clip
-
-
-def build(clips: pd.DataFrame, features: FeaturesSpec, cache: Path, **kwargs) -> FeatureTable:
-    kwargs.setdefault("segments", SegmentsSpec())
-    return build_table(clips, features, cache_dir=cache, progress=False, **kwargs)
+from tests.features.conftest import SR, build, make_corpus, tone_plus_noise, write_clip
 
 
 def add_bad_clips(folder: Path, rng: np.random.Generator) -> pd.DataFrame:

@@ -22,16 +22,11 @@ from features import (
     FeaturesSpec,
     FeatureTable,
     SegmentsSpec,
-    build_table,
     decode_audio,
     extract_signal,
 )
 from features.cache import FeatureStore, cached_layout, config_key
-from tests.features.conftest import SR, make_corpus, tone_plus_noise, write_clip
-
-
-def build(clips: pd.DataFrame, features: FeaturesSpec, cache: Path, **kwargs) -> FeatureTable:
-    return build_table(clips, features, SegmentsSpec(), cache_dir=cache, progress=False, **kwargs)
+from tests.features.conftest import SR, build, make_corpus, tone_plus_noise, write_clip
 
 
 def with_fifo(clips: pd.DataFrame, folder: Path, position: int) -> tuple[pd.DataFrame, Path]:
