@@ -1,108 +1,261 @@
-"""The search against the method of typical audio notebooks.
+"""The runner against FLAML and a notebook grid search, at one wall-time budget.
 
-Baseline: scikit-learn GridSearchCV over a random forest grid and a gradient boosting grid,
-3-fold stratified CV, on the training split of a GTZAN-shaped feature table. Ours: the
-runner's Optuna study (TPE, median pruner, several families) on the same training split and
-the same 3 folds, given 40% of the grid's wall time (the trial running when that budget
-runs out still finishes). Reports best CV f1_macro, wall time, and when the search first
-matched the grid's best.
+Four tasks, each a shipped spec run on a synthetic corpus shaped like its public data set
+(benchmarks/_corpora.py): music vs dialogue (radio archive, last 10 s), speaker age
+(regression, MAE in years, log target, grouped by speaker), speaker gender (grouped) and
+genre from GTZAN's features CSV. The runner builds each feature table once, into its cache
+under ``--cache``; every contender and seed reads it from there. Per seed, all three
+contenders get the same table, the runner's held-out split for that seed (``seed=N``) and
+its CV folds, and are scored once on the test clips with ``runner.metrics.score_all``:
 
-    python -m benchmarks.bench_search            # about 1.5 x the grid's time
+* ``audioml``: ``runner.session.run_experiment`` (what ``audioml run`` calls) with
+  ``search.timeout_s`` = the budget, a large ``search.n_trials``, SQLite MLflow and Optuna
+  stores in a fresh folder; its score is the registered model's test score; its time runs
+  from loading the spec to the registered model (finalize included).
+* ``flaml``: FLAML ``AutoML(time_budget=budget)`` on the training rows (grouped CV when the
+  spec groups), tested on the test rows.
+* ``grid``: GridSearchCV per family of the spec (benchmarks._contenders.GRIDS, ``n_jobs=-1``,
+  the runner's folds), run to completion; its CV-best family is refit and tested.
+
+Targets (issue 16): audioml's held-out median at least FLAML's on every task at 1x budget;
+audioml at least the grid's median in at most a third of the grid's wall time.
+
+    python -m benchmarks.bench_search --tasks genre_features --seeds 0 --budget-s 20
+    python -m benchmarks.bench_search --budget-s 120 --out benchmarks/RESULTS_search.md
+    python -m benchmarks.bench_search --set search.pruner=wilcoxon   # compare a runner option
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import os
+import statistics
+import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import optuna
-from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
-from sklearn.metrics import f1_score, make_scorer
-from sklearn.model_selection import GridSearchCV, PredefinedSplit
+from rich.console import Console
 
-from benchmarks._table import table_spec, write_gtzan_like
-from runner.errors import TrialFailed
-from runner.pipeline import RunOptions, prepare
-from runner.search import make_objective, make_pruner, make_sampler
-from runner.spec import ExperimentSpec
+from benchmarks._contenders import Result, run_flaml, run_grid, split_of
+from benchmarks._corpora import ensure
 
-GRIDS = [
-    (
-        RandomForestClassifier(random_state=0, n_jobs=1),
-        {"n_estimators": [100, 300], "max_depth": [None, 10, 20], "min_samples_split": [2, 5]},
+ROOT = Path(__file__).resolve().parent.parent
+CONTENDERS = ("audioml", "flaml", "grid")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A shipped spec, the corpus it runs on, and the overrides that point it there."""
+
+    spec: str
+    corpus: str  # folder under <cache>/corpora
+    builder: str
+    sizes: dict
+    overrides: tuple[str, ...] = ()
+    note: str = ""
+
+
+TASKS = {
+    "music_dialogue": Task(
+        "experiments/music_dialogue.yaml", "radio", "radio_archive", {"clips": 900},
+        note="900 clips of 12 s (2 s lead-in + 10 s labelled), 3 classes",
     ),
-    (
-        GradientBoostingClassifier(random_state=0),
-        {"n_estimators": [100, 200], "learning_rate": [0.05, 0.1], "max_depth": [3, 5]},
+    "age": Task(
+        "experiments/age_regression.yaml", "voices", "voices",
+        {"speakers": 250, "clips_per_speaker": 4}, ("search.target_transform=log",),
+        note="1,000 clips of 2.5-4.5 s, 250 speakers aged 18-85",
     ),
-]
-MODELS = ["logistic", "svm", "random_forest", "extra_trees", "lightgbm", "knn", "mlp"]
+    "gender": Task(
+        "experiments/gender.yaml", "voices", "voices",
+        {"speakers": 250, "clips_per_speaker": 4},
+        note="the age task's 1,000 clips, gender balanced by downsampling",
+    ),
+    "genre_features": Task(
+        "experiments/genre_features.yaml", "gtzan", "gtzan_table", {"rows": 1000},
+        note="1,000 rows x 57 columns, 10 genres",
+    ),
+}  # fmt: skip
 
 
-def grid_search(p) -> tuple[float, float]:
-    """Best mean CV f1_macro over both grids, and the wall time, on the runner's folds."""
-    fold_of = [0] * len(p.data.y)
-    for k, fold in enumerate(p.data.folds):
-        for row in fold.test:
-            fold_of[row] = k
-    scorer = make_scorer(f1_score, average="macro")
-    start, best = time.perf_counter(), -1.0
-    for estimator, grid in GRIDS:
-        search = GridSearchCV(
-            estimator, grid, scoring=scorer, cv=PredefinedSplit(fold_of), n_jobs=1
-        )
-        search.fit(p.data.X, p.data.y)
-        best = max(best, search.best_score_)
-    return best, time.perf_counter() - start
+@dataclass
+class TaskRun:
+    """Everything measured on one task."""
+
+    name: str
+    metric: str = ""
+    greater: bool = True
+    corpus_s: float | None = None  # None: the corpus was already in the cache
+    features_s: float = 0.0
+    features_cold: bool = False
+    rows: int = 0
+    results: dict[str, list[Result]] = field(default_factory=dict)
 
 
-def our_search(spec: ExperimentSpec, p, budget_s: float) -> tuple[optuna.Study, float]:
-    study = optuna.create_study(
-        direction="maximize", sampler=make_sampler(spec), pruner=make_pruner(spec)
-    )
+def _quiet() -> Console:
+    return Console(file=io.StringIO(), width=120)
+
+
+def _overrides(task: Task, corpus: Path, cache: Path, seed: int, extra: Sequence[str]) -> list:
+    return [
+        f"data.root={corpus}", f"features.cache_dir={cache / 'features'}", f"seed={seed}",
+        *task.overrides, *extra,
+    ]  # fmt: skip
+
+
+def prepared(task: Task, corpus: Path, cache: Path, seed: int, extra: Sequence[str] = ()):
+    """The runner's ``Prepared`` for ``task`` at ``seed`` (features from the cache)."""
+    from runner.loading import load_spec
+    from runner.pipeline import RunOptions, prepare
+
+    spec = load_spec(ROOT / task.spec, _overrides(task, corpus, cache, seed, extra))
+    with tempfile.TemporaryDirectory(prefix="bench-prep-") as tmp:
+        opts = RunOptions(tracking_uri=f"sqlite:///{tmp}/m.db", progress=False, console=_quiet())
+        return prepare(spec, opts)
+
+
+def run_audioml(
+    task: Task, corpus: Path, cache: Path, seed: int, budget_s: float, extra: Sequence[str]
+) -> Result:
+    """``audioml run`` in-process, through ``run_experiment``, with fresh SQLite stores."""
+    import optuna
+
+    from runner.loading import load_spec, resolve_spec
+    from runner.pipeline import RunOptions
+    from runner.session import run_experiment
+
+    path = ROOT / task.spec
+    sets = _overrides(task, corpus, cache, seed, extra)
+    sets += [f"search.timeout_s={budget_s}", "search.n_trials=100000"]
+    with tempfile.TemporaryDirectory(prefix="bench-audioml-") as tmp:
+        start = time.perf_counter()
+        with contextlib.chdir(tmp):  # MLflow's artifacts land beside its store
+            opts = RunOptions(
+                tracking_uri=f"sqlite:///{tmp}/mlflow.db", storage=f"sqlite:///{tmp}/optuna.db",
+                spec_path=path, spec_text=path.read_text(encoding="utf-8"),
+                resolved=resolve_spec(path, sets), progress=False, console=_quiet(),
+            )  # fmt: skip
+            spec = load_spec(path, sets)
+            summary = run_experiment(spec, opts)
+        wall = time.perf_counter() - start
+        study = optuna.load_study(study_name=summary["study"], storage=opts.storage)
+        states = [t.state.name.lower() for t in study.trials]
+    counts = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states)))
+    detail = f"best {summary['best_model']}; trials: {counts}"
+    return Result("audioml", summary["test"][spec.search.metric], wall, detail)
+
+
+def run_task(
+    name: str, *, seeds: Sequence[int], budget_s: float, cache: Path,
+    contenders: Sequence[str] = CONTENDERS, extra: Sequence[str] = (), log=print,
+) -> TaskRun:  # fmt: skip
+    """Build (or reuse) the corpus and its feature table, then every contender per seed."""
+    task, out = TASKS[name], TaskRun(name)
     start = time.perf_counter()
-    study.optimize(make_objective(spec, p.data), timeout=budget_s, catch=(TrialFailed,))
-    return study, time.perf_counter() - start
+    corpus, built = ensure(cache / "corpora" / task.corpus, task.builder, **task.sizes)
+    out.corpus_s = time.perf_counter() - start if built else None
+    for i, seed in enumerate(seeds):
+        start = time.perf_counter()
+        p = prepared(task, corpus, cache, seed, extra)
+        if i == 0:  # the first prepare builds the table; the stats say if it extracted
+            out.features_s = time.perf_counter() - start
+            out.features_cold = bool(p.dataset.stats.get("extracted", 0))
+            out.metric, out.greater = p.spec.search.metric, p.spec.greater_is_better
+            out.rows = len(p.dataset.frame)
+        split = split_of(p)
+        for who in contenders:
+            if who == "audioml":
+                r = run_audioml(task, corpus, cache, seed, budget_s, extra)
+            elif who == "flaml":
+                r = run_flaml(split, budget_s=budget_s, seed=seed)
+            else:
+                r = run_grid(split, list(p.spec.search.models))
+            out.results.setdefault(who, []).append(r)
+            log(f"{name} seed={seed} {who}: {out.metric}={r.score:.4f} {r.wall_s:.1f}s {r.detail}")
+    return out
 
 
-def time_to_beat(study: optuna.Study, target: float) -> float | None:
-    """Seconds from the study's first trial start until a trial first scored >= target."""
-    done = [t for t in study.trials if t.value is not None and t.datetime_complete]
-    if not done:
-        return None
-    start = min(t.datetime_start for t in study.trials)
-    hits = [t.datetime_complete for t in done if t.value >= target]
-    return (min(hits) - start).total_seconds() if hits else None
+def _summary(results: list[Result]) -> tuple[float, float, float, float]:
+    scores, walls = [r.score for r in results], [r.wall_s for r in results]
+    return statistics.median(scores), min(scores), max(scores), statistics.median(walls)
 
 
-def main() -> None:
+def _verdicts(run: TaskRun) -> list[str]:
+    med = {who: _summary(rs) for who, rs in run.results.items()}
+    better = (lambda a, b: a >= b) if run.greater else (lambda a, b: a <= b)
+    lines = []
+    if "audioml" in med and "flaml" in med:
+        ok = better(med["audioml"][0], med["flaml"][0])
+        lines.append(f"audioml >= FLAML (median held-out): {'met' if ok else 'NOT met'}")
+    if "audioml" in med and "grid" in med:
+        ok = better(med["audioml"][0], med["grid"][0])
+        ratio = med["audioml"][3] / med["grid"][3]
+        met = "met" if ok and ratio <= 1 / 3 else "NOT met"
+        lines.append(
+            f"audioml >= grid in <= 1/3 of its time: {met} (score {'>=' if ok else '<'} "
+            f"grid's; wall-time ratio {ratio:.2f})"
+        )
+    return lines
+
+
+def markdown(runs: list[TaskRun], *, seeds: Sequence[int], budget_s: float, command: str) -> str:
+    """The results page: per task, held-out median [min-max] and median wall time."""
+    out = [
+        f"Command: `{command}`", "",
+        f"Seeds {', '.join(map(str, seeds))}; budget {budget_s:g} s per contender; "
+        f"{os.cpu_count()} cores.", "",
+    ]  # fmt: skip
+    for run in runs:
+        task = TASKS[run.name]
+        cold = "extracted" if run.features_cold else "read from the cache"
+        built = f"corpus written in {run.corpus_s:.1f} s; " if run.corpus_s else ""
+        out += [
+            f"### {run.name} ({run.metric}, {'higher' if run.greater else 'lower'} is better)",
+            "", f"{task.note}; {run.rows} rows; {built}feature table {cold} in "
+            f"{run.features_s:.1f} s.", "",
+            "| contender | held-out median | min-max | wall s (median) | last seed |",
+            "| --- | ---: | ---: | ---: | --- |",
+        ]  # fmt: skip
+        for who, rs in run.results.items():
+            med, lo, hi, wall = _summary(rs)
+            out.append(f"| {who} | {med:.4f} | {lo:.4f}-{hi:.4f} | {wall:.1f} | {rs[-1].detail} |")
+        out += ["", *(f"- {line}" for line in _verdicts(run)), ""]
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=1000)
-    parser.add_argument("--budget-share", type=float, default=0.4, help="of the grid's time")
-    args = parser.parse_args()
+    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=list(TASKS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--budget-s", type=float, default=120.0)
+    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    parser.add_argument(
+        "--cache", type=Path, default=Path("~/.cache/audioml-bench").expanduser(),
+        help="corpora and the runner's feature cache, kept between runs",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, help="write the results as Markdown here")
+    parser.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+        help="a spec override for the runner (e.g. search.pruner=wilcoxon)",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    import optuna
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        write_gtzan_like(root / "features.csv", rows=args.rows)
-        spec = ExperimentSpec.model_validate(table_spec(root, models=MODELS, n_trials=10_000))
-        p = prepare(spec, RunOptions(progress=False, tracking_uri=f"sqlite:///{root}/m.db"))
-        grid_best, grid_s = grid_search(p)
-        study, ours_s = our_search(spec, p, args.budget_share * grid_s)
-    ours_best, trials, beat = study.best_value, len(study.trials), time_to_beat(study, grid_best)
-    print(f"rows={args.rows} train={len(p.data.y)} folds=3 metric=f1_macro")
-    print(f"grid:   best={grid_best:.4f}  time={grid_s:.1f}s  candidates={_candidates()}")
-    print(f"audioml: best={ours_best:.4f}  time={ours_s:.1f}s  trials={trials}")
-    print(f"score ratio={ours_best / grid_best:.3f}  time ratio={ours_s / grid_s:.3f}")
-    shown = f"{beat:.1f}s ({beat / grid_s:.3f} of the grid's time)" if beat else "never"
-    print(f"audioml first matched the grid's best after {shown}")
-
-
-def _candidates() -> int:
-    from sklearn.model_selection import ParameterGrid
-
-    return sum(len(ParameterGrid(g)) for _, g in GRIDS)
+    cache = args.cache.resolve()
+    runs = []
+    for name in args.tasks:
+        kwargs = {"contenders": args.contenders, "extra": args.sets, "cache": cache}
+        runs.append(run_task(name, seeds=args.seeds, budget_s=args.budget_s, **kwargs))
+    command = "python -m benchmarks.bench_search " + " ".join(argv or sys.argv[1:])
+    text = markdown(runs, seeds=args.seeds, budget_s=args.budget_s, command=command.strip())
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
