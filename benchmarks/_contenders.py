@@ -144,9 +144,9 @@ def _plain(name: str, **fixed: Any) -> Callable[[], Any]:
     return lambda: _sk(name)(**fixed)
 
 
-_TREES = {"n_estimators": [100, 300], "max_depth": [None, 10, 20], "min_samples_leaf": [1, 3]}
-_LGBM = {"num_leaves": [15, 31, 63], "learning_rate": [0.05, 0.1], "n_estimators": [100, 300]}
-_HGB = {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31], "max_iter": [100, 300]}
+_TREES = {"n_estimators": [100, 300], "max_depth": [None, 20], "min_samples_leaf": [1, 3]}
+_LGBM = {"num_leaves": [15, 31, 63], "learning_rate": [0.05, 0.1]}
+_HGB = {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31]}
 _MLP = {"model__hidden_layer_sizes": [(100,), (64, 64)], "model__alpha": [1e-4, 1e-2]}
 _KNN = {"model__n_neighbors": [3, 5, 11, 21], "model__weights": ["uniform", "distance"]}
 _SVM = {"model__C": [0.1, 1, 10, 100], "model__gamma": ["scale", 0.01]}

@@ -119,9 +119,14 @@ def prepared(task: Task, corpus: Path, cache: Path, seed: int, extra: Sequence[s
 
 
 def run_audioml(
-    task: Task, corpus: Path, cache: Path, seed: int, budget_s: float, extra: Sequence[str]
-) -> Result:
-    """``audioml run`` in-process, through ``run_experiment``, with fresh SQLite stores."""
+    task: Task, corpus: Path, cache: Path, seed: int, budget_s: float, extra: Sequence[str],
+    *, workdir: Path | None = None,
+) -> Result:  # fmt: skip
+    """``audioml run`` in-process, through ``run_experiment``, with SQLite stores in
+    ``workdir`` (default: a fresh temporary folder, removed afterwards)."""
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix="bench-audioml-") as tmp:
+            return run_audioml(task, corpus, cache, seed, budget_s, extra, workdir=Path(tmp))
     import optuna
 
     from runner.loading import load_spec, resolve_spec
@@ -131,19 +136,19 @@ def run_audioml(
     path = ROOT / task.spec
     sets = _overrides(task, corpus, cache, seed, extra)
     sets += [f"search.timeout_s={budget_s}", "search.n_trials=100000"]
-    with tempfile.TemporaryDirectory(prefix="bench-audioml-") as tmp:
-        start = time.perf_counter()
-        with contextlib.chdir(tmp):  # MLflow's artifacts land beside its store
-            opts = RunOptions(
-                tracking_uri=f"sqlite:///{tmp}/mlflow.db", storage=f"sqlite:///{tmp}/optuna.db",
-                spec_path=path, spec_text=path.read_text(encoding="utf-8"),
-                resolved=resolve_spec(path, sets), progress=False, console=_quiet(),
-            )  # fmt: skip
-            spec = load_spec(path, sets)
-            summary = run_experiment(spec, opts)
-        wall = time.perf_counter() - start
-        study = optuna.load_study(study_name=summary["study"], storage=opts.storage)
-        states = [t.state.name.lower() for t in study.trials]
+    start = time.perf_counter()
+    with contextlib.chdir(workdir):  # MLflow's artifacts land beside its store
+        opts = RunOptions(
+            tracking_uri=f"sqlite:///{workdir}/mlflow.db",
+            storage=f"sqlite:///{workdir}/optuna.db", spec_path=path,
+            spec_text=path.read_text(encoding="utf-8"), resolved=resolve_spec(path, sets),
+            progress=False, console=_quiet(),
+        )  # fmt: skip
+        spec = load_spec(path, sets)
+        summary = run_experiment(spec, opts)
+    wall = time.perf_counter() - start
+    study = optuna.load_study(study_name=summary["study"], storage=opts.storage)
+    states = [t.state.name.lower() for t in study.trials]
     counts = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states)))
     detail = f"best {summary['best_model']}; trials: {counts}"
     return Result("audioml", summary["test"][spec.search.metric], wall, detail)

@@ -1,0 +1,74 @@
+"""The search benchmark's harness: every contender fits on the runner's training rows, is
+tested on its test rows and scored like the registered model (benchmarks/bench_search.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from benchmarks._contenders import held_out, run_flaml, run_grid, split_of
+from benchmarks._corpora import ensure
+from benchmarks.bench_search import TASKS, prepared, run_audioml
+
+GENRE = TASKS["genre_features"]
+
+
+@pytest.fixture(scope="module")
+def genre(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A 300-row GTZAN-shaped table (10 genres) and a feature cache folder."""
+    root = tmp_path_factory.mktemp("bench")
+    corpus, _ = ensure(root / "gtzan", "gtzan_table", rows=300)
+    return corpus, root / "cache"
+
+
+def test_contenders_get_the_runners_split_and_folds(genre: tuple[Path, Path]) -> None:
+    corpus, cache = genre
+    p = prepared(GENRE, corpus, cache, seed=3)
+    s = split_of(p)
+    frame, columns = p.dataset.frame, p.dataset.feature_columns
+    np.testing.assert_array_equal(s.X_train.to_numpy(), frame.iloc[p.split.train][columns])
+    np.testing.assert_array_equal(s.X_test.to_numpy(), frame.iloc[p.split.test][columns])
+    np.testing.assert_array_equal(s.y_train, p.data.y)
+    assert not set(s.test_clips) & set(frame.iloc[p.split.train]["clip_id"])
+    assert len(s.test_truth) == len(p.split.test) == round(0.2 * 300)
+    for (train, test), fold in zip(s.folds, p.data.folds, strict=True):
+        np.testing.assert_array_equal(train, fold.train)
+        np.testing.assert_array_equal(test, fold.test)
+    # run_experiment prepares the spec again: the same seed must give the same split ...
+    again = split_of(prepared(GENRE, corpus, cache, seed=3))
+    np.testing.assert_array_equal(again.test_rows, s.test_rows)
+    # ... and another seed another one (the benchmark's seeds are different splits).
+    other = split_of(prepared(GENRE, corpus, cache, seed=4))
+    assert set(other.test_rows) != set(s.test_rows)
+
+
+@pytest.mark.slow
+def test_runner_result_is_its_registered_models_test_score(
+    genre: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The runner's figure equals held_out() of its registered model on split_of()'s test
+    rows: the peers are tested on the same rows with the same function."""
+    corpus, cache = genre
+    only = ["search.models=[logistic]"]
+    result = run_audioml(GENRE, corpus, cache, 0, budget_s=3, extra=only, workdir=tmp_path)
+    s = split_of(prepared(GENRE, corpus, cache, seed=0, extra=only))
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    model = mlflow.pyfunc.load_model("models:/genre-features-classifier/1")
+    estimator = model.unwrap_python_model().estimator
+    assert held_out(s, estimator, s.X_test.to_numpy())["f1_macro"] == pytest.approx(result.score)
+    assert result.score > 0.2  # twice chance (10 classes)
+    assert "complete" in result.detail
+
+
+@pytest.mark.slow
+def test_grid_and_flaml_learn_on_the_runners_rows(genre: tuple[Path, Path]) -> None:
+    corpus, cache = genre
+    s = split_of(prepared(GENRE, corpus, cache, seed=0))
+    grid = run_grid(s, ["logistic", "keras_mlp"])
+    assert grid.detail.startswith("best logistic") and "no grid: keras_mlp" in grid.detail
+    flaml = run_flaml(s, budget_s=3, seed=0)
+    for result in (grid, flaml):
+        assert result.score > 0.2, result  # twice chance on held-out genres
