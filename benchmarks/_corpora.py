@@ -13,10 +13,11 @@
 What makes each hard (so scores are not all 1.0): radio "both" clips carry the music bed
 18 to 3 dB under the speech, and 30% of dialogue clips already sit on a tonal hum (the demo
 generator's overlap); lead-ins mislead a model that looks at the whole clip. Voices: f0
-spreads of 15-20 Hz within a gender, age effects that are a few Hz or a few percent per
-decade and are dwarfed by speaker spread, room noise and random levels; splits are grouped
-by speaker, so a model cannot learn voices. The genre table has 18 informative columns of
-57, two clusters per class and 5% flipped labels.
+spreads of 22-28 Hz within a gender (means 125 and 195 Hz) and formant scales that overlap,
+3% of speakers' genders flipped (label noise), age effects that are a few Hz or a few
+percent per decade and are dwarfed by speaker spread, room noise and random levels; splits
+are grouped by speaker, so a model cannot learn voices. The genre table has 18 informative
+columns of 57, two clusters per class and 5% flipped labels.
 
 Every builder is deterministic in its ``seed`` and writes a ``corpus.json`` recording its
 arguments; :func:`ensure` reuses a folder whose record matches instead of writing it again.
@@ -37,6 +38,9 @@ from benchmarks._table import write_gtzan_like
 from runner.demo_data import _add, _master, _phrase, _with_noise, synth_music, synth_speech
 
 __all__ = ["BUILDERS", "ensure", "gtzan_table", "radio_archive", "voices"]
+
+#: Bumped whenever a builder writes other audio for the same arguments (folders are rebuilt).
+VERSION = 2
 
 #: Common Voice's age buckets by decade (its own spelling of forties).
 _AGE_BUCKETS = ("teens", "twenties", "thirties", "fourties", "fifties", "sixties", "seventies",
@@ -95,14 +99,16 @@ def _speaker(rng: np.random.Generator) -> dict[str, Any]:
     female = bool(rng.random() < 0.5)
     # Common Voice is skewed young: 18 plus a gamma tail (median about 33).
     age = float(np.clip(18 + rng.gamma(2.0, 9.0), 18, 85))
-    if female:  # f0 falls with age in women, from about 210 Hz
-        f0 = 210 - 0.5 * max(0.0, age - 30) + rng.normal(0, 20)
-        scale = 1.15 + rng.normal(0, 0.04)
-    else:  # and rises late in men, from about 120 Hz
-        f0 = 120 + 0.4 * max(0.0, age - 50) + rng.normal(0, 15)
-        scale = 1.0 + rng.normal(0, 0.04)
+    if female:  # f0 falls with age in women, from about 195 Hz
+        f0 = 195 - 0.5 * max(0.0, age - 30) + rng.normal(0, 28)
+        scale = 1.1 + rng.normal(0, 0.06)
+    else:  # and rises late in men, from about 125 Hz
+        f0 = 125 + 0.4 * max(0.0, age - 50) + rng.normal(0, 22)
+        scale = 1.0 + rng.normal(0, 0.06)
+    # Self-reported labels are not always the voice's (shared accounts, typos): 3% flipped.
+    said = female != bool(rng.random() < 0.03)
     return {
-        "gender": "female" if female else "male",
+        "gender": "female" if said else "male",
         "age": round(age),
         "f0": (0.8 * f0, 1.3 * f0, scale * (1 - 0.001 * (age - 18))),
         "rate": max(2.5, 5.8 - 0.025 * (age - 18) + rng.normal(0, 0.5)),
@@ -175,7 +181,7 @@ def ensure(folder: Path, builder: str, **kwargs: Any) -> tuple[Path, bool]:
     """``folder`` holding the corpus ``BUILDERS[builder](**kwargs)`` writes, built only when
     its record is missing or differs. Returns (folder, whether it was built now)."""
     record = folder / "corpus.json"
-    wanted = json.dumps({"builder": builder, **kwargs}, sort_keys=True)
+    wanted = json.dumps({"builder": builder, "version": VERSION, **kwargs}, sort_keys=True)
     if record.exists() and record.read_text(encoding="utf-8") == wanted:
         return folder, False
     folder.mkdir(parents=True, exist_ok=True)

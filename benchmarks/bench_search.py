@@ -150,7 +150,9 @@ def run_audioml(
     study = optuna.load_study(study_name=summary["study"], storage=opts.storage)
     states = [t.state.name.lower() for t in study.trials]
     counts = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states)))
-    detail = f"best {summary['best_model']}; trials: {counts}"
+    ends = [t.datetime_complete for t in study.trials if t.datetime_complete]
+    searched = (max(ends) - min(t.datetime_start for t in study.trials)).total_seconds()
+    detail = f"best {summary['best_model']}; trials: {counts}; search {searched:.0f} s"
     return Result("audioml", summary["test"][spec.search.metric], wall, detail)
 
 
