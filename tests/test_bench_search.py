@@ -72,3 +72,16 @@ def test_grid_and_flaml_learn_on_the_runners_rows(genre: tuple[Path, Path]) -> N
     flaml = run_flaml(s, budget_s=3, seed=0)
     for result in (grid, flaml):
         assert result.score > 0.2, result  # twice chance on held-out genres
+
+
+def test_speaker_groups_follow_the_runners_rows(tmp_path: Path) -> None:
+    """On a grouped spec (gender) the speaker of every training row goes with it to the
+    peers (FLAML's grouped CV), and no speaker is on both sides of the split."""
+    corpus, built = ensure(tmp_path / "voices", "voices", speakers=20, clips_per_speaker=2)
+    assert built and not ensure(tmp_path / "voices", "voices", speakers=20, clips_per_speaker=2)[1]
+    p = prepared(TASKS["gender"], corpus, tmp_path / "cache", seed=0)
+    s = split_of(p)
+    frame = p.dataset.frame
+    np.testing.assert_array_equal(s.groups, frame.iloc[p.split.train]["group"])
+    assert not set(s.groups) & set(frame.iloc[p.split.test]["group"])
+    assert len(set(s.groups)) >= 10 and s.roles.categorical == ("age",)
