@@ -35,14 +35,18 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from benchmarks._contenders import Result, run_flaml, run_grid, split_of
 from benchmarks._corpora import ensure
+
+if TYPE_CHECKING:
+    from runner.pipeline import Prepared
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENDERS = ("audioml", "flaml", "grid")
@@ -107,7 +111,9 @@ def _overrides(task: Task, corpus: Path, cache: Path, seed: int, extra: Sequence
     ]  # fmt: skip
 
 
-def prepared(task: Task, corpus: Path, cache: Path, seed: int, extra: Sequence[str] = ()):
+def prepared(
+    task: Task, corpus: Path, cache: Path, seed: int, extra: Sequence[str] = ()
+) -> Prepared:
     """The runner's ``Prepared`` for ``task`` at ``seed`` (features from the cache)."""
     from runner.loading import load_spec
     from runner.pipeline import RunOptions, prepare
@@ -158,7 +164,8 @@ def run_audioml(
 
 def run_task(
     name: str, *, seeds: Sequence[int], budget_s: float, cache: Path,
-    contenders: Sequence[str] = CONTENDERS, extra: Sequence[str] = (), log=print,
+    contenders: Sequence[str] = CONTENDERS, extra: Sequence[str] = (),
+    log: Callable[[str], None] = print,
 ) -> TaskRun:  # fmt: skip
     """Build (or reuse) the corpus and its feature table, then every contender per seed."""
     task, out = TASKS[name], TaskRun(name)
