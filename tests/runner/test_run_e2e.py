@@ -32,7 +32,7 @@ def _runs(client: MlflowClient, name: str):
     assert exp is not None, f"no experiment {name}"
     runs = client.search_runs([exp.experiment_id], max_results=500)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    children = [r for r in runs if "trial_number" in r.data.tags]  # not the ensemble run
     return parents, children
 
 
