@@ -373,8 +373,9 @@ def markdown(figures: list[Figures], argv: list[str], args: argparse.Namespace) 
         "Server: `mlflow models serve -m models:/bench-serving@champion --env-manager local "
         "-h 127.0.0.1 --workers N`. In this MLflow version the mlflow CLI runs `uvicorn "
         "--workers N mlflow.pyfunc.scoring_server.app:app` as a child (no gunicorn): with "
-        "N = 1 one uvicorn process, with N > 1 a supervisor "
-        "and N worker processes sharing the socket, each loading the model itself; "
+        "N = 1 one uvicorn process, with N > 1 a supervisor, "
+        "multiprocessing's resource tracker and N spawned worker processes sharing the "
+        "socket, each loading the model itself; "
         "inside a worker `/invocations` runs `predict` via `asyncio.to_thread`, so "
         "even one worker overlaps concurrent requests on threads (the GIL serialises their "
         f"Python parts). Processes in the server's session (the mlflow CLI included): {procs}.",
