@@ -25,7 +25,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-from runner import plots
+from runner import plots, svg
 from runner.faults import pause_point
 from runner.liveness import me
 from runner.metrics import greater_is_better, metric_names
@@ -329,14 +329,18 @@ class Tracker:
         return out
 
     def _trial_artifacts(self, run_id: str, record: TrialRecord) -> None:
+        # Per-trial figures are SVG text (runner.svg): matplotlib would cost more CPU than
+        # the rest of the tracking together.
         if "confusion_matrix" in self.plots and self.task == "classification" and record.cv:
-            fig = plots.confusion_figure(
-                record.cv.oof_true,
-                record.cv.oof_pred,
-                self.classes,
-                title=f"trial {record.number}: out-of-fold",
+            from sklearn.metrics import confusion_matrix
+
+            cm = confusion_matrix(record.cv.oof_true, record.cv.oof_pred, labels=self.classes)
+            title = f"trial {record.number}: out-of-fold"
+            self.client.log_text(
+                run_id,
+                svg.confusion_svg(cm, self.classes, title=title),
+                "confusion_matrix_oof.svg",
             )
-            self.log_figure(fig, "confusion_matrix_oof.png", run_id)
         if "feature_importance" in self.plots and record.X_last is not None:
             self.log_importance(
                 record.cv.last_estimator,
@@ -346,6 +350,7 @@ class Tracker:
                 kind=record.kind,
                 run_id=run_id,
                 seed=record.number,
+                figure="svg",
             )
 
     def log_importance(
@@ -358,9 +363,11 @@ class Tracker:
         kind: InputKind | None = None,
         run_id: str | None = None,
         seed: int = 0,
+        figure: str = "png",
     ) -> pd.Series:
         """Feature importance (native, coefficients or permutation), per feature and family.
 
+        ``figure`` is ``png`` (matplotlib, the final model) or ``svg`` (a trial's, cheap).
         ``kind`` is the family's input kind: an input that is not one table (images, images
         with metadata) is permuted part by part, scored with the spec's metric, and its image
         is a group of its own beside ``metadata``.
@@ -374,7 +381,12 @@ class Tracker:
         known = kind.importance_groups(self.importance_groups) if kind else self.importance_groups
         groups = {g: [c for c in cols if c in imp.index] for g, cols in known.items()}
         by_group = importance_by_group(imp, {g: c for g, c in groups.items() if c})
-        self.log_figure(plots.importance_figure(imp, by_group), "feature_importance.png", run_id)
+        if figure == "svg":
+            chart = svg.importance_svg(imp, by_group)
+            self.client.log_text(run_id or self.parent_id, chart, "feature_importance.svg")
+        else:
+            fig = plots.importance_figure(imp, by_group)
+            self.log_figure(fig, "feature_importance.png", run_id)
         text = json.dumps(
             {"features": imp.head(50).to_dict(), "groups": by_group.to_dict()}, indent=1
         )
