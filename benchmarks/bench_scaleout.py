@@ -52,6 +52,8 @@ def _spec_args(corpus: Path, trials: int) -> list[str]:
         "search.sampler=random",
         "search.timeout_s=3600",
         "features.n_jobs=1",
+        # One core per process: the rows compare processes, not each one's resource plan.
+        "search.n_jobs=1",
     ]
     return [str(DEMO), "-q", *[x for s in sets for x in ("--set", s)]]
 

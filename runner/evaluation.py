@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +37,20 @@ class CvResult:
     predict_s: float = 0.0
     last_estimator: object | None = None
     last_rows: np.ndarray | None = None
+    oof_ids: list = field(default_factory=list)
+    oof_fold: list[int] = field(default_factory=list)
+    oof_proba: list[np.ndarray] = field(default_factory=list)
+
+    def add_oof(
+        self, fold: int, ids: np.ndarray, truth: np.ndarray, pred: np.ndarray, proba: Any
+    ) -> None:
+        """Keep one fold's clip-level out-of-fold predictions (ensemble selection reads them)."""
+        self.oof_ids.extend(np.asarray(ids).tolist())
+        self.oof_fold.extend([fold] * len(ids))
+        self.oof_true.extend(np.asarray(truth).tolist())
+        self.oof_pred.extend(np.asarray(pred).tolist())
+        if proba is not None:
+            self.oof_proba.append(np.asarray(proba, dtype=float))
 
     def mean(self) -> dict[str, float]:
         """Per metric, the mean over the folds where it is defined (NaN if none)."""
@@ -110,6 +126,47 @@ def aggregate_clips(
     return np.asarray(uniques), np.asarray(classes)[agg.argmax(axis=1)], agg
 
 
+def _fit_fold(
+    make: Callable[[], object],
+    inputs: Inputs,
+    labels: np.ndarray,
+    k: int,
+    split: Split,
+    *,
+    task: str,
+    classes: Sequence | None,
+) -> tuple[object, np.ndarray, np.ndarray | None, float, float]:
+    """Fit one fold and predict its held-out rows: (estimator, pred, proba, fit s, predict s)."""
+    estimator = make()
+    try:
+        start = time.perf_counter()
+        estimator.fit(inputs.take(split.train), labels[split.train])
+        mid = time.perf_counter()
+        pred, proba = predict_rows(estimator, inputs.take(split.test), task=task, classes=classes)
+    except (ValueError, ArithmeticError, RuntimeError, IndexError, TypeError) as exc:
+        raise TrialFailed(f"fold {k}: {type(exc).__name__}: {exc}") from exc
+    return estimator, pred, proba, mid - start, time.perf_counter() - mid
+
+
+def _fold_results(
+    fit: Callable[[int, Split], tuple], folds: list[Split], jobs: int
+) -> Iterator[tuple]:
+    """Each fold's result in fold order; ``jobs`` folds are fitted side by side (threads:
+    the fits run in native code that releases the GIL). A consumer that stops early (a
+    pruned trial) cancels the folds not yet started and waits for the running ones."""
+    if jobs <= 1 or len(folds) <= 1:
+        for k, split in enumerate(folds):
+            yield fit(k, split)
+        return
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="audioml-fold")
+    try:
+        futures = [pool.submit(fit, k, split) for k, split in enumerate(folds)]
+        for future in futures:
+            yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def cross_validate(
     make: Callable[[], object],
     inputs: Inputs,
@@ -121,36 +178,39 @@ def cross_validate(
     classes: Sequence | None,
     aggregate: str = "mean_proba",
     on_fold: Callable[[int, dict[str, float]], None] | None = None,
+    jobs: int = 1,
 ) -> CvResult:
     """Fit ``make()`` on each fold's training rows; score on its clips.
+
+    ``jobs`` folds are fitted at once; ``on_fold`` still sees them in fold order, in the
+    calling thread (it may raise to stop, e.g. ``optuna.TrialPruned``).
 
     Raises:
         TrialFailed: when the estimator cannot fit or predict a fold (e.g. degenerate data).
     """
     result = CvResult()
     clip_labels = pd.Series(labels).groupby(pd.Series(clip_ids), sort=False).first()
-    for k, split in enumerate(folds):
-        estimator = make()
-        try:
-            start = time.perf_counter()
-            estimator.fit(inputs.take(split.train), labels[split.train])
-            mid = time.perf_counter()
-            pred, proba = predict_rows(
-                estimator, inputs.take(split.test), task=task, classes=classes
+
+    def fit(k: int, split: Split) -> tuple:
+        return _fit_fold(make, inputs, labels, k, split, task=task, classes=classes)
+
+    results = _fold_results(fit, folds, jobs)
+    try:
+        for k, (split, (estimator, pred, proba, fit_s, pred_s)) in enumerate(
+            zip(folds, results, strict=False)
+        ):
+            result.fit_s += fit_s
+            result.predict_s += pred_s
+            ids, clip_pred, clip_proba = aggregate_clips(
+                clip_ids[split.test], pred, proba, how=aggregate, classes=classes
             )
-            result.fit_s += mid - start
-            result.predict_s += time.perf_counter() - mid
-        except (ValueError, ArithmeticError, RuntimeError, IndexError, TypeError) as exc:
-            raise TrialFailed(f"fold {k}: {type(exc).__name__}: {exc}") from exc
-        ids, clip_pred, clip_proba = aggregate_clips(
-            clip_ids[split.test], pred, proba, how=aggregate, classes=classes
-        )
-        truth = clip_labels.loc[ids].to_numpy()
-        scores = score_all(task, truth, clip_pred, clip_proba, classes)
-        result.folds.append(scores)
-        result.oof_true.extend(truth.tolist())
-        result.oof_pred.extend(np.asarray(clip_pred).tolist())
-        result.last_estimator, result.last_rows = estimator, split.test
-        if on_fold is not None:
-            on_fold(k, scores)
+            truth = clip_labels.loc[ids].to_numpy()
+            scores = score_all(task, truth, clip_pred, clip_proba, classes)
+            result.folds.append(scores)
+            result.add_oof(k, ids, truth, clip_pred, clip_proba)
+            result.last_estimator, result.last_rows = estimator, split.test
+            if on_fold is not None:
+                on_fold(k, scores)
+    finally:
+        results.close()
     return result

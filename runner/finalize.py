@@ -1,5 +1,6 @@
-"""After the search: refit the best trial on all training data, score it once on the held-out
-test split, log the final artifacts and the servable model, and register it."""
+"""After the search: refit the best trial (or the selected ensemble, runner.candidates) on
+all training data, score it once on the held-out test split, log the final artifacts and the
+servable model, and register it."""
 
 from __future__ import annotations
 
@@ -16,15 +17,15 @@ import optuna
 from rich.console import Console
 
 from runner import plots
+from runner.candidates import FinalModel, choose_final
 from runner.dataset import targets
-from runner.errors import RunnerError
 from runner.evaluation import aggregate_clips, predict_rows
 from runner.faults import pause_point
 from runner.loading import spec_hash
 from runner.metrics import score_all
-from runner.models import MODELS, Inputs, ModelFamily
+from runner.models import Inputs
 from runner.report import leaderboard, print_leaderboard
-from runner.search import TrialSetup, build_estimator, decode_params, trials_frame
+from runner.search import trials_frame
 from runner.tracking import Tracker
 
 __all__ = ["finalize"]
@@ -47,8 +48,8 @@ _PACKAGES = [
 ]
 
 
-def _requirements(family: ModelFamily) -> list[str]:
-    names = _PACKAGES + list(family.requirements)
+def _requirements(extra: tuple[str, ...]) -> list[str]:
+    names = _PACKAGES + list(extra)
     out = []
     for name in names:
         try:
@@ -58,27 +59,14 @@ def _requirements(family: ModelFamily) -> list[str]:
     return out
 
 
-def _best_setup(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, TrialSetup]:
-    try:
-        best = study.best_trial
-    except ValueError:
-        raise RunnerError(
-            f"study {study.study_name}: no trial completed, so there is no model to refit; "
-            "see the failed trials' reasons above"
-        ) from None
-    return best, decode_params(best.params, best.user_attrs)
-
-
-def _fit_final(p: Any, setup: TrialSetup) -> tuple[Any, list[str], Inputs]:
-    """The best setup refit on the whole training split; also the test split's inputs."""
+def _fit_final(p: Any, final: FinalModel) -> tuple[Any, Inputs]:
+    """The final model refit on the whole training split; also the test split's inputs."""
     ds, split = p.dataset, p.split
-    columns = setup.columns(ds.groups, ds.feature_columns)
-    kind, roles = MODELS[setup.family].input, ds.roles.restrict(columns)
-    train_in = Inputs(kind, ds.rows(split.train), columns, roles)
-    test_in = Inputs(kind, ds.rows(split.test), columns, roles)
-    estimator = build_estimator(setup, p.spec, roles)
-    estimator.fit(train_in.all(), p.data.y)
-    return estimator, columns, test_in
+    roles = ds.roles.restrict(final.columns)
+    train_in = Inputs(final.kind, ds.rows(split.train), final.columns, roles)
+    test_in = Inputs(final.kind, ds.rows(split.test), final.columns, roles)
+    final.estimator.fit(train_in.all(), p.data.y)
+    return final.estimator, test_in
 
 
 def _score_test(p: Any, estimator: Any, test_in: Inputs) -> tuple[dict, np.ndarray, Any, Any]:
@@ -154,28 +142,26 @@ def _signature(p: Any, columns: list[str], categorical: tuple[str, ...] = ()) ->
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 
 
-def _log_model(
-    tracker: Tracker, p: Any, setup: TrialSetup, estimator: Any, columns: list[str]
-) -> str:
-    family = MODELS[setup.family]
-    roles = p.dataset.roles.restrict(columns)
-    columns = family.input.columns(columns, roles)  # what the served model reads
+def _log_model(tracker: Tracker, p: Any, final: FinalModel, estimator: Any) -> str:
+    kind = final.kind
+    roles = p.dataset.roles.restrict(final.columns)
+    columns = kind.columns(final.columns, roles)  # what the served model reads
     config = {
         "task": p.spec.task,
         "classes": p.data.classes,
         "columns": columns,
         "metadata": roles.to_json(),
-        "input": family.input.name,
+        "input": kind.name,
         "aggregate": p.spec.segments.aggregate,
         "features": p.spec.features.model_dump(mode="json"),
         "segments": p.spec.segments.model_dump(mode="json"),
-        "family": setup.family,
-        "params": setup.params,
+        "family": final.name,
+        "params": final.params,
     }
     # A feature row is the example of table models; image models read audio only, and a
     # base64 clip would bloat every logged model, so they carry the signature alone.
     example = None
-    if family.input.tabular:
+    if kind.tabular:
         example = p.dataset.frame.iloc[p.split.train[:1]][columns]
         example = example.astype({c: float for c in columns if c not in roles.categorical})
     code = [
@@ -190,7 +176,7 @@ def _log_model(
             folder,
             signature=_signature(p, columns, roles.categorical),
             input_example=example,
-            pip_requirements=_requirements(family),
+            pip_requirements=_requirements(final.requirements),
             code_paths=code,
         )
 
@@ -203,49 +189,50 @@ def finalize(p: Any, study: optuna.Study, tracker: Tracker, console: Console) ->
     """
     spec = p.spec
     tracker.flush()  # trial plots still rendering in the background finish first
-    best, setup = _best_setup(study)
-    estimator, columns, test_in = _fit_final(p, setup)
+    final = choose_final(p, study, tracker, console)
+    estimator, test_in = _fit_final(p, final)
+    columns = final.columns
     test_scores, truth, pred, proba = _score_test(p, estimator, test_in)
     tracker.log_metrics({f"test_{k}": v for k, v in test_scores.items() if np.isfinite(v)})
-    tracker.log_metrics({f"best_cv_{spec.search.metric}": best.value, "best_trial": best.number})
+    metric = spec.search.metric
+    tracker.log_metrics({f"best_cv_{metric}": final.cv_value, "best_trial": final.trial})
     _log_final_plots(tracker, p, truth, pred, proba)
     labels = targets(p.dataset.frame["label"].iloc[p.split.test], spec.task)
     tracker.log_importance(
         estimator, test_in.all(), labels, columns, kind=test_in.kind, seed=spec.seed
     )
-    metric = spec.search.metric
     board = leaderboard(
         trials_frame(study, metric), metric, greater_is_better=spec.greater_is_better
     )
     tracker.log_frame(board, "leaderboard.csv")
     _log_study_plots(tracker, study)
     summary = {
-        "study": p.study_name, "parent_run_id": tracker.parent_id, "best_trial": best.number,
-        "best_model": setup.family, f"cv_{metric}": best.value, "test": test_scores,
+        "study": p.study_name, "parent_run_id": tracker.parent_id, "best_trial": final.trial,
+        "best_model": final.name, f"cv_{metric}": final.cv_value, "test": test_scores,
         "model_version": None, "alias_moved": False,
     }  # fmt: skip
     if spec.tracking.log_models == "best":
         pause_point("finalize")
-        summary.update(
-            _register(tracker, p, best, setup, estimator, columns, test_scores, console)
-        )
-    tracker.set_tags({"best_trial": best.number, "best_model": setup.family})
+        summary.update(_register(tracker, p, final, estimator, test_scores, console))
+    tracker.set_tags({"best_trial": final.trial, "best_model": final.name})
     print_leaderboard(console, board, metric)
-    _say_test(console, spec, setup, test_scores)
+    _say_test(console, spec, final, test_scores)
     return summary
 
 
 def _register(
-    tracker: Tracker, p: Any, best: optuna.trial.FrozenTrial, setup: TrialSetup,
-    estimator: Any, columns: list[str], test_scores: dict, console: Console,
+    tracker: Tracker, p: Any, final: FinalModel, estimator: Any, test_scores: dict,
+    console: Console,
 ) -> dict:  # fmt: skip
     """Log the servable model, register a version with its tags, gate the alias. A version
     this parent run registered before it was cut short is completed instead of doubled."""
     spec, metric = p.spec, p.spec.search.metric
     tags = {
-        f"cv_{metric}": best.value, "spec_hash": spec_hash(spec), "run_id": tracker.parent_id,
-        "model_family": setup.family, "study_name": p.study_name,
+        f"cv_{metric}": final.cv_value, "spec_hash": spec_hash(spec),
+        "run_id": tracker.parent_id, "model_family": final.name, "study_name": p.study_name,
     }  # fmt: skip
+    if final.members:
+        tags["ensemble_members"] = ", ".join(f"{m}: {w:.3f}" for m, w in final.members.items())
     tags.update({f"test_{k}": v for k, v in test_scores.items()})
     gate = {"alias": spec.register.alias, "tags": tags, "test_score": test_scores[metric]}
     version = tracker.version_of_run(spec.model_name, tracker.parent_id)
@@ -253,7 +240,7 @@ def _register(
         uri = f"models:/{spec.model_name}/{version}"
         version, moved, previous = tracker.tag_and_gate(spec.model_name, version, **gate)
     else:
-        uri = _log_model(tracker, p, setup, estimator, columns)
+        uri = _log_model(tracker, p, final, estimator)
         version, moved, previous = tracker.register(uri, spec.model_name, **gate)
     tracker.set_tags({"registered_version": version, "alias_moved": str(moved).lower()})
     _say_registry(console, spec, version, moved, previous, test_scores[metric])
@@ -277,9 +264,9 @@ def _say_registry(
         )
 
 
-def _say_test(console: Console, spec: Any, setup: TrialSetup, scores: dict) -> None:
+def _say_test(console: Console, spec: Any, final: FinalModel, scores: dict) -> None:
     shown = "  ".join(f"{k}={v:.4f}" for k, v in scores.items() if np.isfinite(v))
-    console.print(f"best: [bold]{setup.family}[/]; held-out test: {shown}")
+    console.print(f"best: [bold]{final.name}[/]; held-out test: {shown}")
     if spec.tracking.log_models == "best":
         console.print(
             f"serve it: mlflow models serve -m models:/{spec.model_name}@{spec.register.alias} "

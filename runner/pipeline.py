@@ -22,10 +22,10 @@ from runner.dataset import Dataset, prepare_dataset, targets
 from runner.errors import DataError
 from runner.loading import spec_hash
 from runner.models import get_family, resolve_space
-from runner.search import SearchData, make_pruner, make_sampler
+from runner.search import SearchData, make_pruner, make_sampler, resource_plan
 from runner.spec import ExperimentSpec
 from runner.splits import Split, check_folds, cv_folds, holdout_split
-from runner.study import default_storage, open_study, study_name
+from runner.study import StudyLock, default_storage, open_study, study_name
 from runner.tracking import Tracker, flatten, resolve_tracking_uri
 
 __all__ = [
@@ -114,8 +114,13 @@ def prepare(spec: ExperimentSpec, opts: RunOptions, *, base: Path | None = None)
 
 def open_spec_study(p: Prepared) -> optuna.Study:
     """The spec's study (created or resumed) with the spec's sampler and pruner."""
+    from runner.warm_start import enqueue_warm_start
+
     sampler, pruner = make_sampler(p.spec), make_pruner(p.spec)
-    return open_study(p.spec, name=p.study_name, storage=p.storage, sampler=sampler, pruner=pruner)
+    spec, name = p.spec, p.study_name
+    study = open_study(spec, name=name, storage=p.storage, sampler=sampler, pruner=pruner)
+    enqueue_warm_start(study, spec, p.data, StudyLock(p.storage, name))
+    return study
 
 
 def _git_sha() -> str:
@@ -166,6 +171,7 @@ def parent_tags(p: Prepared) -> dict[str, str]:
 def log_inputs(tracker: Tracker, p: Prepared, opts: RunOptions) -> None:
     """The parent run's params (the resolved spec), spec files, space, schema and dataset."""
     tracker.log_params(flatten(opts.resolved or p.spec.model_dump(mode="json")))
+    tracker.log_params(resource_plan(p.spec).as_params())
     if opts.spec_text:
         tracker.log_text(opts.spec_text, "spec/spec.yaml")
     resolved = yaml.safe_dump(p.spec.model_dump(mode="json"), sort_keys=False)

@@ -33,6 +33,7 @@ from runner.errors import TrialFailed, TrialSkipped
 from runner.evaluation import CvResult, cross_validate
 from runner.faults import pause_point
 from runner.models import MODELS, ColumnRoles, InputKind, Inputs, Rows, get_family, resolve_space
+from runner.plan import ResourcePlan, plan_resources
 from runner.spec import ExperimentSpec
 from runner.splits import Split
 from runner.study import FINISHED, counted
@@ -47,6 +48,7 @@ __all__ = [
     "make_objective",
     "make_pruner",
     "make_sampler",
+    "resource_plan",
 ]
 
 FAIL_STREAK = 5
@@ -166,20 +168,38 @@ def decode_params(params: Mapping[str, Any], attrs: Mapping[str, Any] | None = N
 
 
 def build_estimator(
-    setup: TrialSetup, spec: ExperimentSpec, metadata: ColumnRoles | None = None
+    setup: TrialSetup,
+    spec: ExperimentSpec,
+    metadata: ColumnRoles | None = None,
+    *,
+    threads: int | None = None,
 ) -> Any:
     """An unfitted estimator for ``setup`` (ensemble members injected from the setup).
 
-    ``metadata`` holds the roles of the metadata columns the setup reads.
+    ``metadata`` holds the roles of the metadata columns the setup reads; ``threads`` those
+    of the estimator (default: the spec's resource plan).
     """
+    if threads is None:
+        threads = resource_plan(spec).threads
     family = get_family(setup.family, spec.task)
     params = dict(setup.params)
     if family.ensemble is not None:
         params["members"] = setup.members
     return family.make(
         params, task=spec.task, seed=spec.seed, balanced=spec.data.balance == "class_weight",
-        metadata=metadata, target_transform=spec.search.target_transform,
+        metadata=metadata, target_transform=spec.search.target_transform, threads=threads,
     )  # fmt: skip
+
+
+def resource_plan(spec: ExperimentSpec) -> ResourcePlan:
+    """The spec's split of the cores (see :mod:`runner.plan`)."""
+    s = spec.search
+    return plan_resources(s.n_jobs, s.parallel_trials, s.cv.folds)
+
+
+def fits_in_threads(setup: TrialSetup) -> bool:
+    """Whether estimators of ``setup`` (and of its members) may fit side by side."""
+    return all(MODELS[f].thread_safe for f in [setup.family, *(m for m, _ in setup.members)])
 
 
 def _ensemble_members(
@@ -226,12 +246,17 @@ def _sample_setup(trial: optuna.Trial, spec: ExperimentSpec, data: SearchData) -
 
 
 def _evaluate(
-    trial: optuna.Trial, record: TrialRecord, spec: ExperimentSpec, data: SearchData
+    trial: optuna.Trial,
+    record: TrialRecord,
+    spec: ExperimentSpec,
+    data: SearchData,
+    plan: ResourcePlan,
 ) -> float:
     """Cross-validate ``record.setup``, reporting each fold to the pruner; fills ``record``."""
     metric = spec.search.metric
     family = MODELS[record.setup.family]
     inputs = data.inputs(family.input, record.columns)
+    jobs = plan.folds if fits_in_threads(record.setup) else 1
 
     def on_fold(k: int, scores: dict[str, float]) -> None:
         pause_point("fold")
@@ -240,9 +265,9 @@ def _evaluate(
             raise optuna.TrialPruned(f"pruned after fold {k}")
 
     record.cv = cross_validate(
-        lambda: build_estimator(record.setup, spec, inputs.roles), inputs, data.y,
-        data.clip_ids, data.folds, task=spec.task, classes=data.classes,
-        aggregate=spec.segments.aggregate, on_fold=on_fold,
+        lambda: build_estimator(record.setup, spec, inputs.roles, threads=plan.threads),
+        inputs, data.y, data.clip_ids, data.folds, task=spec.task, classes=data.classes,
+        aggregate=spec.segments.aggregate, on_fold=on_fold, jobs=jobs,
     )  # fmt: skip
     value = record.cv.mean()[metric]
     if not np.isfinite(value):
@@ -278,6 +303,7 @@ def make_objective(
 ) -> Callable[[optuna.Trial], float]:
     """The objective: sample a setup, cross-validate it, report folds, notify the observers
     (``on_start`` once the setup is drawn, before any fitting; ``observer`` at the end)."""
+    plan = resource_plan(spec)
 
     def objective(trial: optuna.Trial) -> float:
         record = TrialRecord(number=trial.number, setup=TrialSetup("?", {}), state="running")
@@ -290,7 +316,7 @@ def make_objective(
             record.columns = record.setup.columns(data.groups, data.feature_columns)
             if on_start is not None:
                 on_start(trial, record)
-            value = _evaluate(trial, record, spec, data)
+            value = _evaluate(trial, record, spec, data, plan)
             record.state = "complete"
             return value
         except TrialSkipped:

@@ -19,6 +19,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 from rich.console import Console
+from threadpoolctl import threadpool_limits
 
 from runner.errors import RunnerError
 from runner.liveness import describe, is_alive, me
@@ -32,7 +33,13 @@ from runner.pipeline import (
     tracker_for,
 )
 from runner.report import print_trial
-from runner.search import TrialRecord, decode_params, dropped_families, make_objective
+from runner.search import (
+    TrialRecord,
+    decode_params,
+    dropped_families,
+    make_objective,
+    resource_plan,
+)
 from runner.spec import ExperimentSpec
 from runner.study import StudyLock, count_claimed, count_finished
 from runner.tracking import OWNER_TAG, Tracker
@@ -125,21 +132,25 @@ class Session:
             tracker.log_trial(record)
             print_trial(self.console, record, spec.search.metric)
 
+        plan = resource_plan(spec)
+        self.console.print(f"resources: {plan.describe()}")
         hooks = Hooks(
             on_dead=self.close_dead,
             keep_going=self._keep_going,
             on_interrupt=lambda: self.console.print("[yellow]stopping after the current trial[/]"),
         )
         try:
-            return run_budget(
-                self.study,
-                make_objective(spec, self.p.data, observe, on_start=start),
-                n_trials=budget,
-                timeout_s=spec.search.timeout_s,
-                n_jobs=spec.search.n_jobs,
-                lock=self.lock,
-                hooks=hooks,
-            )
+            # BLAS and OpenMP pools (HistGradientBoosting, numpy) follow the plan too.
+            with threadpool_limits(limits=plan.threads):
+                return run_budget(
+                    self.study,
+                    make_objective(spec, self.p.data, observe, on_start=start),
+                    n_trials=budget,
+                    timeout_s=spec.search.timeout_s,
+                    n_jobs=plan.trials,
+                    lock=self.lock,
+                    hooks=hooks,
+                )
         finally:
             tracker.flush()  # the last trials' plots are still being logged in the background
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -142,7 +142,16 @@ class SearchSpec(StrictModel):
     test_size: float = Field(0.2, gt=0, lt=0.9)
     sampler: Literal["tpe", "random", "cmaes", "gp"] = "tpe"
     pruner: Literal["none", "median", "wilcoxon", "hyperband"] = "median"
-    n_jobs: int = Field(1, ge=1)
+    n_jobs: Literal["auto"] | Annotated[int, Field(ge=1)] = Field(
+        "auto", description="cores the search uses (auto: every available one)"
+    )
+    parallel_trials: int = Field(
+        1, ge=1, description="trials at a time; above 1 a seed no longer fixes the trials"
+    )
+    warm_start: bool = Field(True, description="try each family's known-good settings first")
+    ensemble: bool = Field(
+        True, description="greedy ensemble selection over the trials' out-of-fold predictions"
+    )
     feature_groups: bool = Field(False, description="search over dropping extractor groups")
     target_transform: Literal["none", "log"] = Field(
         "none", description="regression: fit on log1p(target); scores stay in original units"

@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import os
+import tempfile
 import time
 import warnings
 from collections.abc import Iterable, Mapping
@@ -17,19 +18,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-from runner import plots
+from runner import plots, svg
 from runner.faults import pause_point
 from runner.liveness import me
 from runner.metrics import greater_is_better, metric_names
 from runner.search import TrialRecord
 
 if TYPE_CHECKING:
+    from runner.evaluation import CvResult
     from runner.models import InputKind
 
 __all__ = ["Tracker", "flatten", "resolve_tracking_uri"]
@@ -44,6 +47,7 @@ PARENT_TAG = "mlflow.parentRunId"
 OWNER_TAG, REASON_TAG = "audioml.owner", "reason"
 EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 _STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+OOF_FILE = "oof.npz"
 
 
 def resolve_tracking_uri(cli_value: str | None = None) -> str:
@@ -240,6 +244,8 @@ class Tracker:
             self.client.log_text(run_id, record.error, "traceback.txt")
         self.set_tags(tags, run_id)
         self.client.log_batch(run_id, metrics=self._trial_metrics(record))
+        if record.state == "complete" and record.cv is not None:
+            self.log_oof(run_id, record.cv)
         if record.state == "complete" and self.plots:
             # Plots render on a background thread (the second core) while the next trial
             # fits; at most a few trials wait, so memory stays bounded.
@@ -247,6 +253,43 @@ class Tracker:
             self._pending.append(self._pool.submit(self._finish_trial, run_id, record))
         else:
             self.client.set_terminated(run_id, status=_STATUS[record.state])
+
+    def log_oof(self, run_id: str, cv: CvResult) -> None:
+        """A trial's clip-level out-of-fold predictions (ids, fold, probabilities or values),
+        which ensemble selection reads back in whichever process finalizes."""
+        values = np.vstack(cv.oof_proba) if cv.oof_proba else np.asarray(cv.oof_pred, float)
+        with tempfile.TemporaryDirectory(prefix="audioml-oof-") as tmp:
+            path = Path(tmp) / OOF_FILE
+            ids = np.asarray([str(i) for i in cv.oof_ids])
+            np.savez_compressed(path, ids=ids, fold=np.asarray(cv.oof_fold), values=values)
+            self.client.log_artifact(run_id, str(path))
+
+    def load_oof(self, run_id: str) -> dict[str, np.ndarray] | None:
+        """What :meth:`log_oof` logged, or None (a trial from before it, or a lost file)."""
+        with tempfile.TemporaryDirectory(prefix="audioml-oof-") as tmp:
+            try:
+                local = self.client.download_artifacts(run_id, OOF_FILE, tmp)
+            except (MlflowException, OSError):
+                return None
+            with np.load(local, allow_pickle=False) as data:
+                return {k: data[k] for k in ("ids", "fold", "values")}
+
+    def log_ensemble(
+        self, members: Mapping[str, float], history: list[float], score: float, chosen: bool
+    ) -> str:
+        """The selected ensemble as a child run of its own: members (``trial N (family)``)
+        with weights, the CV score, the score of every selection round."""
+        tags = {PARENT_TAG: self.parent_id, "ensemble": "true", "chosen": str(chosen).lower()}
+        run_id = self.client.create_run(self.experiment_id, run_name="ensemble", tags=tags)
+        run_id = run_id.info.run_id
+        now = int(time.time() * 1000)
+        params = [Param("ensemble.members", ", ".join(members)[:6000])]
+        params += [Param(f"weight.{m}"[:250], f"{w:.4f}") for m, w in members.items()]
+        metrics = [Metric(f"cv_{self.metric}_mean", score, now, 0)]
+        metrics += [Metric("selection_score", v, now, k) for k, v in enumerate(history)]
+        self.client.log_batch(run_id, params=params, metrics=metrics)
+        self.client.set_terminated(run_id, status="FINISHED")
+        return run_id
 
     def _finish_trial(self, run_id: str, record: TrialRecord) -> None:
         try:
@@ -286,14 +329,18 @@ class Tracker:
         return out
 
     def _trial_artifacts(self, run_id: str, record: TrialRecord) -> None:
+        # Per-trial figures are SVG text (runner.svg): matplotlib would cost more CPU than
+        # the rest of the tracking together.
         if "confusion_matrix" in self.plots and self.task == "classification" and record.cv:
-            fig = plots.confusion_figure(
-                record.cv.oof_true,
-                record.cv.oof_pred,
-                self.classes,
-                title=f"trial {record.number}: out-of-fold",
+            from sklearn.metrics import confusion_matrix
+
+            cm = confusion_matrix(record.cv.oof_true, record.cv.oof_pred, labels=self.classes)
+            title = f"trial {record.number}: out-of-fold"
+            self.client.log_text(
+                run_id,
+                svg.confusion_svg(cm, self.classes, title=title),
+                "confusion_matrix_oof.svg",
             )
-            self.log_figure(fig, "confusion_matrix_oof.png", run_id)
         if "feature_importance" in self.plots and record.X_last is not None:
             self.log_importance(
                 record.cv.last_estimator,
@@ -303,6 +350,7 @@ class Tracker:
                 kind=record.kind,
                 run_id=run_id,
                 seed=record.number,
+                figure="svg",
             )
 
     def log_importance(
@@ -315,9 +363,11 @@ class Tracker:
         kind: InputKind | None = None,
         run_id: str | None = None,
         seed: int = 0,
+        figure: str = "png",
     ) -> pd.Series:
         """Feature importance (native, coefficients or permutation), per feature and family.
 
+        ``figure`` is ``png`` (matplotlib, the final model) or ``svg`` (a trial's, cheap).
         ``kind`` is the family's input kind: an input that is not one table (images, images
         with metadata) is permuted part by part, scored with the spec's metric, and its image
         is a group of its own beside ``metadata``.
@@ -331,7 +381,12 @@ class Tracker:
         known = kind.importance_groups(self.importance_groups) if kind else self.importance_groups
         groups = {g: [c for c in cols if c in imp.index] for g, cols in known.items()}
         by_group = importance_by_group(imp, {g: c for g, c in groups.items() if c})
-        self.log_figure(plots.importance_figure(imp, by_group), "feature_importance.png", run_id)
+        if figure == "svg":
+            chart = svg.importance_svg(imp, by_group)
+            self.client.log_text(run_id or self.parent_id, chart, "feature_importance.svg")
+        else:
+            fig = plots.importance_figure(imp, by_group)
+            self.log_figure(fig, "feature_importance.png", run_id)
         text = json.dumps(
             {"features": imp.head(50).to_dict(), "groups": by_group.to_dict()}, indent=1
         )

@@ -35,6 +35,7 @@ class _LGBMEarlyStopping(BaseEstimator):
         early_stopping_rounds: patience in boosting rounds; ``None`` disables early stopping.
         validation_fraction: share of the training rows held out for early stopping.
         random_state: seed of the inner split and of LightGBM.
+        n_jobs: LightGBM's threads, over the one in ``params`` (the search's resource plan).
     """
 
     # A name, not the class: LightGBM is imported on the first fit, so that registering the
@@ -48,8 +49,10 @@ class _LGBMEarlyStopping(BaseEstimator):
         early_stopping_rounds: int | None = 30,
         validation_fraction: float = 0.15,
         random_state: int = 0,
+        n_jobs: int | None = None,
     ) -> None:
         self.params = params
+        self.n_jobs = n_jobs
         self.early_stopping_rounds = early_stopping_rounds
         self.validation_fraction = validation_fraction
         self.random_state = random_state
@@ -57,8 +60,10 @@ class _LGBMEarlyStopping(BaseEstimator):
     def _model(self, **override: Any) -> lgb.LGBMModel:
         import lightgbm as lgb
 
+        threads = getattr(self, "n_jobs", None)  # absent from models pickled before it
+        params = {**(self.params or {}), **({"n_jobs": threads} if threads else {})}
         return getattr(lgb, self._lgbm_class)(
-            **{**(self.params or {}), **override}, random_state=self.random_state
+            **{**params, **override}, random_state=self.random_state
         )
 
     def fit(self, X: Any, y: Any) -> _LGBMEarlyStopping:

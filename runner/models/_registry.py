@@ -56,6 +56,11 @@ class ModelFamily:
         deterministic: whether the same params and seed give the same predictions.
         requirements: pip packages the logged model needs beyond the base ones.
         ensemble: for ensembles, which earlier trials become members; None otherwise.
+        warm_start: known-good parameter sets (defaults that generalise), tried first in a
+            new study before the sampler takes over; values outside a narrowed space are
+            left to the sampler.
+        thread_safe: whether two estimators of the family may fit at once in one process
+            (the CV folds of a trial are fitted side by side when it is).
     """
 
     name: str
@@ -66,9 +71,17 @@ class ModelFamily:
     deterministic: bool = True
     requirements: tuple[str, ...] = ()
     ensemble: Ensemble | None = None
+    thread_safe: bool = True
+    warm_start: tuple[Mapping[str, Any], ...] = ()
 
     def supports(self, task: str) -> bool:
         return task in self.tasks
+
+    @property
+    def stackable(self) -> bool:
+        """Whether the family can be a member of an ensemble: a table family that is not an
+        ensemble itself (the ensemble then reads one table, the union of its members')."""
+        return self.ensemble is None and self.input.tabular
 
     def make(
         self,
@@ -79,6 +92,7 @@ class ModelFamily:
         balanced: bool = False,
         metadata: ColumnRoles | None = None,
         target_transform: str = "none",
+        threads: int = 1,
     ) -> Any:
         """Build an unfitted estimator for ``task`` from ``params``.
 
@@ -92,6 +106,8 @@ class ModelFamily:
             metadata: the metadata columns of the input; they are encoded inside the
                 estimator (fitted on its training rows only).
             target_transform: ``"log"`` fits on ``log1p(y)`` and predicts in original units.
+            threads: the threads of each ``n_jobs`` parameter of the estimator (the search's
+                resource plan; families without one use the process's thread limit).
 
         Raises:
             RegistryError: the family does not support ``task``, or a log target is asked
@@ -105,6 +121,7 @@ class ModelFamily:
         from runner.models._encoding import MetadataEncoded, log_target
 
         estimator = self.build(dict(params), task=task, seed=seed, balanced=balanced)
+        use_threads(estimator, threads)
         if metadata:
             estimator = MetadataEncoded(estimator, metadata.numeric, metadata.categorical)
         if target_transform == "log":
@@ -116,6 +133,21 @@ class ModelFamily:
                 f"Unknown target_transform '{target_transform}'; choose one of none, log."
             )
         return estimator
+
+
+def use_threads(estimator: Any, threads: int) -> None:
+    """Set every ``n_jobs`` parameter the family's builder set (nested ones too) to
+    ``threads``; one left at its default (None) is not the family's to parallelise."""
+    get_params = getattr(estimator, "get_params", None)
+    if get_params is None:
+        return
+    keys = [
+        k
+        for k, v in get_params(deep=True).items()
+        if (k == "n_jobs" or k.endswith("__n_jobs")) and isinstance(v, int)
+    ]
+    if keys:
+        estimator.set_params(**dict.fromkeys(keys, threads))
 
 
 MODELS: dict[str, ModelFamily] = {}

@@ -72,5 +72,7 @@ KERAS_CNN = register_family(
         build=build_keras_cnn,
         input=IMAGE_TABLE,
         requirements=KERAS_REQUIREMENTS,
+        # Keras seeds and builds through process-wide state: one fit at a time.
+        thread_safe=False,
     )
 )

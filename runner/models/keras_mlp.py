@@ -62,5 +62,17 @@ KERAS_MLP = register_family(
         space=keras_mlp_space,
         build=build_keras_mlp,
         requirements=KERAS_REQUIREMENTS,
+        warm_start=(
+            {
+                "n_layers": 2,
+                "units": 128,
+                "dropout": 0.2,
+                "learning_rate": 1e-3,
+                "batch_size": 32,
+                "epochs": 60,
+            },
+        ),
+        # Keras seeds and builds through process-wide state: one fit at a time.
+        thread_safe=False,
     )
 )

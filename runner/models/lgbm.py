@@ -13,7 +13,7 @@ from runner.models._registry import ModelFamily, register_family
 
 __all__ = ["LIGHTGBM"]
 
-# Reproducible and quiet; n_jobs=1 because the search parallelises over trials instead.
+# Reproducible and quiet; one thread unless the resource plan gives more (ModelFamily.make).
 _FIXED: dict[str, Any] = {
     "verbosity": -1,
     "n_jobs": 1,
@@ -60,10 +60,28 @@ def build_lightgbm(
     p = check_params("lightgbm", params, lightgbm_space)
     p = {**_FIXED, **p, "class_weight": class_weight(balanced, task)}
     if task == "classification":
-        return LGBMEarlyStoppingClassifier(p, random_state=seed)
-    return LGBMEarlyStoppingRegressor(p, random_state=seed)
+        return LGBMEarlyStoppingClassifier(p, random_state=seed, n_jobs=1)
+    return LGBMEarlyStoppingRegressor(p, random_state=seed, n_jobs=1)
 
 
 LIGHTGBM = register_family(
-    ModelFamily(name="lightgbm", tasks=BOTH, space=lightgbm_space, build=build_lightgbm)
+    ModelFamily(
+        name="lightgbm",
+        tasks=BOTH,
+        space=lightgbm_space,
+        build=build_lightgbm,
+        # LightGBM's own defaults, with shrinkage for early stopping to pick the tree count.
+        warm_start=(
+            {
+                "n_estimators": 1000,
+                "learning_rate": 0.05,
+                "num_leaves": 31,
+                "min_child_samples": 5,
+                "subsample": 0.8,
+                "colsample_bytree": 0.8,
+                "reg_alpha": 1e-8,
+                "reg_lambda": 1e-3,
+            },
+        ),
+    )
 )

@@ -65,5 +65,22 @@ def build_knn(params: Mapping[str, Any], *, task: str, seed: int, balanced: bool
     return scaled(cls(**p, n_jobs=1))
 
 
-SVM = register_family(ModelFamily(name="svm", tasks=BOTH, space=svm_space, build=build_svm))
-KNN = register_family(ModelFamily(name="knn", tasks=BOTH, space=knn_space, build=build_knn))
+# gamma 0.01 is about scikit-learn's "scale" (1 / n_features) on a ~100-column table.
+SVM = register_family(
+    ModelFamily(
+        name="svm",
+        tasks=BOTH,
+        space=svm_space,
+        build=build_svm,
+        warm_start=({"C": 10.0, "gamma": 0.01, "kernel": "rbf", "epsilon": 0.1},),
+    )
+)
+KNN = register_family(
+    ModelFamily(
+        name="knn",
+        tasks=BOTH,
+        space=knn_space,
+        build=build_knn,
+        warm_start=({"n_neighbors": 10, "weights": "distance", "p": 2},),
+    )
+)

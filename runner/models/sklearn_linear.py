@@ -50,8 +50,20 @@ def build_ridge(
 
 
 LOGISTIC = register_family(
-    ModelFamily(name="logistic", tasks=CLASSIFICATION, space=logistic_space, build=build_logistic)
+    ModelFamily(
+        name="logistic",
+        tasks=CLASSIFICATION,
+        space=logistic_space,
+        build=build_logistic,
+        warm_start=({"C": 1.0},),
+    )
 )
 RIDGE = register_family(
-    ModelFamily(name="ridge", tasks=REGRESSION, space=ridge_space, build=build_ridge)
+    ModelFamily(
+        name="ridge",
+        tasks=REGRESSION,
+        space=ridge_space,
+        build=build_ridge,
+        warm_start=({"alpha": 1.0},),
+    )
 )

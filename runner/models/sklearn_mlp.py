@@ -49,4 +49,9 @@ def build_mlp(params: Mapping[str, Any], *, task: str, seed: int, balanced: bool
     return TransformedTargetRegressor(regressor=scaled(model), transformer=StandardScaler())
 
 
-MLP = register_family(ModelFamily(name="mlp", tasks=BOTH, space=mlp_space, build=build_mlp))
+_MLP_START = {
+    "n_layers": 2, "units": 128, "alpha": 1e-4, "learning_rate_init": 1e-3, "batch_size": 32,
+}  # fmt: skip
+MLP = register_family(
+    ModelFamily(name="mlp", tasks=BOTH, space=mlp_space, build=build_mlp, warm_start=(_MLP_START,))
+)

@@ -112,34 +112,51 @@ def _builder(name: str, space: Space, classes: tuple[str, str], **fixed: Any) ->
     return build
 
 
-def _register(name: str, space: Space, classes: tuple[str, str], **fixed: Any) -> ModelFamily:
+def _register(
+    name: str, space: Space, classes: tuple[str, str], start: Mapping[str, Any], **fixed: Any
+) -> ModelFamily:
     build = _builder(name, space, classes, **fixed)
-    return register_family(ModelFamily(name=name, tasks=BOTH, space=space, build=build))
+    return register_family(
+        ModelFamily(name=name, tasks=BOTH, space=space, build=build, warm_start=(start,))
+    )
+
+
+# Warm starts: scikit-learn's defaults where they generalise; bagged trees grow deep and
+# look at a share of the columns per split (a criterion of the other task goes to the sampler).
+_FOREST_START = {
+    "n_estimators": 300, "max_depth": 32, "min_samples_leaf": 1, "max_features": 0.5,
+    "criterion": "gini",
+}  # fmt: skip
 
 
 DECISION_TREE = _register(
     "decision_tree",
     tree_space,
     ("sklearn.tree.DecisionTreeClassifier", "sklearn.tree.DecisionTreeRegressor"),
+    {"max_depth": 8, "min_samples_leaf": 5, "max_features": 1.0, "criterion": "gini"},
 )
-# n_jobs=1: the search parallelises trials, nested parallelism would oversubscribe cores.
+# n_jobs=1 unless the search's resource plan gives estimators more threads (ModelFamily.make).
 RANDOM_FOREST = _register(
     "random_forest",
     forest_space,
     ("sklearn.ensemble.RandomForestClassifier", "sklearn.ensemble.RandomForestRegressor"),
+    _FOREST_START,
     n_jobs=1,
 )
 EXTRA_TREES = _register(
     "extra_trees",
     forest_space,
     ("sklearn.ensemble.ExtraTreesClassifier", "sklearn.ensemble.ExtraTreesRegressor"),
+    _FOREST_START,
     n_jobs=1,
 )
 GRADIENT_BOOSTING = _register(
     "gradient_boosting",
     boosting_space,
     ("sklearn.ensemble.GradientBoostingClassifier", "sklearn.ensemble.GradientBoostingRegressor"),
-)
+    {"n_estimators": 150, "learning_rate": 0.1, "max_depth": 3, "min_samples_leaf": 1,
+     "subsample": 0.8},
+)  # fmt: skip
 HIST_GRADIENT_BOOSTING = _register(
     "hist_gradient_boosting",
     hist_space,
@@ -147,4 +164,6 @@ HIST_GRADIENT_BOOSTING = _register(
         "sklearn.ensemble.HistGradientBoostingClassifier",
         "sklearn.ensemble.HistGradientBoostingRegressor",
     ),
-)
+    {"max_iter": 200, "learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20,
+     "l2_regularization": 1e-8},
+)  # fmt: skip

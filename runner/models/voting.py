@@ -23,8 +23,7 @@ def voting_space(task: str) -> dict[str, BaseDistribution]:
 
 
 def _member_family(family: ModelFamily) -> bool:
-    """Table families that are not ensembles themselves."""
-    return family.ensemble is None and family.input.tabular
+    return family.stackable
 
 
 def _n_members(params: Mapping[str, Any]) -> int:

@@ -32,7 +32,7 @@ def test_two_runs_started_together_in_a_fresh_folder(job: Job) -> None:
     parents = [
         r
         for r in client.search_runs([client.get_experiment_by_name("demo").experiment_id])
-        if "trial_number" not in r.data.tags
+        if "mlflow.parentRunId" not in r.data.tags
     ]
     assert len(parents) == 1, "one parent run for the two processes"
 

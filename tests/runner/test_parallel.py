@@ -89,9 +89,9 @@ def _versions(workdir: Path) -> list:
 
 
 @pytest.mark.slow
-def test_n_jobs_2_on_default_sqlite(workdir: Path, corpus: Path) -> None:
+def test_parallel_trials_2_on_default_sqlite(workdir: Path, corpus: Path) -> None:
     args = ["run", str(DEMO), *SMALL, "--set", f"data.root={corpus}"]
-    assert main([*args, "--set", "search.n_trials=6", "--set", "search.n_jobs=2"]) == 0
+    assert main([*args, "--set", "search.n_trials=6", "--set", "search.parallel_trials=2"]) == 0
     (summary,) = optuna.get_all_study_summaries(f"sqlite:///{workdir / 'optuna.db'}")
     study = optuna.load_study(
         study_name=summary.study_name, storage=make_storage(f"sqlite:///{workdir / 'optuna.db'}")

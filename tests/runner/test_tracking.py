@@ -68,9 +68,10 @@ def test_complete_pruned_and_failed_trials_share_metric_keys(table_root, failing
     assert sorted(steps) == [0, 1, 2]
     names = {a.path for a in client.list_artifacts(done.info.run_id)}
     assert {
-        "confusion_matrix_oof.png",
-        "feature_importance.png",
+        "confusion_matrix_oof.svg",
+        "feature_importance.svg",
         "feature_importance.json",
+        "oof.npz",
     } <= names
     assert done.info.run_name == f"trial-{done.data.tags['trial_number']}-logistic"
 

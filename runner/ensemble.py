@@ -1,0 +1,150 @@
+"""Ensemble selection (Caruana et al., 2004) over the complete trials' out-of-fold predictions.
+
+Greedy forward selection with replacement: start empty; each round add the trial whose
+predictions, averaged with those already chosen (probabilities for classification, values for
+regression), score best; keep the best round. A trial chosen k times weighs k. The score is
+the spec's metric per CV fold, averaged over the folds, exactly as a trial's own CV score, so
+a one-member ensemble scores what its trial scored and the two are comparable.
+
+The selection loop scores thousands of combinations, so its metrics are computed from
+integer-coded labels with numpy (:func:`fast_score`); tests hold them equal to
+:func:`runner.metrics.score_all`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from runner.metrics import greater_is_better, score_all
+
+__all__ = ["ROUNDS", "Oof", "Selection", "fast_score", "select_ensemble"]
+
+#: Rounds of greedy selection and the size of the candidate pool (best trials by CV score).
+ROUNDS, POOL = 40, 20
+
+
+@dataclass
+class Oof:
+    """One trial's clip-level out-of-fold predictions, aligned with the reference clip order.
+
+    ``values`` holds class probabilities (n clips x n classes) or regression predictions.
+    """
+
+    number: int
+    family: str
+    value: float
+    values: np.ndarray
+
+
+@dataclass
+class Selection:
+    """The chosen trials (number -> times chosen), the ensemble's CV score, every round's."""
+
+    counts: dict[int, int]
+    score: float
+    history: list[float] = field(default_factory=list)
+
+    @property
+    def weights(self) -> dict[int, float]:
+        total = sum(self.counts.values())
+        return {n: c / total for n, c in self.counts.items()}
+
+    @property
+    def size(self) -> int:
+        return len(self.counts)
+
+
+def fast_score(
+    task: str,
+    metric: str,
+    truth: np.ndarray,
+    values: np.ndarray,
+    n_classes: int = 0,
+    classes: Sequence | None = None,
+) -> float:
+    """``metric`` of one fold: ``truth`` as class indices (or numbers), ``values`` as
+    probabilities (or predictions). Same definitions as :func:`runner.metrics.score_all`."""
+    if task == "regression":
+        err = values - truth
+        if metric == "mae":
+            return float(np.abs(err).mean())
+        if metric == "rmse":
+            return float(np.sqrt((err**2).mean()))
+        total = ((truth - truth.mean()) ** 2).sum()
+        return float(1 - (err**2).sum() / total) if len(truth) > 1 and total else float("nan")
+    pred = values.argmax(axis=1)
+    if metric == "accuracy":
+        return float((pred == truth).mean())
+    if metric in ("f1_macro", "recall_macro"):
+        cm = np.bincount(truth * n_classes + pred, minlength=n_classes**2)
+        cm = cm.reshape(n_classes, n_classes)
+        tp, actual, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
+        present = (actual + predicted) > 0  # scikit-learn averages over labels seen at all
+        if metric == "recall_macro":
+            per = np.divide(tp, actual, out=np.zeros(n_classes), where=actual > 0)
+        else:
+            denom = actual + predicted
+            per = np.divide(2 * tp, denom, out=np.zeros(n_classes), where=denom > 0)
+        return float(per[present].mean())
+    # Probability metrics are rare as the search metric: use the reference definitions.
+    names = np.asarray(classes)
+    return score_all(task, names[truth], names[pred], values, list(classes))[metric]
+
+
+def select_ensemble(
+    oofs: Sequence[Oof],
+    truth: np.ndarray,
+    folds: np.ndarray,
+    *,
+    task: str,
+    metric: str,
+    classes: Sequence | None = None,
+    rounds: int = ROUNDS,
+) -> Selection | None:
+    """Greedy selection with replacement over ``oofs`` (at most :data:`POOL`, best first).
+
+    ``truth`` and ``folds`` are per clip, in the order of every ``Oof.values``; class truth
+    is given as labels and coded here. None when there are no candidates.
+    """
+    if not oofs:
+        return None
+    sign = 1.0 if greater_is_better(metric) else -1.0
+    pool = sorted(oofs, key=lambda o: -sign * o.value)[:POOL]
+    n_classes = len(classes) if classes is not None else 0
+    if task == "classification":
+        index = {c: i for i, c in enumerate(classes)}
+        truth = np.asarray([index[t] for t in truth])
+    else:
+        truth = np.asarray(truth, dtype=float)
+    parts = [np.flatnonzero(folds == k) for k in np.unique(folds)]
+
+    def score(values: np.ndarray) -> float:
+        per = [
+            fast_score(task, metric, truth[rows], values[rows], n_classes, classes)
+            for rows in parts
+        ]
+        finite = [v for v in per if np.isfinite(v)]
+        return float(np.mean(finite)) if finite else float("nan")
+
+    total = np.zeros_like(pool[0].values, dtype=float)
+    chosen: list[int] = []
+    history: list[float] = []
+    best_round, best_score = -1, -np.inf
+    for r in range(rounds):
+        scores = [score((total + o.values) / (r + 1)) for o in pool]
+        signed = np.nan_to_num(sign * np.asarray(scores), nan=-np.inf)
+        pick = int(np.argmax(signed))
+        total += pool[pick].values
+        chosen.append(pick)
+        history.append(scores[pick])
+        # Strictly better only: ties keep the smaller ensemble.
+        if signed[pick] > best_score:
+            best_round, best_score = r, float(signed[pick])
+    if best_round < 0:
+        return None
+    counts = Counter(pool[i].number for i in chosen[: best_round + 1])
+    return Selection(counts=dict(counts), score=sign * best_score, history=history)

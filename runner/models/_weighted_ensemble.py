@@ -1,0 +1,85 @@
+"""The estimator of a selected ensemble: table members, each on its own columns, averaged
+with weights (probabilities for classification, predictions for regression).
+
+It reads one table, the union of its members' columns (a float array, or a DataFrame when
+metadata columns are in), and hands each member the part it was trained on, in the form it
+was trained on. Imported when the final model is built and when a logged model is loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+__all__ = ["EnsembleMember", "WeightedEnsemble"]
+
+
+class EnsembleMember:
+    """One member: its estimator, its columns, and whether it reads a DataFrame."""
+
+    def __init__(self, estimator: Any, columns: Sequence[str], frame: bool, label: str) -> None:
+        self.estimator = estimator
+        self.columns = list(columns)
+        self.frame = frame
+        self.label = label  # e.g. "trial-7-lightgbm", the child run of its trial
+
+
+class WeightedEnsemble(BaseEstimator):
+    """Weighted average of fitted-together members.
+
+    Args:
+        members: the members, unfitted.
+        weights: one per member, summing to 1.
+        columns: the union of the members' columns, in the order of the input table.
+        task: ``"classification"`` or ``"regression"``.
+    """
+
+    def __init__(
+        self,
+        members: Sequence[EnsembleMember],
+        weights: Sequence[float],
+        columns: Sequence[str],
+        task: str,
+    ) -> None:
+        self.members = list(members)
+        self.weights = list(weights)
+        self.columns = list(columns)
+        self.task = task
+
+    def _part(self, X: Any, member: EnsembleMember) -> Any:
+        if isinstance(X, pd.DataFrame):
+            part = X[member.columns]
+            return part.reset_index(drop=True) if member.frame else part.to_numpy(np.float64)
+        position = {c: i for i, c in enumerate(self.columns)}
+        return np.asarray(X)[:, [position[c] for c in member.columns]]
+
+    def fit(self, X: Any, y: Any) -> WeightedEnsemble:
+        y = np.asarray(y)
+        for member in self.members:
+            member.estimator.fit(self._part(X, member), y)
+        if self.task == "classification":
+            self.classes_ = np.unique(y)
+        self.n_features_in_ = len(self.columns)
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        index = {c: i for i, c in enumerate(self.classes_)}
+        out = np.zeros((len(X), len(self.classes_)))
+        for member, weight in zip(self.members, self.weights, strict=True):
+            proba = np.asarray(member.estimator.predict_proba(self._part(X, member)), dtype=float)
+            for j, c in enumerate(member.estimator.classes_):
+                out[:, index[c]] += weight * proba[:, j]
+        return out
+
+    def predict(self, X: Any) -> np.ndarray:
+        if self.task == "classification":
+            return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        parts = [
+            weight * np.asarray(m.estimator.predict(self._part(X, m)), dtype=float)
+            for m, weight in zip(self.members, self.weights, strict=True)
+        ]
+        return np.sum(parts, axis=0)

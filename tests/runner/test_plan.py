@@ -1,0 +1,144 @@
+"""The resource plan (folds side by side, then estimator threads) and the warm start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from runner.errors import TrialFailed
+from runner.evaluation import cross_validate
+from runner.models import TABLE, Inputs, Rows, get_family
+from runner.pipeline import RunOptions, open_spec_study, prepare
+from runner.plan import available_cores, plan_resources
+from runner.search import make_objective
+from runner.spec import ExperimentSpec
+from runner.splits import Split
+from runner.warm_start import WARM_ATTR
+
+
+@pytest.mark.parametrize(
+    ("n_jobs", "trials", "folds", "plan"),
+    [
+        (2, 1, 5, (1, 2, 1)),  # this machine: two folds at once
+        (16, 1, 5, (1, 5, 3)),  # a workstation: every fold at once, the rest as threads
+        (16, 2, 5, (2, 5, 1)),
+        (1, 1, 5, (1, 1, 1)),
+        (3, 4, 5, (3, 1, 1)),  # never more trials than cores
+    ],
+)
+def test_plan_splits_cores_without_oversubscribing(n_jobs, trials, folds, plan) -> None:
+    got = plan_resources(n_jobs, trials, folds)
+    assert (got.trials, got.folds, got.threads) == plan
+    assert got.trials * got.folds * got.threads <= got.cores
+    assert plan_resources("auto", 1, 5).cores == available_cores()
+
+
+def _table(rng, n: int = 160) -> tuple[pd.DataFrame, np.ndarray]:
+    y = rng.integers(0, 3, n)
+    X = y[:, None] * 0.7 + rng.normal(0, 1, (n, 6))
+    return pd.DataFrame(X, columns=[f"f{i}" for i in range(6)]), np.asarray(list("abc"))[y]
+
+
+def _folds(n: int, k: int) -> list[Split]:
+    fold = np.arange(n) % k
+    return [Split(np.flatnonzero(fold != j), np.flatnonzero(fold == j)) for j in range(k)]
+
+
+def _cv(frame, y, jobs: int, on_fold=None):
+    family = get_family("random_forest", "classification")
+    params = {"n_estimators": 30, "max_depth": 6}
+    return cross_validate(
+        lambda: family.make(params, task="classification", seed=1),
+        Inputs(TABLE, Rows(frame), list(frame.columns)), y,
+        np.asarray([f"c{i}" for i in range(len(y))]), _folds(len(y), 4),
+        task="classification", classes=list("abc"), on_fold=on_fold, jobs=jobs,
+    )  # fmt: skip
+
+
+def test_folds_side_by_side_score_as_folds_in_turn(rng) -> None:
+    frame, y = _table(rng)
+    seen: list[int] = []
+    serial = _cv(frame, y, 1)
+    parallel = _cv(frame, y, 2, on_fold=lambda k, _: seen.append(k))
+    assert seen == [0, 1, 2, 3]  # reported in fold order, in the calling thread
+    assert parallel.folds == serial.folds
+    assert parallel.oof_ids == serial.oof_ids
+    np.testing.assert_array_equal(np.vstack(parallel.oof_proba), np.vstack(serial.oof_proba))
+
+
+def test_a_fold_that_stops_the_trial_stops_the_folds_in_flight(rng) -> None:
+    frame, y = _table(rng)
+
+    def prune(k: int, _scores) -> None:
+        raise optuna.TrialPruned(f"pruned after fold {k}")
+
+    with pytest.raises(optuna.TrialPruned, match="fold 0"):
+        _cv(frame, y, 2, on_fold=prune)
+
+
+def _csv(root: Path, rng) -> None:
+    frame, y = _table(rng, 120)
+    frame.columns = [f"mfcc{i}_mean" for i in range(6)]
+    frame.insert(0, "filename", [f"c{i}.wav" for i in range(len(y))])
+    frame["label"] = y
+    frame.to_csv(root / "table.csv", index=False)
+
+
+def _spec(root: Path, **search) -> ExperimentSpec:
+    data = {"source": "feature_table", "root": str(root), "manifest": "table.csv",
+            "label_column": "label"}  # fmt: skip
+    search = {"models": ["logistic", "svm", "random_forest"], "n_trials": 6,
+              "cv": {"folds": 3}, "pruner": "none", **search}  # fmt: skip
+    return ExperimentSpec.model_validate({"name": "plan-test", "seed": 5, "data": data,
+                                          "search": search})  # fmt: skip
+
+
+def _search(spec: ExperimentSpec, p) -> list[tuple]:
+    study = open_spec_study(p)
+    study.optimize(make_objective(spec, p.data), n_trials=6, catch=(TrialFailed,))
+    return [(t.params, t.value) for t in study.trials]
+
+
+def test_a_seed_fixes_the_trials_whatever_the_fold_plan(workdir: Path, rng) -> None:
+    _csv(workdir, rng)
+    runs = []
+    for n_jobs, store in [("auto", "a"), ("auto", "b"), (1, "c")]:
+        spec = _spec(workdir, n_jobs=n_jobs)
+        opts = RunOptions(progress=False, tracking_uri=f"sqlite:///{workdir / store}.db")
+        p = prepare(spec, opts)
+        p.storage = f"sqlite:///{workdir / store}-optuna.db"
+        runs.append(_search(spec, p))
+    assert runs[0] == runs[1] == runs[2]
+
+
+def test_a_new_study_tries_each_familys_warm_start_first(workdir: Path, rng) -> None:
+    _csv(workdir, rng)
+    spec = _spec(workdir, spaces={"svm": {"C": [0.1, 1.0]}})  # svm's C=10 is outside
+    p = prepare(spec, RunOptions(progress=False))
+    study = open_spec_study(p)
+    waiting = [
+        t.system_attrs["fixed_params"] for t in study.get_trials(states=(TrialState.WAITING,))
+    ]
+    assert [t["model"] for t in waiting] == ["logistic", "svm", "random_forest"]
+    assert waiting[0] == {"model": "logistic", "logistic.C": 1.0}
+    assert "svm.C" not in waiting[1]  # outside the narrowed space: left to the sampler
+    assert waiting[1]["svm.kernel"] == "rbf"
+    assert study.user_attrs[WARM_ATTR] == 3
+    study.optimize(make_objective(spec, p.data), n_trials=3, catch=(TrialFailed,))
+    done = study.get_trials(states=(TrialState.COMPLETE,))
+    assert done[0].params == {"model": "logistic", "logistic.C": 1.0}
+    assert 0.1 <= done[1].params["svm.C"] <= 1.0
+    # Opening the study again (a resume, a worker) enqueues nothing more.
+    again = open_spec_study(p)
+    assert len(again.get_trials()) == 3
+
+
+def test_warm_start_off_enqueues_nothing(workdir: Path, rng) -> None:
+    _csv(workdir, rng)
+    p = prepare(_spec(workdir, warm_start=False), RunOptions(progress=False))
+    assert open_spec_study(p).get_trials() == []
