@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import io
 import os
+import shlex
 import statistics
 import sys
 import tempfile
@@ -268,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in args.tasks:
         kwargs = {"contenders": args.contenders, "extra": args.sets, "cache": cache}
         runs.append(run_task(name, seeds=args.seeds, budget_s=args.budget_s, **kwargs))
-    command = "python -m benchmarks.bench_search " + " ".join(argv or sys.argv[1:])
+    command = "python -m benchmarks.bench_search " + shlex.join(argv or sys.argv[1:])
     text = markdown(runs, seeds=args.seeds, budget_s=args.budget_s, command=command.strip())
     print(text)
     if args.out:
