@@ -157,8 +157,10 @@ def run_audioml(
     study = optuna.load_study(study_name=summary["study"], storage=opts.storage)
     states = [t.state.name.lower() for t in study.trials]
     counts = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states)))
+    # Warm-start trials never started (still WAITING) have no times.
     ends = [t.datetime_complete for t in study.trials if t.datetime_complete]
-    searched = (max(ends) - min(t.datetime_start for t in study.trials)).total_seconds()
+    starts = [t.datetime_start for t in study.trials if t.datetime_start]
+    searched = (max(ends) - min(starts)).total_seconds()
     detail = f"best {summary['best_model']}; trials: {counts}; search {searched:.0f} s"
     return Result("audioml", summary["test"][spec.search.metric], wall, detail)
 
