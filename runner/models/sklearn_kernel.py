@@ -30,6 +30,9 @@ def svm_space(task: str) -> dict[str, BaseDistribution]:
     return space
 
 
+SVM_MAX_ITER = 200_000
+
+
 def build_svm(params: Mapping[str, Any], *, task: str, seed: int, balanced: bool = False) -> Any:
     """SVC with sigmoid-calibrated probabilities, or SVR on a standardised target."""
     from sklearn.calibration import CalibratedClassifierCV
@@ -38,6 +41,10 @@ def build_svm(params: Mapping[str, Any], *, task: str, seed: int, balanced: bool
     from sklearn.svm import SVC, SVR
 
     p = check_params("svm", params, svm_space)
+    # libsvm has no iteration cap by default: a linear kernel at a large C on overlapping
+    # classes ran a single fold for over 12 minutes. Capped, it stops with a
+    # ConvergenceWarning and an approximate solution, which CV scores as it is.
+    p["max_iter"] = SVM_MAX_ITER
     if task == "classification":
         # SVC(probability=True) is deprecated since scikit-learn 1.9; this is its replacement.
         # cv=3 keeps calibration possible on small folds.

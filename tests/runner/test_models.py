@@ -432,3 +432,18 @@ def test_a_model_pickled_under_the_old_module_paths_still_loads(family: str) -> 
     expected = f"runner.models._encoding MetadataEncoded {list(model.predict(model.X_check_))}"
     assert done.stdout.decode().strip() == expected
     assert list(model.predict(model.X_check_)) == ["low", "high"]
+
+
+def test_svm_stops_at_its_iteration_cap_on_a_hard_linear_problem(rng) -> None:
+    """A linear kernel at a large C on a noisy log target once ran one fold for over 12
+    minutes; the cap ends it with a ConvergenceWarning and a usable model."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    X = rng.normal(size=(800, 60))
+    y = np.exp(3.5 + 0.3 * X[:, 0] + rng.normal(0, 0.5, 800))
+    family = get_family("svm", "regression")
+    params = {"C": 224.0, "gamma": 0.01, "kernel": "linear", "epsilon": 0.1}
+    model = family.make(params, task="regression", seed=0, target_transform="log")
+    with pytest.warns(ConvergenceWarning, match="max_iter=200000"):
+        model.fit(X, y)
+    assert np.corrcoef(np.log(model.predict(X)), X[:, 0])[0, 1] > 0.5
