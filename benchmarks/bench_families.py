@@ -51,7 +51,7 @@ def measure(name: str, cache: Path) -> tuple[str, list[tuple[str, float, float]]
     for _ in families:
         start = time.perf_counter()
         study.optimize(objective, n_trials=1, catch=(TrialFailed,))
-        t = study.trials[-1]
+        t = [t for t in study.trials if t.state.is_finished()][-1]  # not a waiting one
         value = t.value if t.value is not None else float("nan")
         out.append((t.params["model"], value, time.perf_counter() - start))
     return p.spec.search.metric, out

@@ -64,14 +64,23 @@ def test_runner_result_is_its_registered_models_test_score(
 
 
 @pytest.mark.slow
-def test_grid_and_flaml_learn_on_the_runners_rows(genre: tuple[Path, Path]) -> None:
+def test_grid_learns_on_the_runners_rows(genre: tuple[Path, Path]) -> None:
     corpus, cache = genre
     s = split_of(prepared(GENRE, corpus, cache, seed=0))
     grid = run_grid(s, ["logistic", "keras_mlp"])
     assert grid.detail.startswith("best logistic") and "no grid: keras_mlp" in grid.detail
+    assert grid.score > 0.2, grid  # twice chance on held-out genres
+
+
+@pytest.mark.slow
+def test_flaml_learns_on_the_runners_rows(genre: tuple[Path, Path]) -> None:
+    # FLAML is the benchmark's extra (`pip install -e ".[bench]"`, about 600 MB with
+    # xgboost's CUDA libraries), not a test dependency: without it there is nothing to test.
+    pytest.importorskip("flaml.automl", reason="needs the bench extra (FLAML)")
+    corpus, cache = genre
+    s = split_of(prepared(GENRE, corpus, cache, seed=0))
     flaml = run_flaml(s, budget_s=3, seed=0)
-    for result in (grid, flaml):
-        assert result.score > 0.2, result  # twice chance on held-out genres
+    assert flaml.score > 0.2, flaml
 
 
 def test_speaker_groups_follow_the_runners_rows(tmp_path: Path) -> None:
