@@ -18,7 +18,7 @@ from pathlib import Path
 import optuna
 
 from benchmarks._corpora import ensure
-from benchmarks.bench_search import TASKS, prepared
+from benchmarks.bench_search import ROOT, TASKS, prepared
 from runner.errors import TrialFailed
 from runner.models import MODELS, ensure_loaded
 from runner.search import make_objective
@@ -39,8 +39,9 @@ def _families(task: str) -> list[str]:
 def measure(name: str, cache: Path) -> tuple[str, list[tuple[str, float, float]]]:
     task = TASKS[name]
     corpus, _ = ensure(cache / "corpora" / task.corpus, task.builder, **task.sizes)
-    probe = prepared(task, corpus, cache, 0)
-    families = _families(probe.spec.task)
+    from runner.loading import load_spec
+
+    families = _families(load_spec(ROOT / task.spec).task)  # the task, without loading data
     p = prepared(task, corpus, cache, 0, [f"search.models=[{','.join(families)}]"])
     direction = "maximize" if p.spec.greater_is_better else "minimize"
     study = optuna.create_study(direction=direction, sampler=optuna.samplers.RandomSampler(0))

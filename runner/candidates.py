@@ -56,14 +56,19 @@ def _requirements(families: list[str]) -> tuple[str, ...]:
     return tuple(sorted({r for f in families for r in MODELS[f].requirements}))
 
 
-def _single(p: Any, trial: optuna.trial.FrozenTrial, threads: int) -> FinalModel:
+def _built(p: Any, trial: optuna.trial.FrozenTrial, threads: int) -> tuple:
+    """A trial's setup, its columns and their metadata roles, and its unfitted estimator."""
     ds, setup = p.dataset, decode_params(trial.params, trial.user_attrs)
     columns = setup.columns(ds.groups, ds.feature_columns)
-    family = MODELS[setup.family]
+    roles = ds.roles.restrict(columns)
+    return setup, columns, roles, build_estimator(setup, p.spec, roles, threads=threads)
+
+
+def _single(p: Any, trial: optuna.trial.FrozenTrial, threads: int) -> FinalModel:
+    setup, columns, _, estimator = _built(p, trial, threads)
     requirements = _requirements([setup.family, *(m for m, _ in setup.members)])
-    estimator = build_estimator(setup, p.spec, ds.roles.restrict(columns), threads=threads)
     return FinalModel(
-        name=setup.family, params=setup.params, kind=family.input,
+        name=setup.family, params=setup.params, kind=MODELS[setup.family].input,
         requirements=requirements, columns=columns, estimator=estimator,
         cv_value=float(trial.value), trial=trial.number,
     )  # fmt: skip
@@ -103,22 +108,31 @@ def _oofs(p: Any, trials: list, tracker: Any) -> tuple[list[Oof], np.ndarray, np
     return out, truth.loc[ref_ids].to_numpy(), np.asarray(folds)
 
 
+def _ranked(selection: Selection) -> list[tuple[int, float]]:
+    """(trial number, weight) of each member, heaviest first."""
+    return sorted(selection.weights.items(), key=lambda kv: -kv[1])
+
+
+def _label(trial: optuna.trial.FrozenTrial) -> str:
+    return f"trial-{trial.number}-{trial.params['model']}"  # its child run's name
+
+
+def _labels(selection: Selection, trials: dict) -> dict[str, float]:
+    """Each member's label with its weight, heaviest first."""
+    return {_label(trials[n]): w for n, w in _ranked(selection)}
+
+
 def _ensemble(p: Any, selection: Selection, trials: dict, threads: int) -> FinalModel:
     from runner.models._weighted_ensemble import EnsembleMember, WeightedEnsemble
 
-    ds = p.dataset
-    members, weights, keep, labels = [], [], set(), {}
-    for number, weight in sorted(selection.weights.items(), key=lambda kv: -kv[1]):
-        setup = decode_params(trials[number].params, trials[number].user_attrs)
-        columns = setup.columns(ds.groups, ds.feature_columns)
-        roles = ds.roles.restrict(columns)
-        label = f"trial-{number}-{setup.family}"  # its child run's name
-        estimator = build_estimator(setup, p.spec, roles, threads=threads)
+    members, weights, keep = [], [], set()
+    for number, weight in _ranked(selection):
+        _, columns, roles, estimator = _built(p, trials[number], threads)
+        label = _label(trials[number])
         members.append(EnsembleMember(estimator, columns, frame=bool(roles), label=label))
         weights.append(weight)
         keep.update(columns)
-        labels[label] = weight
-    union = [c for c in ds.feature_columns if c in keep]
+    union = [c for c in p.dataset.feature_columns if c in keep]
     requirements = _requirements([trials[n].params["model"] for n in selection.counts])
     return FinalModel(
         name=ENSEMBLE,
@@ -126,7 +140,7 @@ def _ensemble(p: Any, selection: Selection, trials: dict, threads: int) -> Final
         kind=TABLE, requirements=requirements, columns=union,
         estimator=WeightedEnsemble(members, weights, union, p.spec.task),
         cv_value=selection.score, trial=max(selection.counts, key=selection.counts.get),
-        members=labels,
+        members=_labels(selection, trials),
     )  # fmt: skip
 
 
@@ -136,28 +150,27 @@ def choose_final(p: Any, study: optuna.Study, tracker: Any, console: Any) -> Fin
     spec = p.spec
     threads = resource_plan(spec).cores  # the refit is one fit: every core is its own
     best = best_trial(study)
-    single = _single(p, best, threads)
-    if not spec.search.ensemble:
-        return single
     sign = 1.0 if spec.greater_is_better else -1.0
-    trials = _candidates(study, sign)
+    trials = _candidates(study, sign) if spec.search.ensemble else []
     if len(trials) < 2:
-        return single
+        return _single(p, best, threads)
     oofs, truth, folds = _oofs(p, trials, tracker)
     selection = select_ensemble(
         oofs, truth, folds, task=spec.task, metric=spec.search.metric, classes=p.data.classes
     )
     if selection is None:
-        return single
+        return _single(p, best, threads)
+    by_number = {t.number: t for t in trials}
     wins = selection.size >= 2 and sign * selection.score > sign * best.value
-    final = _ensemble(p, selection, {t.number: t for t in trials}, threads)
-    tracker.log_ensemble(final.members, selection.history, selection.score, chosen=wins)
+    labels = _labels(selection, by_number)
+    tracker.log_ensemble(labels, selection.history, selection.score, chosen=wins)
     metric = spec.search.metric
     if not wins:
         console.print(
             f"ensemble selection kept trial {best.number} alone (cv {metric}={best.value:.4f})"
         )
-        return single
+        return _single(p, best, threads)
+    final = _ensemble(p, selection, by_number, threads)
     shown = ", ".join(f"{m} x{w:.2f}" for m, w in final.members.items())
     console.print(
         f"ensemble of {selection.size} trials: cv {metric}={selection.score:.4f} "
