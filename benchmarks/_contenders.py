@@ -104,7 +104,7 @@ def _encoder(s: RunnerSplit) -> Any:
     return metadata_encoder(s.roles)
 
 
-def run_flaml(s: RunnerSplit, *, budget_s: float, seed: int) -> Result:
+def run_flaml(s: RunnerSplit, *, budget_s: float, seed: int, name: str = "flaml") -> Result:
     """FLAML ``AutoML`` with ``time_budget=budget_s`` on the runner's training rows (grouped
     by speaker when the spec groups), tested on its test rows."""
     from flaml import AutoML
@@ -121,7 +121,8 @@ def run_flaml(s: RunnerSplit, *, budget_s: float, seed: int) -> Result:
     )  # fmt: skip
     X_test = np.asarray(encode.transform(s.X_test), dtype=float)
     score = held_out(s, automl, X_test)[s.metric]
-    return Result("flaml", score, time.perf_counter() - start, f"best {automl.best_estimator}")
+    detail = f"best {automl.best_estimator}; time_budget {budget_s:.0f} s"
+    return Result(name, score, time.perf_counter() - start, detail)
 
 
 def _sk(name: str) -> Callable[..., Any]:
