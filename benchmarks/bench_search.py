@@ -3,10 +3,11 @@
 Four tasks, each a shipped spec run on a synthetic corpus shaped like its public data set
 (benchmarks/_corpora.py): music vs dialogue (radio archive, last 10 s), speaker age
 (regression, MAE in years, log target, grouped by speaker), speaker gender (grouped) and
-genre from GTZAN's features CSV. The runner builds each feature table once, into its cache
-under ``--cache``; every contender and seed reads it from there. Per seed, all three
-contenders get the same table, the runner's held-out split for that seed (``seed=N``) and
-its CV folds, and are scored once on the test clips with ``runner.metrics.score_all``:
+genre from GTZAN's features CSV (rebuilt from synthetic genre audio by ``audioml
+features``). The runner builds each feature table once, into its cache under ``--cache``;
+every contender and seed reads it from there. Per seed, all the contenders get the same
+table, the runner's held-out split for that seed (``seed=N``) and its CV folds, and are
+scored once on the test clips with ``runner.metrics.score_all``:
 
 * ``audioml``: ``runner.session.run_experiment`` (what ``audioml run`` calls) with
   ``search.timeout_s`` = the budget, a large ``search.n_trials``, SQLite MLflow and Optuna
@@ -85,8 +86,9 @@ TASKS = {
         note="the age task's 1,000 clips, gender balanced by downsampling",
     ),
     "genre_features": Task(
-        "experiments/genre_features.yaml", "gtzan", "gtzan_table", {"rows": 1000},
-        note="1,000 rows x 57 columns, 10 genres",
+        "experiments/genre_features.yaml", "gtzan_audio", "gtzan_audio", {"rows": 1000},
+        note="features_30_sec.csv rebuilt by `audioml features` from 1,000 synthetic clips of "
+        "10 s in GTZAN's 10 genres (57 columns under GTZAN's names)",
     ),
 }  # fmt: skip
 

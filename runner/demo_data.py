@@ -136,8 +136,11 @@ def _midi_hz(m: float) -> float:
     return 440.0 * 2 ** ((m - 69) / 12)
 
 
-def _drums(rng: np.random.Generator, n: int, sr: int, beat: float) -> np.ndarray:
-    """Kick on beats 1 and 3, snare on 2 and 4, hi-hat on eighths, with small timing drift."""
+def _drums(
+    rng: np.random.Generator, n: int, sr: int, beat: float, *, floor: bool | None = None
+) -> np.ndarray:
+    """Kick on beats 1 and 3 (every beat when ``floor``: four on the floor; by default 30%
+    of kits), snare on 2 and 4, hi-hat on eighths, with small timing drift."""
     out = np.zeros(n)
     t = np.arange(int(0.25 * sr)) / sr
     kick = np.sin(2 * np.pi * np.cumsum(50 + 100 * np.exp(-t / 0.03)) / sr) * np.exp(-t / 0.12)
@@ -146,7 +149,7 @@ def _drums(rng: np.random.Generator, n: int, sr: int, beat: float) -> np.ndarray
     hat = _shape_noise(rng, len(t), sr, 6000, sr / 2)[: len(t) // 3] * np.exp(
         -t[: len(t) // 3] / 0.02
     )
-    four_on_floor = rng.random() < 0.3
+    four_on_floor = rng.random() < 0.3 if floor is None else floor
     for b in range(int(n / sr / beat) + 1):
         at = int((b * beat + rng.normal(0, 0.004)) * sr) if b else 0
         if b % 2 == 0 or four_on_floor:

@@ -11,6 +11,7 @@ import pytest
 
 from benchmarks._contenders import held_out, run_flaml, run_grid, split_of
 from benchmarks._corpora import ensure
+from benchmarks._genres import GENRES as TASKS_GENRES
 from benchmarks.bench_search import TASKS, prepared, run_audioml
 
 GENRE = TASKS["genre_features"]
@@ -94,3 +95,43 @@ def test_speaker_groups_follow_the_runners_rows(tmp_path: Path) -> None:
     np.testing.assert_array_equal(s.groups, frame.iloc[p.split.train]["group"])
     assert not set(s.groups) & set(frame.iloc[p.split.test]["group"])
     assert len(set(s.groups)) >= 10 and s.roles.categorical == ("age",)
+
+
+#: GTZAN's features_30_sec.csv header, in its order.
+GTZAN_HEADER = [
+    "filename", "length", "chroma_stft_mean", "chroma_stft_var", "rms_mean", "rms_var",
+    "spectral_centroid_mean", "spectral_centroid_var", "spectral_bandwidth_mean",
+    "spectral_bandwidth_var", "rolloff_mean", "rolloff_var", "zero_crossing_rate_mean",
+    "zero_crossing_rate_var", "harmony_mean", "harmony_var", "perceptr_mean", "perceptr_var",
+    "tempo", *(f"mfcc{k}_{s}" for k in range(1, 21) for s in ("mean", "var")), "label",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_gtzan_table_rebuilt_from_audio_has_gtzans_columns_and_values(tmp_path: Path) -> None:
+    """The genre corpus is audio: the CSV the genre_features task reads is made by the
+    documented `audioml features` rebuild, under GTZAN's header, with GTZAN's definitions
+    (pooled chroma, waveform mean/variance of librosa.effects.hpss, mfcc1 = librosa's 0th)."""
+    import librosa
+    import pandas as pd
+
+    root, _ = ensure(tmp_path / "g", "gtzan_audio", rows=50, seconds=1.5)
+    table = pd.read_csv(root / "features_30_sec.csv")
+    assert list(table.columns) == GTZAN_HEADER and len(table) == 50
+    assert sorted(set(table["label"])) == sorted(TASKS_GENRES)
+    row = table.iloc[3]
+    genre = row["label"]
+    y, sr = librosa.load(root / "genres_original" / genre / row["filename"], sr=None)
+    assert sr == 22050 and row["length"] == len(y)
+    chroma = librosa.feature.chroma_stft(y=y, sr=sr)
+    assert row["chroma_stft_mean"] == pytest.approx(chroma.mean(), rel=1e-4)
+    assert row["chroma_stft_var"] == pytest.approx(chroma.var(), rel=1e-3)
+    harm, perc = librosa.effects.hpss(y)
+    assert row["harmony_var"] == pytest.approx(harm.var(), rel=1e-3)
+    assert row["perceptr_var"] == pytest.approx(perc.var(), rel=1e-3)
+    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20)
+    assert row["mfcc1_mean"] == pytest.approx(mfcc[0].mean(), rel=1e-4)
+    assert row["mfcc20_var"] == pytest.approx(mfcc[19].var(), rel=1e-3)
+    # The shipped spec reads it as it would read Kaggle's file.
+    p = prepared(GENRE, root, tmp_path / "cache", seed=0, extra=["search.cv.folds=3"])
+    assert len(p.dataset.feature_columns) == 57 and len(p.dataset.frame) == 50
