@@ -3,8 +3,9 @@
 GTZAN's features_30_sec.csv computes ``y_harm, y_perc = librosa.effects.hpss(y)`` and keeps
 the mean and variance of each separated waveform. This extractor does the same from the
 shared STFT: the magnitude is median-filtered across 31 frames (harmonic) and across 31 bins
-(percussive), librosa's soft masks (power 2) split the complex STFT, and one inverse STFT
-per part gives the waveforms. Columns (scalars per segment):
+(percussive), librosa's soft masks (power 2) split the complex STFT, and an inverse STFT of
+the harmonic part gives its waveform; the percussive waveform is the segment minus it (the
+masks sum to one and the STFT reconstructs the segment). Columns (scalars per segment):
 
 * ``hpss_harmony_mean``, ``hpss_harmony_var``, ``hpss_perceptr_mean``,
   ``hpss_perceptr_var``: GTZAN's four columns; they equal the statistics of
@@ -37,8 +38,9 @@ KERNEL = 31  # librosa.decompose.hpss's default kernel_size
 def _running_median(padded: np.ndarray, size: int, out: np.ndarray) -> None:  # pragma: no cover
     """Median of every ``size``-wide window along each row of ``padded`` into ``out``.
 
-    Keeps the window sorted: each step removes the sample that leaves (binary search) and
-    slides the one that enters into place, O(size) per step instead of a selection.
+    Keeps the window sorted: each step finds the sample that leaves (binary search, written
+    out: numba's ``np.searchsorted`` is a call per step) and slides the one that enters
+    into its place, O(size) per step instead of a selection.
     """
     half = size // 2
     window = np.empty(size, dtype=padded.dtype)
@@ -48,7 +50,14 @@ def _running_median(padded: np.ndarray, size: int, out: np.ndarray) -> None:  # 
         out[r, 0] = window[half]
         for j in range(1, out.shape[1]):
             old, new = row[j - 1], row[j + size - 1]
-            k = np.searchsorted(window, old)
+            lo, hi = 0, size
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if window[mid] < old:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            k = lo
             if new > old:
                 while k + 1 < size and window[k + 1] < new:
                     window[k] = window[k + 1]
@@ -76,36 +85,55 @@ def median_filter(x: np.ndarray, size: int, axis: int) -> np.ndarray:
     return out
 
 
-def _softmask(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """``librosa.util.softmask(x, ref, power=2)``: x^2 / (x^2 + ref^2), 0.5 where both ~0."""
-    scale = np.maximum(x, ref)
-    silent = scale < np.finfo(x.dtype).tiny
-    scale[silent] = 1.0
-    mask = (x / scale) ** 2
-    ref_mask = (ref / scale) ** 2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mask = mask / (mask + ref_mask)
-    mask[silent] = 0.5
-    return mask
+@numba.njit(cache=True, nogil=True)
+def _harmonic_part(
+    stft: np.ndarray, harm: np.ndarray, perc: np.ndarray, out: np.ndarray
+) -> tuple[float, float]:  # pragma: no cover
+    """``out = stft * softmask(harm, perc)`` and the energies of both masked parts.
+
+    librosa's soft mask with power 2 is ``h^2 / (h^2 + p^2)`` (0.5 where both are below
+    float32's tiny), and the percussive mask is its complement, so one pass gives the
+    harmonic STFT and both energies without the percussive STFT. Loops run frame by frame:
+    the STFT and the percussive median are column-major.
+    """
+    tiny = np.finfo(np.float32).tiny
+    e_harm, e_perc = 0.0, 0.0
+    for j in range(stft.shape[1]):
+        for i in range(stft.shape[0]):
+            h, p = harm[i, j], perc[i, j]
+            if max(h, p) < tiny:
+                m = np.float32(0.5)
+            else:
+                h2 = h * h
+                m = h2 / (h2 + p * p)
+            s = stft[i, j]
+            out[i, j] = s * m
+            a = s.real * s.real + s.imag * s.imag
+            e_harm += a * m * m
+            e_perc += a * (1 - m) * (1 - m)
+    return e_harm, e_perc
 
 
-def split(ctx: SpectralContext) -> tuple[np.ndarray, np.ndarray]:
-    """Harmonic and percussive complex STFTs of the segment (librosa.decompose.hpss)."""
+def split(ctx: SpectralContext) -> tuple[np.ndarray, float, float]:
+    """The harmonic complex STFT of the segment (librosa.decompose.hpss's soft-mask split)
+    and the energies of the harmonic and percussive parts."""
     mag = ctx.mag
     harmonic = median_filter(mag, KERNEL, axis=1)
     percussive = median_filter(mag, KERNEL, axis=0)
-    return ctx.stft * _softmask(harmonic, percussive), ctx.stft * _softmask(percussive, harmonic)
+    out = np.empty_like(ctx.stft, order="F")
+    e_harm, e_perc = _harmonic_part(ctx.stft, harmonic, percussive, out)
+    return out, e_harm, e_perc
 
 
 @register_feature("hpss")
 def hpss(ctx: SpectralContext) -> dict[str, float]:
     """GTZAN's harmonic and percussive waveform statistics (see the module docstring)."""
-    harmonic, percussive = split(ctx)
+    harmonic, e_harm, e_perc = split(ctx)
     n = len(ctx.y)
     y_harm = librosa.istft(harmonic, hop_length=ctx.hop_length, n_fft=ctx.n_fft, length=n)
-    y_perc = librosa.istft(percussive, hop_length=ctx.hop_length, n_fft=ctx.n_fft, length=n)
-    e_harm = float(np.sum(np.abs(harmonic) ** 2, dtype=np.float64))
-    e_perc = float(np.sum(np.abs(percussive) ** 2, dtype=np.float64))
+    # The masks sum to one and the inverse STFT is linear and reconstructs the segment
+    # (Hann window, hop n_fft / 4), so the percussive waveform is the rest: one inverse STFT.
+    y_perc = ctx.y - y_harm
     tiny = 1e-12
     return {
         "harmony_mean": float(np.mean(y_harm, dtype=np.float64)),
