@@ -13,7 +13,6 @@ n_fft=n_fft, hop_length=hop, n_mels=n_mels, n_mfcc=k)``; ``mel_db`` is
 
 from __future__ import annotations
 
-import warnings
 from functools import cached_property, lru_cache
 
 import librosa
@@ -21,6 +20,7 @@ import numpy as np
 import scipy.sparse
 
 from features.config import FeaturesSpec
+from features.tuning import estimate_tuning
 
 __all__ = ["SpectralContext", "mel_basis"]
 
@@ -127,13 +127,13 @@ class SpectralContext:
     def chroma(self) -> np.ndarray:
         """Chromagram ``(12, n_frames)`` from ``power`` (shared by chroma and tonnetz).
 
-        Equals ``librosa.feature.chroma_stft(y=...)`` including its tuning estimate. A segment
-        without any pitched peak (e.g. silence) gets tuning 0, as librosa does, without its
-        warning for every such segment.
+        Equals ``librosa.feature.chroma_stft(y=...)`` including its tuning estimate, made by
+        ``features.tuning.estimate_tuning`` on the band librosa's estimate reads (the same
+        value, a sixth of the cost). A segment without any pitched peak (e.g. silence) gets
+        tuning 0, as librosa does, without its warning for every such segment.
         """
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Trying to estimate tuning")
-            return librosa.feature.chroma_stft(S=self.power, sr=self.sr)
+        tuning = estimate_tuning(self.power, self.sr, self.n_fft)
+        return librosa.feature.chroma_stft(S=self.power, sr=self.sr, tuning=tuning)
 
     @cached_property
     def beats(self) -> tuple[float, np.ndarray]:
