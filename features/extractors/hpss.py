@@ -131,9 +131,13 @@ def hpss(ctx: SpectralContext) -> dict[str, float]:
     harmonic, e_harm, e_perc = split(ctx)
     n = len(ctx.y)
     y_harm = librosa.istft(harmonic, hop_length=ctx.hop_length, n_fft=ctx.n_fft, length=n)
-    # The masks sum to one and the inverse STFT is linear and reconstructs the segment
-    # (Hann window, hop n_fft / 4), so the percussive waveform is the rest: one inverse STFT.
-    y_perc = ctx.y - y_harm
+    if ctx.hop_length < ctx.n_fft:
+        # The masks sum to one, the inverse STFT is linear, and overlapping Hann frames
+        # reconstruct the segment: the percussive waveform is the rest.
+        y_perc = ctx.y - y_harm
+    else:  # frames that do not overlap leave samples no frame covers
+        y_perc = librosa.istft(ctx.stft - harmonic, hop_length=ctx.hop_length, n_fft=ctx.n_fft,
+                               length=n)  # fmt: skip
     tiny = 1e-12
     return {
         "harmony_mean": float(np.mean(y_harm, dtype=np.float64)),

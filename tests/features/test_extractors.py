@@ -274,3 +274,17 @@ def test_known_hpss_of_tone_and_clicks() -> None:
     clicks = librosa.clicks(times=np.arange(0.1, 3.0, 0.25), sr=SR, length=3 * SR)
     assert FEATURES["hpss"](make_ctx(tone))["harmonic_ratio_db"] > 10.0
     assert FEATURES["hpss"](make_ctx(clicks.astype(np.float32)))["harmonic_ratio_db"] < -5.0
+
+
+@pytest.mark.parametrize(("n_fft", "hop"), [(2048, 512), (1024, 1000), (512, 512), (512, 1024)])
+def test_hpss_equals_librosa_at_any_framing(signal: np.ndarray, n_fft: int, hop: int) -> None:
+    """The percussive waveform is the segment minus the harmonic one only where frames
+    overlap; at other framings it is inverted on its own, still equal to librosa's."""
+    ctx = SpectralContext(signal, SR, n_fft=n_fft, hop_length=hop, n_mels=128, n_mfcc=N_MFCC)
+    out = FEATURES["hpss"](ctx)
+    stft = librosa.stft(signal, n_fft=n_fft, hop_length=hop)
+    harm, perc = librosa.decompose.hpss(stft)
+    for key, part in (("harmony", harm), ("perceptr", perc)):
+        y = librosa.istft(part, n_fft=n_fft, hop_length=hop, length=len(signal))
+        assert out[f"{key}_var"] == pytest.approx(float(y.var()), rel=1e-3), key
+        assert out[f"{key}_mean"] == pytest.approx(float(y.mean()), rel=1e-3, abs=1e-7), key
