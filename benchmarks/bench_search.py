@@ -174,8 +174,10 @@ def run_audioml(
     ends = [t.datetime_complete for t in study.trials if t.datetime_complete]
     starts = [t.datetime_start for t in study.trials if t.datetime_start]
     searched = (max(ends) - min(starts)).total_seconds()
-    detail = f"best {summary['best_model']}; trials: {counts}; "
-    detail += f"budget {budget_s:.0f} s, searched {searched:.0f} s"
+    t = summary["timing"]
+    detail = f"best {summary['best_model']}; trials: {counts}; budget {budget_s:.0f} s; "
+    detail += f"prepare {t['time_prepare_s']:.0f} s, search {t['time_search_s']:.0f} s "
+    detail += f"(trials {searched:.0f} s), final {t['time_final_s']:.0f} s"
     return Result(name, summary["test"][spec.search.metric], wall, detail)
 
 

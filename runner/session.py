@@ -321,8 +321,20 @@ def open_run(p: Prepared, opts: RunOptions, study: optuna.Study) -> tuple[Tracke
 
 def run_experiment(spec: ExperimentSpec, opts: RunOptions, *, base: Path | None = None) -> dict:
     """``audioml run``: the whole job; returns a summary (study, parent run, best trial,
-    test metrics, version)."""
+    test metrics, version, and this process's ``timing`` in seconds).
+
+    The parent run gets the same timings as metrics, ``time_prepare_s`` (spec to feature
+    table and folds), ``time_search_s`` (the trials) and ``time_final_s`` (refit, test,
+    logging, registry), so a user sees where the wall time went.
+    """
+    clock = [time.perf_counter()]
+
+    def lap() -> float:
+        clock.append(time.perf_counter())
+        return round(clock[-1] - clock[-2], 3)
+
     p = prepare(spec, opts, base=base)
+    timing = {"time_prepare_s": lap()}
     study = open_spec_study(p)
     tracker, how = open_run(p, opts, study)
     session = Session(p, study, tracker, opts.console)
@@ -334,15 +346,24 @@ def run_experiment(spec: ExperimentSpec, opts: RunOptions, *, base: Path | None 
         )
         return summary
     session.recover()
+    lap()  # opening the study and the run belongs to neither stage
     try:
         completed = session.search(spec.search.n_trials)
     except BaseException:
         if how != "joined":
             tracker.end_parent("KILLED")
         raise
+    timing["time_search_s"] = lap()
+    own = how != "joined"  # a joining worker's times are its own, not the run's
+    if own:
+        tracker.log_metrics(timing)
     if not completed:
         if how != "joined":
             tracker.end_parent("KILLED")
         opts.console.print(f"interrupted: rerun the same command to resume study {p.study_name}")
-        return {**summary, "interrupted": True}
-    return session.finalize()
+        return {**summary, "interrupted": True, "timing": timing}
+    result = session.finalize()
+    timing["time_final_s"] = lap()
+    if own and result.get("finalized_here"):
+        tracker.log_metrics({"time_final_s": timing["time_final_s"]})
+    return {**result, "timing": timing}

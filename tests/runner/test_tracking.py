@@ -89,6 +89,13 @@ def test_parent_run_params_tags_inputs_and_artifacts(table_root: Path, finished_
     for key in ("spec_hash", "data_digest", "audioml_version", "study_name", "optuna_storage"):
         assert tags[key], key
     assert parent.data.params["search.metric"] == "f1_macro"
+    # Where the wall time went: the stages' seconds, as metrics and in the summary.
+    timing = finished_run["timing"]
+    assert set(timing) == {"time_prepare_s", "time_search_s", "time_final_s"}
+    for key, seconds in timing.items():
+        assert parent.data.metrics[key] == pytest.approx(seconds) and seconds > 0, key
+    span = (parent.info.end_time - parent.info.start_time) / 1000
+    assert timing["time_search_s"] + timing["time_final_s"] <= span + 1.0
     assert parent.data.params["data.source"] == "feature_table"
     assert parent.inputs.dataset_inputs, "the feature table is logged as a dataset input"
     assert parent.inputs.dataset_inputs[0].dataset.digest
