@@ -297,8 +297,9 @@ def bench_speed(args: argparse.Namespace, workdir: Path) -> dict:
     # Cold commands first, while the OS file cache is as warm for every tree.
     results["cold"] = [cold_command(clips, workdir, REPO, EXTRACTORS)]
     if args.before_tree:
+        chosen = EXTRACTORS if args.before_set == "genre" else OLD_GENRE
         for tree in (Path(args.before_tree), REPO):
-            results["cold"].append(cold_command(clips, workdir, tree, OLD_GENRE))
+            results["cold"].append(cold_command(clips, workdir, tree, chosen))
     naive_clips = clips["path"][: args.naive_clips or len(clips)]
     naive_audio = len(naive_clips) * args.seconds
     naive_notebook(clips["path"][0])  # warm-up: numba compilation, filter caches
@@ -436,6 +437,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--naive-clips", type=int, default=0, help="baseline subset (0: all)")
     parser.add_argument("--cost-clips", type=int, default=5, help="clips for per-extractor cost")
     parser.add_argument("--before-tree", help="another checkout to time the cold command on")
+    parser.add_argument(
+        "--before-set", choices=("old", "genre"), default="old",
+        help="extractors for --before-tree: the set older trees know, or the genre set",
+    )  # fmt: skip
     parser.add_argument("--rss-clips", type=int, nargs="*", default=[1000])
     parser.add_argument("--rss-seconds", type=float, default=1.0)
     parser.add_argument("--rss-jobs", type=int, default=2)
