@@ -22,6 +22,7 @@ from rich.console import Console
 from threadpoolctl import threadpool_limits
 
 from runner.errors import RunnerError
+from runner.faults import pause_point
 from runner.liveness import describe, is_alive, me
 from runner.pipeline import (
     Prepared,
@@ -108,7 +109,9 @@ class Session:
     def close_dead(self, dead: list[optuna.trial.FrozenTrial]) -> None:
         """The child runs of trials found dead end FAILED (opened now if they never were)."""
         for trial in dead:
-            run_id = trial.user_attrs.get(RUN_ATTR)
+            run_id = trial.user_attrs.get(RUN_ATTR) or self.tracker.trial_run(
+                trial.number, self.p.study_name
+            )
             if run_id is None:
                 setup = decode_params(trial.params) if "model" in trial.params else None
                 record = TrialRecord(trial.number, setup or decode_params({"model": "?"}), DIED)
@@ -126,6 +129,7 @@ class Session:
 
         def start(trial: optuna.Trial, record: TrialRecord) -> None:
             record.run_id = tracker.start_trial(record, study=self.p.study_name)
+            pause_point("opened")
             trial.set_user_attr(RUN_ATTR, record.run_id)
 
         def observe(record: TrialRecord) -> None:
@@ -178,7 +182,6 @@ class Session:
         """Claim the final step, wait for running trials, refit/test/register, then mark the
         study finalized and end the parent run. Nothing is marked before the model is
         registered; on failure the claim is released and the parent ends FAILED."""
-        from runner.faults import pause_point
         from runner.finalize import finalize
 
         name, parent = self.p.study_name, self.parent

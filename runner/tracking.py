@@ -144,6 +144,16 @@ class Tracker:
             [self.experiment_id], "attributes.status = 'RUNNING'", max_results=5000
         )
 
+    def trial_run(self, number: int, study: str) -> str | None:
+        """The child run already opened for trial ``number`` of ``study``, if any: a process
+        killed between opening it and noting its id on the trial leaves one behind."""
+        found = self.client.search_runs(
+            [self.experiment_id],
+            f"tags.trial_number = '{number}' and tags.study_name = '{study}'",
+            max_results=1,
+        )
+        return found[0].info.run_id if found else None
+
     def terminate(self, run_id: str, status: str, reason: str | None = None) -> None:
         """End a run (another process's, found dead) with a reason tag."""
         if reason:

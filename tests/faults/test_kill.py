@@ -30,6 +30,22 @@ def test_kill_during_feature_extraction(job: Job) -> None:
     assert_nothing_lost(job)
 
 
+def test_kill_between_opening_a_trials_run_and_noting_it(job: Job) -> None:
+    """The child run exists, the trial does not know it yet: the rerun fails that same run
+    (no second run for the trial) and retries the trial."""
+    job.kill_at("opened")
+    (running,) = job.study().get_trials(states=(TrialState.RUNNING,))
+    assert "mlflow_run_id" not in running.user_attrs
+    assert job.run() == 0, job.logs()
+    assert_nothing_lost(job)
+    client = job.client()
+    (child,) = client.search_runs(
+        [client.get_experiment_by_name("demo").experiment_id],
+        f"tags.trial_number = '{running.number}'",
+    )
+    assert child.info.status == "FAILED" and child.data.tags["reason"] == "worker died"
+
+
 def test_kill_mid_trial_is_found_at_once_and_retried(job: Job) -> None:
     job.kill_at("fold")
     (running,) = job.study().get_trials(states=(TrialState.RUNNING,))
