@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from runner.errors import TrialFailed
 from runner.metrics import greater_is_better, score_all
@@ -179,11 +180,13 @@ def cross_validate(
     aggregate: str = "mean_proba",
     on_fold: Callable[[int, dict[str, float]], None] | None = None,
     jobs: int = 1,
+    threads: int | None = None,
 ) -> CvResult:
     """Fit ``make()`` on each fold's training rows; score on its clips.
 
     ``jobs`` folds are fitted at once; ``on_fold`` still sees them in fold order, in the
-    calling thread (it may raise to stop, e.g. ``optuna.TrialPruned``).
+    calling thread (it may raise to stop, e.g. ``optuna.TrialPruned``). ``threads`` caps
+    the native thread pools (OpenMP, BLAS) of each fit in the thread that runs it.
 
     Raises:
         TrialFailed: when the estimator cannot fit or predict a fold (e.g. degenerate data).
@@ -192,7 +195,12 @@ def cross_validate(
     clip_labels = pd.Series(labels).groupby(pd.Series(clip_ids), sort=False).first()
 
     def fit(k: int, split: Split) -> tuple:
-        return _fit_fold(make, inputs, labels, k, split, task=task, classes=classes)
+        if threads is None:
+            return _fit_fold(make, inputs, labels, k, split, task=task, classes=classes)
+        # OpenMP's thread count is per thread: a limit set by the caller does not reach the
+        # fold threads, and two folds of HistGradientBoosting would each start every core.
+        with threadpool_limits(limits=threads):
+            return _fit_fold(make, inputs, labels, k, split, task=task, classes=classes)
 
     results = _fold_results(fit, folds, jobs)
     try:

@@ -12,6 +12,7 @@ KeyboardInterrupt and SystemExit are not Exceptions and stop the study.
 from __future__ import annotations
 
 import json
+import time
 import traceback
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -251,9 +252,13 @@ def _evaluate(
     spec: ExperimentSpec,
     data: SearchData,
     plan: ResourcePlan,
+    deadline: float | None = None,
 ) -> float:
-    """Cross-validate ``record.setup``, reporting each fold to the pruner; fills ``record``."""
+    """Cross-validate ``record.setup``, reporting each fold to the pruner; fills ``record``.
+    Past ``deadline`` (``time.monotonic()``) the trial ends after the fold under way, pruned:
+    the time budget holds to within one fold, not one trial."""
     metric = spec.search.metric
+    last = len(data.folds) - 1
     family = MODELS[record.setup.family]
     inputs = data.inputs(family.input, record.columns)
     jobs = plan.folds if fits_in_threads(record.setup) else 1
@@ -263,11 +268,13 @@ def _evaluate(
         trial.report(scores[metric], step=k)
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned after fold {k}")
+        if deadline is not None and k < last and time.monotonic() >= deadline:
+            raise optuna.TrialPruned(f"stopped at the time budget after fold {k}")
 
     record.cv = cross_validate(
         lambda: build_estimator(record.setup, spec, inputs.roles, threads=plan.threads),
         inputs, data.y, data.clip_ids, data.folds, task=spec.task, classes=data.classes,
-        aggregate=spec.segments.aggregate, on_fold=on_fold, jobs=jobs,
+        aggregate=spec.segments.aggregate, on_fold=on_fold, jobs=jobs, threads=plan.threads,
     )  # fmt: skip
     value = record.cv.mean()[metric]
     if not np.isfinite(value):
@@ -300,9 +307,11 @@ def make_objective(
     observer: Callable[[TrialRecord], None] | None = None,
     *,
     on_start: Callable[[optuna.Trial, TrialRecord], None] | None = None,
+    deadline: float | None = None,
 ) -> Callable[[optuna.Trial], float]:
     """The objective: sample a setup, cross-validate it, report folds, notify the observers
-    (``on_start`` once the setup is drawn, before any fitting; ``observer`` at the end)."""
+    (``on_start`` once the setup is drawn, before any fitting; ``observer`` at the end).
+    A trial still running at ``deadline`` (``time.monotonic()``) stops after its fold."""
     plan = resource_plan(spec)
 
     def objective(trial: optuna.Trial) -> float:
@@ -316,7 +325,7 @@ def make_objective(
             record.columns = record.setup.columns(data.groups, data.feature_columns)
             if on_start is not None:
                 on_start(trial, record)
-            value = _evaluate(trial, record, spec, data, plan)
+            value = _evaluate(trial, record, spec, data, plan, deadline)
             record.state = "complete"
             return value
         except TrialSkipped:

@@ -138,6 +138,8 @@ class Session:
 
         plan = resource_plan(spec)
         self.console.print(f"resources: {plan.describe()}")
+        timeout_s = spec.search.timeout_s
+        deadline = time.monotonic() + timeout_s if timeout_s else None
         hooks = Hooks(
             on_dead=self.close_dead,
             keep_going=self._keep_going,
@@ -148,9 +150,9 @@ class Session:
             with threadpool_limits(limits=plan.threads):
                 return run_budget(
                     self.study,
-                    make_objective(spec, self.p.data, observe, on_start=start),
+                    make_objective(spec, self.p.data, observe, on_start=start, deadline=deadline),
                     n_trials=budget,
-                    timeout_s=spec.search.timeout_s,
+                    timeout_s=timeout_s,
                     n_jobs=plan.trials,
                     lock=self.lock,
                     hooks=hooks,

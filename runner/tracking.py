@@ -24,6 +24,7 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+from threadpoolctl import threadpool_limits
 
 from runner import plots, svg
 from runner.faults import pause_point
@@ -304,7 +305,9 @@ class Tracker:
     def _finish_trial(self, run_id: str, record: TrialRecord) -> None:
         try:
             pause_point("plots")
-            self._trial_artifacts(run_id, record)
+            # One core beside the fitting trial (OpenMP's thread count is per thread).
+            with threadpool_limits(limits=1):
+                self._trial_artifacts(run_id, record)
         except Exception as exc:
             log.warning("trial %s: could not log its plots: %s", record.number, exc)
             self.client.set_tag(run_id, "artifact_error", str(exc)[:4000])

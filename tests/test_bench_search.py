@@ -135,3 +135,18 @@ def test_gtzan_table_rebuilt_from_audio_has_gtzans_columns_and_values(tmp_path: 
     # The shipped spec reads it as it would read Kaggle's file.
     p = prepared(GENRE, root, tmp_path / "cache", seed=0, extra=["search.cv.folds=3"])
     assert len(p.dataset.feature_columns) == 57 and len(p.dataset.frame) == 50
+
+
+def test_verdicts_follow_the_metrics_direction_and_the_time_ratio() -> None:
+    from benchmarks._contenders import Result
+    from benchmarks.bench_search import TaskRun, _verdicts
+
+    def run(greater: bool, **scores: tuple[float, float]) -> TaskRun:
+        results = {who: [Result(who, s, w)] for who, (s, w) in scores.items()}
+        return TaskRun("t", metric="m", greater=greater, results=results)
+
+    f1 = _verdicts(run(True, audioml=(0.9, 40), flaml=(0.8, 30), audioml_1x=(0.7, 30),
+                       grid=(0.85, 150), audioml_third=(0.86, 45)))  # fmt: skip
+    assert [line.endswith(": met") for line in f1] == [True, False, True, True], f1
+    mae = _verdicts(run(False, audioml=(5.0, 40), flaml=(4.0, 30), audioml_1x=(3.9, 30)))
+    assert [line.endswith(": met") for line in mae] == [False, True], mae

@@ -9,6 +9,9 @@ import optuna
 import pandas as pd
 import pytest
 from optuna.trial import TrialState
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.ensemble import RandomForestClassifier
+from threadpoolctl import threadpool_limits
 
 from runner.errors import TrialFailed
 from runner.evaluation import cross_validate
@@ -69,6 +72,46 @@ def test_folds_side_by_side_score_as_folds_in_turn(rng) -> None:
     assert parallel.folds == serial.folds
     assert parallel.oof_ids == serial.oof_ids
     np.testing.assert_array_equal(np.vstack(parallel.oof_proba), np.vstack(serial.oof_proba))
+
+
+class _OpenMpProbe(BaseEstimator, ClassifierMixin):
+    """Records the OpenMP thread count its fit sees, then fits a forest."""
+
+    seen: list[int] = []
+
+    def fit(self, X, y):
+        import threadpoolctl
+
+        pools = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "openmp"]
+        _OpenMpProbe.seen.append(pools[0]["num_threads"])
+        self.model_ = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict_proba(self, X):
+        return self.model_.predict_proba(X)
+
+    def predict(self, X):
+        return self.model_.predict(X)
+
+
+@pytest.mark.skipif(available_cores() < 2, reason="one core: every thread count is 1")
+def test_each_fold_thread_fits_under_the_plans_thread_limit(rng) -> None:
+    """OpenMP's thread count is per thread; the limit must hold where each fold fits, or two
+    folds of an OpenMP estimator (HistGradientBoosting) each start every core."""
+    frame, y = _table(rng)
+    _OpenMpProbe.seen.clear()
+    inputs = Inputs(TABLE, Rows(frame), list(frame.columns))
+    ids = np.asarray([f"c{i}" for i in range(len(y))])
+    with threadpool_limits(limits=1):
+        cross_validate(_OpenMpProbe, inputs, y, ids, _folds(len(y), 4),
+                       task="classification", classes=list("abc"), jobs=2, threads=1)  # fmt: skip
+    assert _OpenMpProbe.seen == [1, 1, 1, 1]
+    _OpenMpProbe.seen.clear()
+    with threadpool_limits(limits=1):  # no limit passed: the fold threads use every core
+        cross_validate(_OpenMpProbe, inputs, y, ids, _folds(len(y), 4),
+                       task="classification", classes=list("abc"), jobs=2)  # fmt: skip
+    assert _OpenMpProbe.seen == [available_cores()] * 4
 
 
 def test_a_fold_that_stops_the_trial_stops_the_folds_in_flight(rng) -> None:

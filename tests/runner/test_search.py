@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +128,24 @@ def test_pruned_trials_report_every_fold_until_pruned(table_root: Path) -> None:
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 3
     assert all(t.intermediate_values.keys() == {0} for t in study.trials)
     assert [r.state for r in records] == ["pruned"] * 3
+
+
+def test_a_trial_running_past_the_deadline_stops_after_its_fold(table_root: Path) -> None:
+    """Past the deadline a trial ends after the fold under way (pruned, with the reason);
+    before it the same trial runs every fold."""
+    spec = _spec(table_root)
+    p = prepare(spec, RunOptions(progress=False))
+    late: list[TrialRecord] = []
+    study = _study(pruner=optuna.pruners.NopPruner())
+    study.optimize(make_objective(spec, p.data, late.append, deadline=time.monotonic()), 2)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 2
+    assert all(t.intermediate_values.keys() == {0} for t in study.trials)
+    assert [r.reason for r in late] == ["stopped at the time budget after fold 0"] * 2
+    early = _study(pruner=optuna.pruners.NopPruner())
+    far = time.monotonic() + 3600
+    early.optimize(make_objective(spec, p.data, deadline=far), n_trials=2)
+    assert [t.state for t in early.trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert all(t.intermediate_values.keys() == {0, 1, 2} for t in early.trials)
 
 
 def _broken_build(params, *, task, seed, balanced=False):
