@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from runner.ensemble import POOL, Oof, Selection, select_ensemble
 from runner.errors import RunnerError
 from runner.models import MODELS, TABLE, InputKind
-from runner.search import build_estimator, decode_params, resource_plan
+from runner.search import build_estimator, decode_params, fits_in_threads, resource_plan
 
 __all__ = ["FinalModel", "best_trial", "choose_final"]
 
@@ -125,9 +125,14 @@ def _labels(selection: Selection, trials: dict) -> dict[str, float]:
 def _ensemble(p: Any, selection: Selection, trials: dict, threads: int) -> FinalModel:
     from runner.models._weighted_ensemble import EnsembleMember, WeightedEnsemble
 
+    ranked = _ranked(selection)
+    setups = [decode_params(trials[n].params, trials[n].user_attrs) for n, _ in ranked]
+    # Members fit side by side, the cores split between them (one fit each on 2 cores).
+    jobs = min(len(ranked), threads) if all(fits_in_threads(s) for s in setups) else 1
+    each = max(1, threads // jobs)
     members, weights, keep = [], [], set()
-    for number, weight in _ranked(selection):
-        _, columns, roles, estimator = _built(p, trials[number], threads)
+    for number, weight in ranked:
+        _, columns, roles, estimator = _built(p, trials[number], each)
         label = _label(trials[number])
         members.append(EnsembleMember(estimator, columns, frame=bool(roles), label=label))
         weights.append(weight)
@@ -138,7 +143,7 @@ def _ensemble(p: Any, selection: Selection, trials: dict, threads: int) -> Final
         name=ENSEMBLE,
         params={"members": [m.label for m in members], "weights": weights},
         kind=TABLE, requirements=requirements, columns=union,
-        estimator=WeightedEnsemble(members, weights, union, p.spec.task),
+        estimator=WeightedEnsemble(members, weights, union, p.spec.task, jobs, each),
         cv_value=selection.score, trial=max(selection.counts, key=selection.counts.get),
         members=_labels(selection, trials),
     )  # fmt: skip

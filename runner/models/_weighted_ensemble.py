@@ -36,6 +36,9 @@ class WeightedEnsemble(BaseEstimator):
         weights: one per member, summing to 1.
         columns: the union of the members' columns, in the order of the input table.
         task: ``"classification"`` or ``"regression"``.
+        n_jobs: members fitted side by side (threads; the members must be thread-safe).
+        threads: the native thread pools (OpenMP, BLAS) of each member's fit when side by
+            side, so that ``n_jobs`` x ``threads`` fits the machine.
     """
 
     def __init__(
@@ -44,11 +47,15 @@ class WeightedEnsemble(BaseEstimator):
         weights: Sequence[float],
         columns: Sequence[str],
         task: str,
+        n_jobs: int = 1,
+        threads: int = 1,
     ) -> None:
         self.members = list(members)
         self.weights = list(weights)
         self.columns = list(columns)
         self.task = task
+        self.n_jobs = n_jobs
+        self.threads = threads
 
     def _part(self, X: Any, member: EnsembleMember) -> Any:
         if isinstance(X, pd.DataFrame):
@@ -59,8 +66,22 @@ class WeightedEnsemble(BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> WeightedEnsemble:
         y = np.asarray(y)
-        for member in self.members:
-            member.estimator.fit(self._part(X, member), y)
+        jobs = min(getattr(self, "n_jobs", 1), len(self.members))
+        if jobs <= 1:
+            for member in self.members:
+                member.estimator.fit(self._part(X, member), y)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            from threadpoolctl import threadpool_limits
+
+            def fit(member: EnsembleMember) -> None:
+                # OpenMP's thread count is per thread: the limit goes where the fit runs.
+                with threadpool_limits(limits=self.threads):
+                    member.estimator.fit(self._part(X, member), y)
+
+            with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="audioml-member") as pool:
+                list(pool.map(fit, self.members))  # re-raises a member's error
         if self.task == "classification":
             self.classes_ = np.unique(y)
         self.n_features_in_ = len(self.columns)

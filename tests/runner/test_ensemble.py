@@ -4,6 +4,7 @@ ensemble that predicts like the estimator it pickled."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import mlflow
@@ -11,6 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
 
 from runner.cli import main
 from runner.ensemble import Oof, fast_score, select_ensemble
@@ -124,6 +127,45 @@ def test_weighted_ensemble_feeds_each_member_its_columns(rng) -> None:
     # A DataFrame input (metadata in the table) gives the same answer.
     np.testing.assert_allclose(ens.predict_proba(frame), expected)
     assert list(ens.classes_) == ["no", "yes"]
+
+
+class _ThreadProbe(BaseEstimator, ClassifierMixin):
+    """Logistic regression that notes the thread it was fitted in; with a ``barrier``, its
+    fit waits there for the other member's (so both must be fitting at once)."""
+
+    def __init__(self, barrier: threading.Barrier | None = None) -> None:
+        self.barrier = barrier
+
+    def fit(self, X, y):
+        self.thread_ = threading.current_thread().name
+        if self.barrier is not None:
+            self.barrier.wait(timeout=30)
+        self.model_ = LogisticRegression().fit(X, y)
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict_proba(self, X):
+        return self.model_.predict_proba(X)
+
+
+def test_members_fit_side_by_side_to_the_same_model(rng) -> None:
+    frame, y = _views(rng, 200)
+
+    def ensemble(n_jobs: int) -> WeightedEnsemble:
+        barrier = threading.Barrier(2) if n_jobs == 2 else None
+        members = [
+            EnsembleMember(_ThreadProbe(barrier), [*c], frame=False, label="m")
+            for c in ("abc", "def")
+        ]
+        return WeightedEnsemble(members, [0.3, 0.7], [*"abcdef"], "classification", n_jobs, 1)
+
+    serial, parallel = ensemble(1).fit(frame.to_numpy(), y), ensemble(2).fit(frame.to_numpy(), y)
+    np.testing.assert_array_equal(
+        serial.predict_proba(frame.to_numpy()), parallel.predict_proba(frame.to_numpy())
+    )
+    assert {m.estimator.thread_ for m in serial.members} == {threading.current_thread().name}
+    threads = {m.estimator.thread_ for m in parallel.members}
+    assert len(threads) == 2 and all(t.startswith("audioml-member") for t in threads)
 
 
 def _ring_table(path: Path, n: int = 240, seed: int = 0) -> None:
