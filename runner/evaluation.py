@@ -195,10 +195,9 @@ def cross_validate(
     clip_labels = pd.Series(labels).groupby(pd.Series(clip_ids), sort=False).first()
 
     def fit(k: int, split: Split) -> tuple:
-        if threads is None:
-            return _fit_fold(make, inputs, labels, k, split, task=task, classes=classes)
         # OpenMP's thread count is per thread: a limit set by the caller does not reach the
         # fold threads, and two folds of HistGradientBoosting would each start every core.
+        # (``limits=None`` changes nothing.)
         with threadpool_limits(limits=threads):
             return _fit_fold(make, inputs, labels, k, split, task=task, classes=classes)
 
