@@ -20,6 +20,7 @@ from runner.splits import Split
 __all__ = [
     "CvResult",
     "Inputs",
+    "OutOfTime",
     "aggregate_clips",
     "cross_validate",
     "metric_scorer",
@@ -149,9 +150,17 @@ def _fit_fold(
     return estimator, pred, proba, mid - start, time.perf_counter() - mid
 
 
+class OutOfTime(Exception):
+    """A cross-validation that reached its ``start_until`` time before its last fold."""
+
+    def __init__(self, done: int) -> None:
+        super().__init__(f"{done} fold(s) done when the time ran out")
+        self.done = done  # the folds scored (and passed to ``on_fold``)
+
+
 def _fold_results(
-    fit: Callable[[int, Split], tuple], folds: list[Split], jobs: int
-) -> Iterator[tuple]:
+    fit: Callable[[int, Split], tuple | None], folds: list[Split], jobs: int
+) -> Iterator[tuple | None]:
     """Each fold's result in fold order; ``jobs`` folds are fitted side by side (threads:
     the fits run in native code that releases the GIL). A consumer that stops early (a
     pruned trial) cancels the folds not yet started and waits for the running ones."""
@@ -181,20 +190,27 @@ def cross_validate(
     on_fold: Callable[[int, dict[str, float]], None] | None = None,
     jobs: int = 1,
     threads: int | None = None,
+    start_until: float | None = None,
 ) -> CvResult:
     """Fit ``make()`` on each fold's training rows; score on its clips.
 
     ``jobs`` folds are fitted at once; ``on_fold`` still sees them in fold order, in the
     calling thread (it may raise to stop, e.g. ``optuna.TrialPruned``). ``threads`` caps
-    the native thread pools (OpenMP, BLAS) of each fit in the thread that runs it.
+    the native thread pools (OpenMP, BLAS) of each fit in the thread that runs it. No fold
+    but the first starts at or after ``start_until`` (``time.monotonic()``).
 
     Raises:
         TrialFailed: when the estimator cannot fit or predict a fold (e.g. degenerate data).
+        OutOfTime: a fold was not started for ``start_until``.
     """
     result = CvResult()
     clip_labels = pd.Series(labels).groupby(pd.Series(clip_ids), sort=False).first()
 
-    def fit(k: int, split: Split) -> tuple:
+    def fit(k: int, split: Split) -> tuple | None:
+        # Checked where the fold starts: with folds side by side, a worker that frees up
+        # takes the next fold before the caller has seen the last one finish.
+        if k > 0 and start_until is not None and time.monotonic() >= start_until:
+            return None
         # OpenMP's thread count is per thread: a limit set by the caller does not reach the
         # fold threads, and two folds of HistGradientBoosting would each start every core.
         # (``limits=None`` changes nothing.)
@@ -203,9 +219,10 @@ def cross_validate(
 
     results = _fold_results(fit, folds, jobs)
     try:
-        for k, (split, (estimator, pred, proba, fit_s, pred_s)) in enumerate(
-            zip(folds, results, strict=False)
-        ):
+        for k, (split, fitted) in enumerate(zip(folds, results, strict=False)):
+            if fitted is None:
+                raise OutOfTime(k)
+            estimator, pred, proba, fit_s, pred_s = fitted
             result.fit_s += fit_s
             result.predict_s += pred_s
             ids, clip_pred, clip_proba = aggregate_clips(

@@ -12,7 +12,6 @@ KeyboardInterrupt and SystemExit are not Exceptions and stop the study.
 from __future__ import annotations
 
 import json
-import time
 import traceback
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +30,7 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 
 from runner.errors import TrialFailed, TrialSkipped
-from runner.evaluation import CvResult, cross_validate
+from runner.evaluation import CvResult, OutOfTime, cross_validate
 from runner.faults import pause_point
 from runner.models import MODELS, ColumnRoles, InputKind, Inputs, Rows, get_family, resolve_space
 from runner.plan import ResourcePlan, plan_resources
@@ -255,10 +254,9 @@ def _evaluate(
     deadline: float | None = None,
 ) -> float:
     """Cross-validate ``record.setup``, reporting each fold to the pruner; fills ``record``.
-    Past ``deadline`` (``time.monotonic()``) the trial ends after the fold under way, pruned:
-    the time budget holds to within one fold, not one trial."""
+    From ``deadline`` (``time.monotonic()``) on no fold starts; the trial ends with the folds
+    under way, pruned: the time budget holds to within one fold, not one trial."""
     metric = spec.search.metric
-    last = len(data.folds) - 1
     family = MODELS[record.setup.family]
     inputs = data.inputs(family.input, record.columns)
     jobs = plan.folds if fits_in_threads(record.setup) else 1
@@ -268,14 +266,16 @@ def _evaluate(
         trial.report(scores[metric], step=k)
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned after fold {k}")
-        if deadline is not None and k < last and time.monotonic() >= deadline:
-            raise optuna.TrialPruned(f"stopped at the time budget after fold {k}")
 
-    record.cv = cross_validate(
-        lambda: build_estimator(record.setup, spec, inputs.roles, threads=plan.threads),
-        inputs, data.y, data.clip_ids, data.folds, task=spec.task, classes=data.classes,
-        aggregate=spec.segments.aggregate, on_fold=on_fold, jobs=jobs, threads=plan.threads,
-    )  # fmt: skip
+    try:
+        record.cv = cross_validate(
+            lambda: build_estimator(record.setup, spec, inputs.roles, threads=plan.threads),
+            inputs, data.y, data.clip_ids, data.folds, task=spec.task, classes=data.classes,
+            aggregate=spec.segments.aggregate, on_fold=on_fold, jobs=jobs,
+            threads=plan.threads, start_until=deadline,
+        )  # fmt: skip
+    except OutOfTime as exc:
+        raise optuna.TrialPruned(f"stopped at the time budget after fold {exc.done - 1}") from None
     value = record.cv.mean()[metric]
     if not np.isfinite(value):
         raise TrialFailed(f"{metric} is undefined on these folds")
@@ -311,7 +311,7 @@ def make_objective(
 ) -> Callable[[optuna.Trial], float]:
     """The objective: sample a setup, cross-validate it, report folds, notify the observers
     (``on_start`` once the setup is drawn, before any fitting; ``observer`` at the end).
-    A trial still running at ``deadline`` (``time.monotonic()``) stops after its fold."""
+    A trial still running at ``deadline`` (``time.monotonic()``) starts no other fold."""
     plan = resource_plan(spec)
 
     def objective(trial: optuna.Trial) -> float:

@@ -148,6 +148,52 @@ def test_a_trial_running_past_the_deadline_stops_after_its_fold(table_root: Path
     assert all(t.intermediate_values.keys() == {0, 1, 2} for t in early.trials)
 
 
+class _SlowFit:
+    """Fits in ``FOLD_S`` seconds (a sleep: the GIL is free, as in a native fit), noting when
+    each fit starts; predicts the first class."""
+
+    FOLD_S = 1.0
+    starts: list[float] = []
+
+    def __init__(self, **_: object) -> None:
+        pass
+
+    def fit(self, X, y):
+        type(self).starts.append(time.monotonic())
+        time.sleep(self.FOLD_S)
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[0])
+
+    def predict_proba(self, X):
+        proba = np.zeros((len(X), len(self.classes_)))
+        proba[:, 0] = 1.0
+        return proba
+
+
+def test_folds_side_by_side_start_none_past_the_deadline(table_root: Path, temporary_family):
+    """Two folds at a time, 3 folds of 1 s, the deadline 0.5 s in: folds 0 and 1 start at
+    once, and when a worker frees up at 1 s, fold 2 is not started (before, it was, and the
+    trial ran 2 s for the 1 s of folds it kept)."""
+    temporary_family("slow_for_test", lambda params, **_: _SlowFit())
+    spec = _spec(table_root, models=["slow_for_test"], n_jobs=2)
+    p = prepare(spec, RunOptions(progress=False))
+    records: list[TrialRecord] = []
+    study = _study(pruner=optuna.pruners.NopPruner())
+    _SlowFit.starts = []
+    start = time.monotonic()
+    objective = make_objective(spec, p.data, records.append, deadline=start + 0.5)
+    study.optimize(objective, n_trials=1)
+    assert len(_SlowFit.starts) == 2, "a fold started past the deadline"
+    assert max(_SlowFit.starts) - start < 0.5  # both started at once, side by side
+    (trial,) = study.trials
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert trial.intermediate_values.keys() == {0, 1}
+    assert records[0].reason == "stopped at the time budget after fold 1"
+
+
 def _broken_build(params, *, task, seed, balanced=False):
     raise_on_fit = type(
         "Broken",
