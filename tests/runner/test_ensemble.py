@@ -168,6 +168,56 @@ def test_members_fit_side_by_side_to_the_same_model(rng) -> None:
     assert len(threads) == 2 and all(t.startswith("audioml-member") for t in threads)
 
 
+class _PredictProbe(_ThreadProbe):
+    """Fitted as its parent; each ``predict_proba`` call notes its thread and rows, and with
+    a ``predict_barrier`` waits there for another call (so two must run at once)."""
+
+    def __init__(self, barrier=None, predict_barrier=None) -> None:
+        super().__init__(barrier)
+        self.predict_barrier = predict_barrier
+
+    def predict_proba(self, X):
+        self.calls_.append((threading.current_thread().name, len(X)))
+        if self.predict_barrier is not None:
+            self.predict_barrier.wait(timeout=30)
+        return super().predict_proba(X)
+
+
+def test_a_large_input_is_predicted_in_row_chunks_side_by_side(rng) -> None:
+    """2,400 rows, two threads: each thread predicts one half through every member, at
+    once; the probabilities equal those of one thread."""
+    from runner.models._weighted_ensemble import CHUNK_ROWS
+
+    n = 2 * CHUNK_ROWS + 400
+    frame, y = _views(rng, n)
+    X = frame.to_numpy()
+
+    def ensemble(n_jobs: int) -> WeightedEnsemble:
+        gate = threading.Barrier(2) if n_jobs == 2 else None
+        members = [EnsembleMember(_PredictProbe(None, gate), [*c], frame=False, label="m")
+                   for c in ("abc", "def")]  # fmt: skip
+        ens = WeightedEnsemble(members, [0.3, 0.7], [*"abcdef"], "classification", n_jobs, 1)
+        ens.fit(X, y)
+        for m in ens.members:
+            m.estimator.calls_ = []
+        return ens
+
+    serial, parallel = ensemble(1), ensemble(2)
+    np.testing.assert_array_equal(serial.predict_proba(X), parallel.predict_proba(X))
+    assert all(m.estimator.calls_ == [(threading.current_thread().name, n)]
+               for m in serial.members)  # fmt: skip
+    for m in parallel.members:
+        threads = {t for t, _ in m.estimator.calls_}
+        assert len(threads) == 2 and all(t.startswith("audioml-member") for t in threads)
+        assert sorted(rows for _, rows in m.estimator.calls_) == [n // 2, n // 2]
+    small = ensemble(2)  # fewer rows than two chunks' worth: one call, no threads
+    for m in small.members:
+        m.estimator.predict_barrier = None
+    small.predict_proba(X[:CHUNK_ROWS])
+    assert all(m.estimator.calls_ == [(threading.current_thread().name, CHUNK_ROWS)]
+               for m in small.members)  # fmt: skip
+
+
 def _ring_table(path: Path, n: int = 240, seed: int = 0) -> None:
     """A linear part and a local (ring) part: knn variants see different sides of it."""
     rng = np.random.default_rng(seed)
