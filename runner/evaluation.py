@@ -13,6 +13,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from runner.errors import TrialFailed
+from runner.fold_gate import FoldGate, OutOfTime
 from runner.metrics import greater_is_better, score_all
 from runner.models._inputs import Inputs
 from runner.splits import Split
@@ -20,7 +21,6 @@ from runner.splits import Split
 __all__ = [
     "CvResult",
     "Inputs",
-    "OutOfTime",
     "aggregate_clips",
     "cross_validate",
     "metric_scorer",
@@ -150,14 +150,6 @@ def _fit_fold(
     return estimator, pred, proba, mid - start, time.perf_counter() - mid
 
 
-class OutOfTime(Exception):
-    """A cross-validation that reached its ``start_until`` time before its last fold."""
-
-    def __init__(self, done: int) -> None:
-        super().__init__(f"{done} fold(s) done when the time ran out")
-        self.done = done  # the folds scored (and passed to ``on_fold``)
-
-
 def _fold_results(
     fit: Callable[[int, Split], tuple | None], folds: list[Split], jobs: int
 ) -> Iterator[tuple | None]:
@@ -190,32 +182,38 @@ def cross_validate(
     on_fold: Callable[[int, dict[str, float]], None] | None = None,
     jobs: int = 1,
     threads: int | None = None,
-    start_until: float | None = None,
+    deadline: float | None = None,
 ) -> CvResult:
     """Fit ``make()`` on each fold's training rows; score on its clips.
 
     ``jobs`` folds are fitted at once; ``on_fold`` still sees them in fold order, in the
     calling thread (it may raise to stop, e.g. ``optuna.TrialPruned``). ``threads`` caps
-    the native thread pools (OpenMP, BLAS) of each fit in the thread that runs it. No fold
-    but the first starts at or after ``start_until`` (``time.monotonic()``).
+    the native thread pools (OpenMP, BLAS) of each fit in the thread that runs it. Against
+    ``deadline`` (``time.monotonic()``), folds start as :class:`runner.fold_gate.FoldGate`
+    admits them.
 
     Raises:
         TrialFailed: when the estimator cannot fit or predict a fold (e.g. degenerate data).
-        OutOfTime: a fold was not started for ``start_until``.
+        OutOfTime: the gate refused a fold.
     """
     result = CvResult()
     clip_labels = pd.Series(labels).groupby(pd.Series(clip_ids), sort=False).first()
 
+    gate = FoldGate(len(folds), jobs, deadline)
+
     def fit(k: int, split: Split) -> tuple | None:
-        # Checked where the fold starts: with folds side by side, a worker that frees up
+        # Asked where the fold starts: with folds side by side, a worker that frees up
         # takes the next fold before the caller has seen the last one finish.
-        if k > 0 and start_until is not None and time.monotonic() >= start_until:
+        if not gate.admit(k):
             return None
+        start = time.monotonic()
         # OpenMP's thread count is per thread: a limit set by the caller does not reach the
         # fold threads, and two folds of HistGradientBoosting would each start every core.
         # (``limits=None`` changes nothing.)
         with threadpool_limits(limits=threads):
-            return _fit_fold(make, inputs, labels, k, split, task=task, classes=classes)
+            out = _fit_fold(make, inputs, labels, k, split, task=task, classes=classes)
+        gate.ended(time.monotonic() - start)
+        return out
 
     results = _fold_results(fit, folds, jobs)
     try:

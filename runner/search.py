@@ -30,8 +30,9 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 
 from runner.errors import TrialFailed, TrialSkipped
-from runner.evaluation import CvResult, OutOfTime, cross_validate
+from runner.evaluation import CvResult, cross_validate
 from runner.faults import pause_point
+from runner.fold_gate import OutOfTime
 from runner.models import MODELS, ColumnRoles, InputKind, Inputs, Rows, get_family, resolve_space
 from runner.plan import ResourcePlan, plan_resources
 from runner.spec import ExperimentSpec
@@ -254,8 +255,9 @@ def _evaluate(
     deadline: float | None = None,
 ) -> float:
     """Cross-validate ``record.setup``, reporting each fold to the pruner; fills ``record``.
-    From ``deadline`` (``time.monotonic()``) on no fold starts; the trial ends with the folds
-    under way, pruned: the time budget holds to within one fold, not one trial."""
+    Against ``deadline`` (``time.monotonic()``) a trial goes on only while it will end within
+    one fold of it (:mod:`runner.fold_gate`), else it stops, pruned, with the folds under
+    way: the time budget holds to within one fold, not one trial."""
     metric = spec.search.metric
     family = MODELS[record.setup.family]
     inputs = data.inputs(family.input, record.columns)
@@ -272,7 +274,7 @@ def _evaluate(
             lambda: build_estimator(record.setup, spec, inputs.roles, threads=plan.threads),
             inputs, data.y, data.clip_ids, data.folds, task=spec.task, classes=data.classes,
             aggregate=spec.segments.aggregate, on_fold=on_fold, jobs=jobs,
-            threads=plan.threads, start_until=deadline,
+            threads=plan.threads, deadline=deadline,
         )  # fmt: skip
     except OutOfTime as exc:
         raise optuna.TrialPruned(f"stopped at the time budget after fold {exc.done - 1}") from None
@@ -311,7 +313,7 @@ def make_objective(
 ) -> Callable[[optuna.Trial], float]:
     """The objective: sample a setup, cross-validate it, report folds, notify the observers
     (``on_start`` once the setup is drawn, before any fitting; ``observer`` at the end).
-    A trial still running at ``deadline`` (``time.monotonic()``) starts no other fold."""
+    A trial that will not end within one fold of ``deadline`` (``time.monotonic()``) stops."""
     plan = resource_plan(spec)
 
     def objective(trial: optuna.Trial) -> float:
