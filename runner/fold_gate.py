@@ -37,7 +37,7 @@ class FoldGate:
     """
 
     def __init__(self, n: int, jobs: int, deadline: float | None) -> None:
-        self.n, self.jobs, self.deadline = n, max(1, jobs), deadline
+        self.jobs, self.deadline = max(1, jobs), deadline
         self._lock = threading.Lock()
         self._unstarted = set(range(n))
         self._durations: list[float] = []
