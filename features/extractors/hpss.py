@@ -15,7 +15,8 @@ masks sum to one and the STFT reconstructs the segment). Columns (scalars per se
 
 The median filters are the cost (two passes over the spectrogram). scipy's
 ``ndimage.median_filter`` selects the median of every window anew (about 1 s per 30-s clip
-here); :func:`median_filter` keeps each window sorted as it slides, with identical values.
+here); :func:`median_filter` keeps each window sorted as it slides, with identical values
+(about 40 ms per pass on a 30-s clip).
 It is compiled by numba once per machine (``cache=True``: the compiled code is stored next
 to this module, or in the user's numba cache folder when that is read-only).
 """
@@ -38,36 +39,41 @@ KERNEL = 31  # librosa.decompose.hpss's default kernel_size
 def _running_median(padded: np.ndarray, size: int, out: np.ndarray) -> None:  # pragma: no cover
     """Median of every ``size``-wide window along each row of ``padded`` into ``out``.
 
-    Keeps the window sorted: each step finds the sample that leaves (binary search, written
-    out: numba's ``np.searchsorted`` is a call per step) and slides the one that enters
-    into its place, O(size) per step instead of a selection.
+    Keeps the window sorted as it slides, without a branch per element: the ranks of the
+    sample that leaves (``a``) and of the one that enters (``b``) are counts of smaller
+    window values, and the next sorted window is a select per slot from its neighbours in
+    the current one. Data-dependent branches (a binary search, a shift loop of random
+    length) mispredicted about half the time and cost 1.7x this. The window sits between
+    -inf and +inf sentinels so the neighbours of its ends are always readable.
     """
     half = size // 2
-    window = np.empty(size, dtype=padded.dtype)
+    # One +inf slot past the window: over 32 slots for the default 31 the loops run about
+    # 2.5x faster than over 31 (measured); the extra slot never moves, no value exceeds it.
+    m = size + 1
+    inf = np.float32(np.inf)
+    cur = np.empty(m + 2, dtype=padded.dtype)
+    nxt = np.empty(m + 2, dtype=padded.dtype)
+    cur[0], nxt[0] = -inf, -inf
+    cur[size + 1 :], nxt[size + 1 :] = inf, inf
     for r in range(out.shape[0]):
         row = padded[r]
-        window[:] = np.sort(row[:size])
-        out[r, 0] = window[half]
+        cur[1 : size + 1] = np.sort(row[:size])
+        out[r, 0] = cur[half + 1]
         for j in range(1, out.shape[1]):
             old, new = row[j - 1], row[j + size - 1]
-            lo, hi = 0, size
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if window[mid] < old:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            k = lo
-            if new > old:
-                while k + 1 < size and window[k + 1] < new:
-                    window[k] = window[k + 1]
-                    k += 1
-            else:
-                while k > 0 and window[k - 1] > new:
-                    window[k] = window[k - 1]
-                    k -= 1
-            window[k] = new
-            out[r, j] = window[half]
+            a, b = 0, 0
+            for i in range(m):
+                v = cur[i + 1]
+                a += v < old
+                b += v < new
+            b -= old < new  # the rank of ``new`` once ``old`` has left
+            for i in range(m):
+                p, w, q = cur[i], cur[i + 1], cur[i + 2]
+                lo = w if i < a else q  # slot i below the insertion: ``old`` removed
+                hi = p if i <= a else w  # slot i above it: shifted up by one
+                nxt[i + 1] = lo if i < b else (new if i == b else hi)
+            cur, nxt = nxt, cur
+            out[r, j] = cur[half + 1]
 
 
 def median_filter(x: np.ndarray, size: int, axis: int) -> np.ndarray:
