@@ -152,7 +152,7 @@ class Session:
                     self.study,
                     make_objective(spec, self.p.data, observe, on_start=start, deadline=deadline),
                     n_trials=budget,
-                    timeout_s=timeout_s,
+                    deadline=deadline,
                     n_jobs=plan.trials,
                     lock=self.lock,
                     hooks=hooks,

@@ -159,14 +159,15 @@ def run_budget(
     objective: Callable[[optuna.Trial], float],
     *,
     n_trials: int,
-    timeout_s: float | None,
+    deadline: float | None,
     n_jobs: int = 1,
     on_interrupt: Callable[[], None] | None = None,
     lock: StudyLock | None = None,
     keep_going: Callable[[optuna.Study], bool] | None = None,
     hooks: Hooks | None = None,
 ) -> bool:
-    """Claim and run trials until ``n_trials`` count or this process's time is up.
+    """Claim and run trials until ``n_trials`` count or ``deadline`` (``time.monotonic()``)
+    passes; the objective gets the same deadline, so trials and claims stop on one clock.
 
     ``n_jobs`` threads claim in parallel; ``keep_going`` (checked under the lock before each
     claim) lets the caller stop claiming, e.g. once the study is being finalized. The first
@@ -177,7 +178,6 @@ def run_budget(
     hooks.keep_going = keep_going or hooks.keep_going
     lock = lock or StudyLock(None, study.study_name)
     stop = threading.Event()
-    deadline = time.monotonic() + timeout_s if timeout_s else None
     skips = [0]
 
     def loop() -> None:

@@ -40,7 +40,12 @@ def _claimer(url: str, n_trials: int) -> None:
         return trial.suggest_float("x", 0.0, 1.0)
 
     run_budget(
-        study, objective, n_trials=n_trials, timeout_s=60, n_jobs=2, lock=StudyLock(url, "s")
+        study,
+        objective,
+        n_trials=n_trials,
+        deadline=time.monotonic() + 60,
+        n_jobs=2,
+        lock=StudyLock(url, "s"),
     )
 
 

@@ -237,11 +237,11 @@ def test_ctrl_c_stops_after_the_current_trial_and_resumes(table_root: Path) -> N
             os.kill(os.getpid(), signal.SIGINT)  # what a user's Ctrl-C sends
         return inner(trial)
 
-    assert run_budget(study, objective, n_trials=6, timeout_s=None) is False
+    assert run_budget(study, objective, n_trials=6, deadline=None) is False
     assert count_finished(study) == 2, "the trial running at Ctrl-C finished, then it stopped"
     assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
     resumed = optuna.load_study(study_name="s", storage=f"sqlite:///{table_root / 'o.db'}")
-    assert run_budget(resumed, inner, n_trials=6, timeout_s=None) is True
+    assert run_budget(resumed, inner, n_trials=6, deadline=None) is True
     assert count_finished(resumed) == 6
 
 
