@@ -34,11 +34,14 @@ SVM_MAX_ITER = 200_000
 
 
 def build_svm(params: Mapping[str, Any], *, task: str, seed: int, balanced: bool = False) -> Any:
-    """SVC with sigmoid-calibrated probabilities, or SVR on a standardised target."""
+    """SVC with sigmoid-calibrated probabilities, or SVR (BLAS prediction) on a standardised
+    target."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.compose import TransformedTargetRegressor
     from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC, SVR
+    from sklearn.svm import SVC
+
+    from runner.models._svr_estimator import BlasSVR
 
     p = check_params("svm", params, svm_space)
     # libsvm has no iteration cap by default: a linear kernel at a large C on overlapping
@@ -51,7 +54,7 @@ def build_svm(params: Mapping[str, Any], *, task: str, seed: int, balanced: bool
         svc = SVC(**p, class_weight=class_weight(balanced, task), random_state=seed)
         return scaled(CalibratedClassifierCV(svc, ensemble=False, cv=3))
     # epsilon is only comparable across datasets when the target is standardised.
-    return TransformedTargetRegressor(regressor=scaled(SVR(**p)), transformer=StandardScaler())
+    return TransformedTargetRegressor(regressor=scaled(BlasSVR(**p)), transformer=StandardScaler())
 
 
 def knn_space(task: str) -> dict[str, BaseDistribution]:

@@ -470,6 +470,29 @@ def test_svm_stops_at_its_iteration_cap_on_a_hard_linear_problem(rng) -> None:
     assert np.corrcoef(np.log(model.predict(X)), X[:, 0])[0, 1] > 0.5
 
 
+@pytest.mark.parametrize("kernel", ["rbf", "linear"])
+def test_svm_regressor_predicts_what_libsvm_predicts(rng, kernel) -> None:
+    """The family's SVR computes its kernel with matrix products, in row blocks; its
+    predictions are libsvm's to rounding, for every block and the remainder."""
+    from sklearn.svm import SVR
+
+    from runner.models._svr_estimator import BlasSVR, kernel_predict
+
+    X = rng.normal(size=(300, 12))
+    y = X[:, 0] - 2 * X[:, 1] ** 2 + rng.normal(0, 0.1, 300)
+    params = {"C": 10.0, "gamma": 0.05, "kernel": kernel, "epsilon": 0.05}
+    model = get_family("svm", "regression").make(params, task="regression", seed=0).fit(X, y)
+    svr = model.regressor_.named_steps["model"]
+    assert type(svr) is BlasSVR and len(svr.support_) > 50
+    Z = model.regressor_.named_steps["scale"].transform(rng.normal(size=(1001, 12)))
+    libsvm = SVR.predict(svr, Z)
+    np.testing.assert_allclose(kernel_predict(svr, Z, rows=64), libsvm, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(svr.predict(Z), libsvm, rtol=0, atol=1e-9)
+    assert np.std(libsvm) > 0.2  # a fitted function of the rows, not a constant
+    with pytest.raises(ValueError, match="features"):
+        svr.predict(Z[:, :5])
+
+
 @pytest.mark.parametrize("as_frame", [False, True])
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_stacked_permutation_importance_equals_scikit_learns(rng, task, as_frame) -> None:
