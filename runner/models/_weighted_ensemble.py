@@ -103,8 +103,9 @@ class WeightedEnsemble(BaseEstimator):
     def _chunked(self, predict: Any, X: Any) -> np.ndarray:
         """``predict(X)``, its rows split between ``n_jobs`` threads when there are enough.
 
-        Rows, not members: one slow member (an RBF SVR predicts in one thread, 13 s of a
-        final permutation importance's 19 s on the age task) would hold the others up.
+        Rows, not members: one slow member (libsvm's SVC predicts in one thread; so did the
+        SVR, 13 s of a final permutation importance's 19 s on the age task, before it
+        predicted through BLAS) would hold the others up.
         """
         jobs = min(getattr(self, "n_jobs", 1), len(X) // CHUNK_ROWS)
         if jobs <= 1:
