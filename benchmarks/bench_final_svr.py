@@ -18,7 +18,7 @@ from sklearn.svm import SVR
 
 import runner.models._svr_estimator as svr_estimator
 from benchmarks._corpora import ensure
-from benchmarks.bench_search import TASKS, run_audioml
+from benchmarks.bench_search import CACHE, TASKS, run_audioml
 
 OUT = Path(__file__).with_name("RESULTS_final_svr.md")
 
@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=12.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pairs", type=int, default=2)
-    ap.add_argument("--cache", type=Path, default=Path(".bench_cache"))
+    ap.add_argument("--cache", type=Path, default=CACHE, help="shared with bench_search")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     task = TASKS["age"]

@@ -65,6 +65,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CONTENDERS = ("audioml", "flaml", "flaml_wall", "audioml_1x", "grid", "audioml_third")
 #: The shortest search budget an aimed run gets.
 MIN_AIMED_S = 5.0
+#: Corpora and the runner's feature cache, kept between benchmark runs.
+CACHE = Path("~/.cache/audioml-bench").expanduser()
 
 
 @dataclass(frozen=True)
@@ -301,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--budget-s", type=float, default=120.0)
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
     parser.add_argument(
-        "--cache", type=Path, default=Path("~/.cache/audioml-bench").expanduser(),
+        "--cache", type=Path, default=CACHE,
         help="corpora and the runner's feature cache, kept between runs",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, help="write the results as Markdown here")
