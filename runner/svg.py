@@ -14,7 +14,7 @@ from html import escape
 import numpy as np
 import pandas as pd
 
-__all__ = ["confusion_svg", "importance_svg"]
+__all__ = ["confusion_svg", "importance_svg", "text_width"]
 
 _FONT = 'font-family="DejaVu Sans, Arial, sans-serif"'
 
@@ -24,6 +24,12 @@ def _blue(share: float) -> str:
     lo, hi = np.array([247, 251, 255]), np.array([8, 48, 107])
     r, g, b = (lo + (hi - lo) * min(max(share, 0.0), 1.0)).round().astype(int)
     return f"rgb({r},{g},{b})"
+
+
+def text_width(text: str, size: float = 12) -> float:
+    """A generous estimate of a line's width in pixels: DejaVu Sans averages about 0.6 em
+    a character; 0.65 keeps a long title of wide letters inside the figure."""
+    return 0.65 * size * len(text)
 
 
 def _svg(width: float, height: float, body: list[str]) -> str:
@@ -41,7 +47,8 @@ def confusion_svg(matrix: np.ndarray, classes: Sequence, *, title: str = "") -> 
     left = top = 14 + 7 * max(len(s) for s in names)
     top += 24  # the title
     peak = max(float(matrix.max()), 1.0)
-    body = [f'<text x="{left}" y="18" font-size="14">{escape(title or "confusion matrix")}</text>']
+    title = title or "confusion matrix"
+    body = [f'<text x="10" y="18" font-size="14">{escape(title)}</text>']
     for i in range(n):
         y = top + i * cell
         body.append(
@@ -69,7 +76,8 @@ def confusion_svg(matrix: np.ndarray, classes: Sequence, *, title: str = "") -> 
         f'<text x="12" y="{top + n * cell / 2}" text-anchor="middle" '
         f'transform="rotate(-90 12 {top + n * cell / 2})">true</text>'
     )
-    size = left + n * cell + 10
+    # Wide enough for the grid and for the title, whichever is wider.
+    size = max(left + n * cell + 10, 10 + text_width(title, 14) + 10)
     return _svg(size, bottom + left - 24 + 10, body)
 
 
@@ -105,7 +113,7 @@ def importance_svg(
                 "rgb(255,127,14)",
             )
         )
-    width = 420
+    width = max(420, *(text_width(title, 14) + 20 for title, _, _ in panels))
     rows = max(len(v) for _, v, _ in panels)
     body = []
     for p, (title, values, colour) in enumerate(panels):

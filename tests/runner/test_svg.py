@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pandas as pd
 
-from runner.svg import confusion_svg, importance_svg
+from runner.svg import confusion_svg, importance_svg, text_width
 
 NS = "{http://www.w3.org/2000/svg}"
 
@@ -39,3 +39,17 @@ def test_importance_bars_follow_the_ranking_and_scale() -> None:
     first, second, third = widths[:3]
     assert np.isclose(first / second, 2.0) and np.isclose(second / third, 2.5)
     assert labels.index("importance per feature family") < labels.index("mfcc")
+
+
+def test_figures_are_wide_enough_for_their_titles() -> None:
+    """A trial's title on two classes was clipped to "trial 0: out-of-f..." in 154 px."""
+    title = "trial 0: out-of-fold confusion matrix, f1_macro 0.873"
+    root = ET.fromstring(confusion_svg(np.eye(2, dtype=int), ["m", "s"], title=title))
+    (text,) = [t for t in root.iter(f"{NS}text") if t.text == title]
+    right = float(text.get("x")) + text_width(title, 14)
+    assert float(root.get("width")) >= right + 5, (root.get("width"), right)
+    # a 0.6 em average is the font's; the estimate must not be below it
+    assert text_width(title, 14) >= 0.6 * 14 * len(title)
+    imp = pd.Series([1.0], index=["rms"])
+    root = ET.fromstring(importance_svg(imp, pd.Series({"rms": 1.0})))
+    assert float(root.get("width")) == 2 * 420
