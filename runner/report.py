@@ -21,12 +21,11 @@ def print_trial(console: Console, record: TrialRecord, metric: str) -> None:
     if record.cv and record.cv.folds:
         mean, std = record.cv.mean()[metric], record.cv.std()[metric]
         score = f"{metric}={mean:.4f}±{std:.3f}"
-    seconds = (record.cv.fit_s + record.cv.predict_s) if record.cv else 0.0
     style = _STYLE[record.state]
     reason = f"  ({record.reason})" if record.reason and record.state == "failed" else ""
     console.print(
         f"trial {record.number:>3}  {record.setup.family:<24} {score:<28} "
-        f"[{style}]{record.state:<8}[/] {seconds:6.1f}s{reason}",
+        f"[{style}]{record.state:<8}[/] {record.seconds:6.1f}s{reason}",
         highlight=False,
         soft_wrap=True,
     )

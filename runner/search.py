@@ -11,7 +11,9 @@ KeyboardInterrupt and SystemExit are not Exceptions and stop the study.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 import traceback
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -105,6 +107,7 @@ class TrialRecord:
     error_type: str | None = None
     run_id: str | None = None  # its MLflow child run, once opened
     cv: CvResult | None = None
+    seconds: float = 0.0  # wall time from the draw of its setup to its end: the one clock
     columns: list[str] = field(default_factory=list)
     kind: InputKind | None = None  # what the family reads (how importance permutes it)
     X_last: Any = None
@@ -318,6 +321,7 @@ def make_objective(
 
     def objective(trial: optuna.Trial) -> float:
         record = TrialRecord(number=trial.number, setup=TrialSetup("?", {}), state="running")
+        started = time.monotonic()
         try:
             record.setup = _sample_setup(trial, spec, data)
             dropped = dropped_families(trial.study)
@@ -347,6 +351,13 @@ def make_objective(
                 raise
             raise TrialFailed(reason) from exc
         finally:
+            # The live line and the leaderboard both read this clock; Optuna's own duration
+            # also counts the claim, the tracking and the wait for the storage.
+            record.seconds = time.monotonic() - started
+            if record.state != "skipped":
+                # A trial another process already ended (reaped) must not mask this outcome.
+                with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                    trial.set_user_attr("seconds", round(record.seconds, 3))
             if observer is not None and record.state != "skipped":
                 if record.state == "running":  # KeyboardInterrupt or SystemExit mid-trial
                     record.state, record.reason = "failed", "interrupted"
@@ -365,7 +376,9 @@ def trials_frame(study: optuna.Study, metric: str) -> pd.DataFrame:
                 "model": t.params.get("model", "?"),
                 "state": t.state.name.lower(),
                 metric: t.value,
-                "seconds": t.duration.total_seconds() if t.duration else None,
+                "seconds": t.user_attrs.get(
+                    "seconds", t.duration.total_seconds() if t.duration else None
+                ),
                 "reason": t.user_attrs.get("fail_reason", ""),
             }
         )

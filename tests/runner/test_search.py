@@ -364,3 +364,32 @@ def test_gp_sampler_without_torch_is_a_spec_error(table_root: Path) -> None:
 
     with pytest.raises(ValidationError, match=r"search\.sampler: 'gp'.*needs PyTorch"):
         _spec(table_root, sampler="gp")
+
+
+def test_live_line_and_leaderboard_read_one_clock(table_root: Path) -> None:
+    """The trial's seconds, measured once by the objective, are what the live line prints
+    and the leaderboard shows; the observer's own time (tracking) is not in them."""
+    from rich.console import Console
+
+    from runner.report import print_trial
+    from runner.search import trials_frame
+
+    spec = _spec(table_root)
+    p = prepare(spec, RunOptions(progress=False))
+    records: list[TrialRecord] = []
+
+    def slow_observer(record: TrialRecord) -> None:
+        records.append(record)
+        time.sleep(0.3)  # what logging the child run costs, outside the trial's clock
+
+    study = _study()
+    study.optimize(make_objective(spec, p.data, slow_observer), n_trials=3)
+    board = trials_frame(study, spec.search.metric).set_index("trial")
+    console = Console(record=True, width=200)
+    for record, trial in zip(records, study.trials, strict=True):
+        assert record.seconds > 0
+        assert trial.user_attrs["seconds"] == round(record.seconds, 3)
+        assert board.loc[trial.number, "seconds"] == trial.user_attrs["seconds"]
+        assert trial.duration.total_seconds() >= record.seconds + 0.3
+        print_trial(console, record, spec.search.metric)
+        assert f"{record.seconds:6.1f}s" in console.export_text().splitlines()[-1]
