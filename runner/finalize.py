@@ -123,16 +123,21 @@ def _log_study_plots(tracker: Tracker, study: optuna.Study) -> None:
 
 def _signature(p: Any, columns: list[str], categorical: tuple[str, ...] = ()) -> Any:
     """Every input column optional: a row carries audio, a path, or the feature columns,
-    plus the metadata columns (the served model names a missing one)."""
+    plus the metadata columns (the served model names a missing one).
+
+    Numeric columns are typed ``any``: MLflow refuses int64 for a ``double`` column ("can
+    not safely convert"), yet JSON clients send ``2`` for a count such as Common Voice's
+    up_votes. The pyfunc parses every numeric column itself and names a non-number.
+    """
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import ColSpec, Schema
+    from mlflow.types.schema import AnyType, ColSpec, Schema
 
     inputs = [
         ColSpec("string", "audio_base64", required=False),
         ColSpec("string", "path", required=False),
     ]
     inputs += [
-        ColSpec("string" if c in categorical else "double", c, required=False) for c in columns
+        ColSpec("string" if c in categorical else AnyType(), c, required=False) for c in columns
     ]
     if p.spec.task == "regression":
         outputs = [ColSpec("double", "prediction")]

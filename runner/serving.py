@@ -189,10 +189,7 @@ class AudioModel(mlflow.pyfunc.PythonModel):
                 f"{len(missing)} of the model's "
                 f"{len(self.audio_columns)} feature columns are missing: {_shown(missing)}"
             )
-        try:
-            X = rows[self.audio_columns].to_numpy(dtype=float)
-        except (TypeError, ValueError) as exc:
-            raise _bad_input(f"feature columns must be numeric: {exc}") from None
+        X = _numbers(rows[self.audio_columns], numbers)
         bad = ~np.isfinite(X)
         if bad.any():
             r, c = np.argwhere(bad)[0]
@@ -285,6 +282,25 @@ class AudioModel(mlflow.pyfunc.PythonModel):
         for j, c in enumerate(classes):
             out[f"proba_{c}"] = proba[:, j]
         return out
+
+
+def _numbers(frame: pd.DataFrame, numbers: np.ndarray) -> np.ndarray:
+    """Feature columns as floats, integers and numeric text included; a value that is not a
+    number is refused naming its row and column (missing values stay NaN for the caller)."""
+    try:
+        return frame.to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        pass
+    for column in frame.columns:
+        values = frame[column]
+        parsed = pd.to_numeric(values, errors="coerce")
+        bad = np.flatnonzero((parsed.isna() & values.map(_present)).to_numpy(dtype=bool))
+        if len(bad):
+            raise _bad_input(
+                f"row {int(numbers[bad[0]])}: feature column {column} must be a "
+                f"number; got {values.iloc[int(bad[0])]!r}"
+            )
+    return frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
 
 
 def _present(value: Any) -> bool:

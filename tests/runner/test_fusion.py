@@ -129,6 +129,22 @@ def test_served_fused_model_reads_audio_plus_metadata(runs: Store, fused_server:
     assert np.isfinite(served[2])
 
 
+def test_served_fused_model_takes_integer_metadata(runs: Store, fused_server: Server) -> None:
+    """Common Voice's up_votes and down_votes are integers, and JSON sends them as such:
+    a request whose numeric metadata are all integers is answered like the same floats."""
+    clip = _b64(sorted((runs.corpus / "clips").glob("*.wav"))[0])
+    rows = [{"audio_base64": clip, "gender": "male", "accent": a, "up_votes": 2,
+             "down_votes": 3} for a in ("scottish", "us")]  # fmt: skip
+    status, body = fused_server.post({"dataframe_records": rows})
+    assert status == 200, body
+    served = [p["prediction"] for p in body["predictions"]]
+    floats = [{**r, "up_votes": 2.0, "down_votes": 3.0} for r in rows]
+    status, body = fused_server.post({"dataframe_records": floats})
+    assert status == 200, body
+    np.testing.assert_allclose(served, [p["prediction"] for p in body["predictions"]], rtol=1e-9)
+    assert served[0] - served[1] > 15, served
+
+
 def test_served_fused_model_names_a_missing_metadata_column(
     runs: Store, fused_server: Server
 ) -> None:

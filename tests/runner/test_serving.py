@@ -353,6 +353,18 @@ def test_feature_columns_give_the_audio_answer(store: Store, servers: dict[str, 
 
 
 @pytest.mark.slow
+def test_integer_feature_values_are_numbers(store: Store, servers: dict[str, Server]) -> None:
+    """JSON clients send 3 for 3.0: integer feature columns get the float columns' answer."""
+    server = servers[WHOLE]
+    model = server.local.unwrap_python_model()
+    clip = decode_audio(_clips(store)[0], 16000)
+    row = extract_signal(clip, 16000, model.features, model.segments)[0][model.columns]
+    as_int = row.round().astype("int64")
+    by_int = _assert_same(server, as_int)
+    pd.testing.assert_frame_equal(by_int, server.local.predict(as_int.astype(float)))
+
+
+@pytest.mark.slow
 def test_segmented_model_answers_once_per_clip(store: Store, servers: dict[str, Server]) -> None:
     server = servers[SEGMENTED]
     model = server.local.unwrap_python_model()
@@ -409,7 +421,7 @@ def _bad_payloads(store: Store, columns: list[str]) -> list[tuple[str, str | dic
         ("missing columns", {"dataframe_records": [half]}, "feature columns are missing"),
         ("wrong columns", {"dataframe_records": [{"tempo_bpm": 120.0}]}, "no known column"),
         ("text features", {"dataframe_records": [dict.fromkeys(columns, "x")]},
-         "not compatible with model signature"),
+         f"feature column {columns[0]} must be a number; got 'x'"),
         ("no rows", {"dataframe_split": {"columns": ["audio_base64"], "data": []}}, ""),
         ("not json", '{"dataframe_records": [', "JSON"),
         ("no dataframe key", {"rows": [1]}, "dataframe_split"),
