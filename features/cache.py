@@ -3,7 +3,7 @@
 Layout under ``cache_dir``::
 
     v1/stat-index.parquet                 path/stat -> content hash (features.stat_index)
-    v1/<config>/packs/<time>-<uuid>.parquet  rows of many clips (key, segment, reason, ...)
+    v1/<config>/packs/<time>-<uuid>.<sha>.parquet  rows of many clips (key, segment, ...)
     v1/<config>/mel<frames>/<sha>.npy     one clip's images (n_segments, n_mels, frames)
     v1/<config>/mel<frames>/tables/<digest>.npy  images aligned with one FeatureTable
 
@@ -18,9 +18,13 @@ Each build appends one pack per batch of new results (so a killed build keeps wh
 flushed); packs are merged when there are more than :data:`MAX_PACKS`. Skipped clips are
 stored as one row with a ``reason`` so a warm run does not retry them; a ``note`` says when
 only the start of a long file was read. Every write is atomic
-(``features._atomic``); a pack that fails to read or does not carry this config's key and
-columns in its metadata is ignored, so a damaged file can cost a re-extraction, never a
-wrong table.
+(``features._atomic``). A pack's name carries the sha256 of its bytes (its first 32 hex
+digits), checked on every read: Parquet itself reads a flipped bit in a data page without
+complaint, as a different number. A pack whose bytes do not match, or that fails to read,
+is reported, renamed ``*.damaged`` and its clips are extracted again; one that does not
+carry this config's key and columns in its metadata is ignored. Packs written before names
+carried a checksum are read once and rewritten with one. A damaged file can cost a
+re-extraction, never a wrong table.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import os
 import time
 import uuid
 import warnings
@@ -47,15 +52,19 @@ from features.extract import feature_layout
 
 __all__ = [
     "CACHE_FORMAT",
+    "DAMAGED_SUFFIX",
     "MAX_PACKS",
     "FeatureStore",
     "cached_layout",
     "config_key",
+    "pack_digest",
     "package_version",
 ]
 
 CACHE_FORMAT = "v1"
 MAX_PACKS = 8
+DAMAGED_SUFFIX = ".damaged"
+_DIGEST_CHARS = 32  # of the pack bytes' sha256, in the pack's name
 _META_KEY = b"audioml.config_key"
 _META_COLUMNS = b"audioml.columns"
 
@@ -107,14 +116,35 @@ def cached_layout(
     try:
         data = json.loads(path.read_text())
         columns, groups = list(data["columns"]), dict(data["groups"])
-        if columns == [c for cols in groups.values() for c in cols]:
+        # A flipped bit in a column name would still give a consistent layout: check it.
+        if data["sha256"] == _layout_digest(columns, groups) and columns == [
+            c for cols in groups.values() for c in cols
+        ]:
             return columns, groups
     except (OSError, ValueError, KeyError, TypeError):
-        pass  # missing or damaged: compute it again
+        pass  # missing, damaged or written before it carried a checksum: compute it again
     columns, groups = feature_layout(features)
-    text = json.dumps({"columns": columns, "groups": groups})
+    digest = _layout_digest(columns, groups)
+    text = json.dumps({"columns": columns, "groups": groups, "sha256": digest})
     atomic_write(path, lambda tmp: tmp.write_text(text))
     return columns, groups
+
+
+def _layout_digest(columns: list[str], groups: dict[str, list[str]]) -> str:
+    text = json.dumps({"columns": columns, "groups": groups}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def pack_digest(data: bytes | memoryview | pa.Buffer) -> str:
+    """The checksum a pack's name carries: the start of the sha256 of its bytes."""
+    return hashlib.sha256(data).hexdigest()[:_DIGEST_CHARS]
+
+
+def _named_digest(path: Path) -> str | None:
+    """The checksum in ``<time>-<uuid>.<sha>.parquet``; None for older, unchecked names."""
+    stem = path.name.removesuffix(".parquet")
+    _, dot, digest = stem.rpartition(".")
+    return digest if dot else None
 
 
 def _columns_digest(columns: list[str]) -> bytes:
@@ -152,9 +182,14 @@ class FeatureStore:
         frames, self.pack_paths = [], []
         for path in sorted(self.pack_dir.glob("*.parquet")):
             frame = self._read_pack(path)
-            if frame is not None:
-                frames.append(frame)
-                self.pack_paths.append(path)
+            if frame is None:
+                continue
+            frames.append(frame)
+            self.pack_paths.append(path)
+            if _named_digest(path) is None:  # written before packs carried a checksum
+                self.write_pack(frame)
+                self.pack_paths.remove(path)
+                path.unlink(missing_ok=True)
         if not frames:
             return self.empty_rows()
         return dedupe_rows(pd.concat(frames, ignore_index=True))
@@ -163,9 +198,17 @@ class FeatureStore:
         if path.name.startswith(TEMP_PREFIX):
             return None
         try:
-            table = pq.read_table(path)
-        except (OSError, pa.ArrowException) as exc:  # truncated, foreign, vanished
-            warnings.warn(f"Ignoring unreadable feature cache file {path}: {exc}", stacklevel=3)
+            data = path.read_bytes()  # one read: checked, then parsed from memory
+        except FileNotFoundError:  # merged away by a concurrent build
+            return None
+        expected = _named_digest(path)
+        if expected is not None and pack_digest(data) != expected:
+            self._set_aside(path, "its bytes do not match the checksum in its name")
+            return None
+        try:
+            table = pq.read_table(pa.py_buffer(data))
+        except (OSError, pa.ArrowException) as exc:  # truncated or not Parquet
+            self._set_aside(path, f"unreadable ({exc})")
             return None
         meta = table.schema.metadata or {}
         if meta.get(_META_KEY) != self._meta[_META_KEY] or (
@@ -177,6 +220,20 @@ class FeatureStore:
         if "note" not in frame.columns:  # packs written before notes existed
             frame.insert(3, "note", None)
         return frame
+
+    @staticmethod
+    def _set_aside(path: Path, why: str) -> None:
+        """Rename a damaged pack out of the glob, so it warns once and is never read."""
+        aside = path.with_name(path.name + DAMAGED_SUFFIX)
+        try:
+            os.replace(path, aside)
+        except OSError:  # read-only cache or already gone: still never used as data
+            aside = path
+        warnings.warn(
+            f"Damaged feature cache file {path}: {why}; its clips are extracted again "
+            f"(kept as {aside.name}, safe to delete)",
+            stacklevel=4,
+        )
 
     def empty_rows(self) -> pd.DataFrame:
         """A rows frame with no rows and the pack schema."""
@@ -195,8 +252,11 @@ class FeatureStore:
             rows[["key", "segment", "reason", "note", *self.columns]], preserve_index=False
         )
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **self._meta})
-        name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-        path = atomic_write(self.pack_dir / name, lambda tmp: pq.write_table(table, tmp))
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        data = sink.getvalue()
+        name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.{pack_digest(data)}.parquet"
+        path = atomic_write(self.pack_dir / name, lambda tmp: tmp.write_bytes(data))
         self.pack_paths.append(path)
         return path
 

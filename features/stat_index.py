@@ -10,15 +10,23 @@ changing the content is still noticed. Anything else is hashed again.
 A miss is hashed by the extraction worker that reads the file anyway (``features._worker``),
 and recorded here by the build. The index is shared by all feature configs (content hashes
 do not depend on them) and saved atomically; concurrent builds may drop each other's
-entries, which only costs a rehash.
+entries, which only costs a rehash. The file's metadata carries a sha256 of its entries,
+checked on load: a flipped bit in a stored hash would otherwise give a clip another clip's
+rows. A damaged index is reported and dropped (every clip is hashed again); one written
+before it carried the checksum is dropped quietly.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from features._atomic import atomic_write
 
@@ -26,10 +34,20 @@ __all__ = ["RACY_NS", "StatIndex"]
 
 RACY_NS = 2_000_000_000
 _FIELDS = ["size", "mtime_ns", "ctime_ns", "ino"]
+_META_DIGEST = b"audioml.entries_sha256"
+_Entry = tuple[tuple[int, int, int, int], str, int]
 
 
 def _stat_tuple(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _entries_digest(entries: Iterable[tuple[str, _Entry]]) -> bytes:
+    """sha256 of the entries in file order, independent of how Parquet encodes them."""
+    h = hashlib.sha256()
+    for path, (st, sha, checked) in entries:
+        h.update(f"{path}\x1f{st}\x1f{sha}\x1f{checked}\x1e".encode())
+    return h.hexdigest().encode()
 
 
 class StatIndex:
@@ -41,21 +59,40 @@ class StatIndex:
 
     def __init__(self, root: Path) -> None:
         self.path = root / "stat-index.parquet"
-        self._entries: dict[str, tuple[tuple[int, int, int, int], str, int]] = {}
+        self._entries: dict[str, _Entry] = {}
         self._dirty = False
         if self.path.exists():
             self._load()
 
     def _load(self) -> None:
         try:
-            table = pd.read_parquet(self.path)
-        except Exception:  # a damaged index is only a lost shortcut
+            table = pq.read_table(self.path)
+            meta = table.schema.metadata or {}
+            frame = table.to_pandas()
+            stats = zip(*(frame[f].to_numpy(dtype="int64") for f in _FIELDS), strict=True)
+            entries = [
+                (str(path), (tuple(int(v) for v in st), str(sha), int(checked)))
+                for path, st, sha, checked in zip(
+                    frame["path"], stats, frame["sha"], frame["checked_ns"], strict=True
+                )
+            ]
+        except (OSError, pa.ArrowException, KeyError, ValueError, TypeError) as exc:
+            self._drop(f"unreadable ({exc})")
             return
-        stats = zip(*(table[f].to_numpy(dtype="int64") for f in _FIELDS), strict=True)
-        for path, st, sha, checked in zip(
-            table["path"], stats, table["sha"], table["checked_ns"], strict=True
-        ):
-            self._entries[path] = (tuple(int(v) for v in st), sha, int(checked))
+        if _META_DIGEST not in meta:
+            return  # written before the index carried a checksum: hash every clip once
+        if meta[_META_DIGEST] != _entries_digest(entries):
+            self._drop("its entries do not match their checksum")
+            return
+        self._entries = dict(entries)
+
+    def _drop(self, why: str) -> None:
+        # A damaged index is only a lost shortcut; say so, since it is also a damaged disk.
+        warnings.warn(
+            f"Damaged feature cache file {self.path}: {why}; every clip is hashed again",
+            stacklevel=3,
+        )
+        self._dirty = True  # rewrite it whole on save
 
     def lookup(self, path: str, st: os.stat_result) -> str | None:
         """The stored hash of ``path`` if its stat is unchanged and not racy, else None."""
@@ -85,5 +122,8 @@ class StatIndex:
                 "checked_ns": [r[2] for r in rows],
             }
         )
-        atomic_write(self.path, lambda tmp: frame.to_parquet(tmp, index=False))
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        digest = _entries_digest((p, self._entries[p]) for p in paths)
+        table = table.replace_schema_metadata({**table.schema.metadata, _META_DIGEST: digest})
+        atomic_write(self.path, lambda tmp: pq.write_table(table, tmp))
         self._dirty = False

@@ -8,6 +8,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import features._atomic
@@ -27,6 +29,29 @@ def build(clips: pd.DataFrame, features: FeaturesSpec, cache: Path, **kwargs) ->
 
 def packs(cache: Path) -> list[Path]:
     return sorted(cache.glob("v1/*/packs/*.parquet"))
+
+
+def flip_silently(path: Path, column: str) -> None:
+    """Flip one byte of ``column``'s data pages in a Parquet file such that pyarrow still
+    reads the file without error, to different values (what a bad disk sector can do)."""
+    data = path.read_bytes()
+    original = pq.read_table(path)
+    meta = pq.ParquetFile(path).metadata
+    index = original.schema.get_field_index(column)
+    chunk = meta.row_group(0).column(index)
+    start = chunk.dictionary_page_offset or chunk.data_page_offset
+    # Values sit at the end of a page, after its header: try from the end backwards.
+    for offset in range(start + chunk.total_compressed_size - 1, start, -1):
+        flipped = bytearray(data)
+        flipped[offset] ^= 0x10
+        try:
+            table = pq.read_table(pa.py_buffer(bytes(flipped)))
+        except (OSError, pa.ArrowException):
+            continue
+        if not table.equals(original):
+            path.write_bytes(bytes(flipped))
+            return
+    raise AssertionError(f"no silent flip found in {path}:{column}")
 
 
 def test_cold_then_warm(tmp_path: Path, rng, small_features) -> None:
@@ -118,8 +143,12 @@ def test_stat_index_rules(tmp_path: Path) -> None:
     index.save()
     reloaded = StatIndex(tmp_path)
     assert reloaded.lookup("a.wav", old) == "sha-a"
+    flip_silently(tmp_path / "stat-index.parquet", "sha")  # reads fine, one hash is wrong
+    with pytest.warns(UserWarning, match="stat-index.parquet: its entries do not match"):
+        assert StatIndex(tmp_path).lookup("a.wav", old) is None  # a damaged index is ignored
     (tmp_path / "stat-index.parquet").write_bytes(b"garbage")
-    assert StatIndex(tmp_path).lookup("a.wav", old) is None  # a damaged index is ignored
+    with pytest.warns(UserWarning, match="Damaged feature cache file .*stat-index.parquet"):
+        assert StatIndex(tmp_path).lookup("a.wav", old) is None
 
 
 def test_incremental_extracts_only_new_clips(tmp_path: Path, rng, small_features) -> None:
@@ -173,9 +202,40 @@ def test_truncated_pack_is_not_loaded(tmp_path: Path, rng, small_features) -> No
     reference = build(clips, small_features, tmp_path / "cache")
     (pack,) = packs(tmp_path / "cache")
     pack.write_bytes(pack.read_bytes()[: pack.stat().st_size // 2])
-    with pytest.warns(UserWarning, match="unreadable feature cache file"):
+    with pytest.warns(UserWarning, match="Damaged feature cache file .*do not match"):
         table = build(clips, small_features, tmp_path / "cache")
     assert table.stats["extracted"] == 3 and table.digest == reference.digest
+
+
+def test_flipped_byte_in_a_pack_is_caught_and_re_extracted(
+    tmp_path: Path, rng, small_features
+) -> None:
+    clips = make_corpus(tmp_path / "audio", 3, rng)
+    reference = build(clips, small_features, tmp_path / "cache")
+    (pack,) = packs(tmp_path / "cache")
+    flip_silently(pack, reference.feature_columns[-1])  # pyarrow reads it: a different number
+    with pytest.warns(UserWarning, match=f"Damaged feature cache file .*{pack.name}"):
+        table = build(clips, small_features, tmp_path / "cache")
+    assert table.stats["extracted"] == 3
+    pd.testing.assert_frame_equal(table.frame, reference.frame)
+    assert table.digest == reference.digest
+    (rewritten,) = packs(tmp_path / "cache")
+    assert rewritten != pack and pack.with_name(pack.name + ".damaged").exists()
+    warm = build(clips, small_features, tmp_path / "cache")  # the new pack verifies
+    assert warm.stats["extracted"] == 0 and warm.digest == reference.digest
+
+
+def test_pack_without_checksum_is_rewritten_with_one(tmp_path: Path, rng, small_features) -> None:
+    clips = make_corpus(tmp_path / "audio", 2, rng)
+    reference = build(clips, small_features, tmp_path / "cache")
+    (pack,) = packs(tmp_path / "cache")
+    legacy = pack.with_name(pack.name.split(".")[0] + ".parquet")  # the older name
+    pack.rename(legacy)
+    table = build(clips, small_features, tmp_path / "cache")
+    assert table.stats["extracted"] == 0 and table.digest == reference.digest
+    (rewritten,) = packs(tmp_path / "cache")
+    assert rewritten != legacy and not legacy.exists()
+    assert rewritten.name.split(".")[1] == features.cache.pack_digest(rewritten.read_bytes())
 
 
 def test_foreign_pack_is_not_loaded(tmp_path: Path, rng, small_features) -> None:
@@ -185,7 +245,7 @@ def test_foreign_pack_is_not_loaded(tmp_path: Path, rng, small_features) -> None
     (foreign,) = packs(tmp_path / "b")
     (own,) = packs(tmp_path / "a")
     own.unlink()
-    foreign.rename(own)  # right place, wrong config
+    foreign.rename(own.with_name(foreign.name))  # right place, intact, wrong config
     with pytest.warns(UserWarning, match="not this config"):
         table = build(clips, small_features, tmp_path / "a")
     assert table.stats["extracted"] == 2
