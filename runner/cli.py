@@ -1,4 +1,5 @@
-"""The ``audioml`` command line: validate, features, run, demo, predict, schema (and worker)."""
+"""The ``audioml`` command line: validate, features, run, demo, predict, experiments, schema
+(and worker, finalize)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ __all__ = ["main"]
 
 console = Console(stderr=False, highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+SPEC_HELP = "a spec file, or the name of a shipped spec (`audioml experiments` lists them)"
 
 
 def _common(p: argparse.ArgumentParser, *, stores: bool = True) -> None:
@@ -47,7 +49,7 @@ def _common(p: argparse.ArgumentParser, *, stores: bool = True) -> None:
 def _scale_out_parsers(sub: argparse._SubParsersAction) -> None:
     """``worker`` and ``finalize``: more processes on one study (docs/scale-out.md)."""
     p = sub.add_parser("worker", help="join the spec's study as one more worker (scale-out)")
-    p.add_argument("spec", type=Path)
+    p.add_argument("spec", type=Path, help=SPEC_HELP)
     p.add_argument(
         "--wait-s",
         type=float,
@@ -56,7 +58,7 @@ def _scale_out_parsers(sub: argparse._SubParsersAction) -> None:
     )
     _common(p)
     p = sub.add_parser("finalize", help="refit, test and register once, if the run process died")
-    p.add_argument("spec", type=Path)
+    p.add_argument("spec", type=Path, help=SPEC_HELP)
     p.add_argument(
         "--force",
         action="store_true",
@@ -99,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("validate", help="validate specs (and, with --check-data, their data)")
-    p.add_argument("specs", nargs="+", type=Path)
+    p.add_argument("specs", nargs="+", type=Path, help=SPEC_HELP)
     p.add_argument(
         "--check-data",
         action="store_true",
@@ -107,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p, stores=False)
     p = sub.add_parser("features", help="build or load the feature table; print its summary")
-    p.add_argument("spec", type=Path)
+    p.add_argument("spec", type=Path, help=SPEC_HELP)
     p.add_argument(
         "--out",
         type=Path,
@@ -115,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p, stores=False)
     p = sub.add_parser("run", help="features, search, tracking, refit, test, registry")
-    p.add_argument("spec", type=Path)
+    p.add_argument("spec", type=Path, help=SPEC_HELP)
     _common(p)
     _scale_out_parsers(sub)
     _predict_parser(sub)
@@ -123,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("demo-data"), help="corpus folder")
     _common(p)
     p = sub.add_parser("schema", help="print the spec's JSON Schema")
+    sub.add_parser("experiments", help="list the shipped specs (name them in place of a file)")
     return parser
 
 
@@ -143,11 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _quiet_libraries() -> None:
-    """Our own lines report each trial; the libraries' INFO chatter would bury them."""
-    import optuna
+    """Our own lines report each trial; the libraries' INFO chatter would bury them.
 
+    Nothing is imported here, so a refusal stays fast; Optuna, which resets its own logger
+    on import, is quieted by the commands that use it (runner.commands).
+    """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     # MLflow warns that a python_model object is cloudpickled; ours is a plain class.
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
@@ -164,6 +168,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "finalize": commands.finalize,
         "demo": commands.demo,
         "predict": commands.predict,
+        "experiments": commands.experiments,
         "schema": lambda _a, _c: _schema(),
     }[args.command]
     return handler(args, console)

@@ -1,21 +1,124 @@
-"""What each ``audioml`` subcommand does (argument parsing lives in cli.py)."""
+"""What each ``audioml`` subcommand does (argument parsing lives in cli.py).
+
+Every command first does what needs no heavy library: resolve the SPEC argument (a file or a
+shipped spec's name), load and validate the spec, check that its data paths exist. Only then
+are the pipeline's modules imported (MLflow, Optuna, scikit-learn, pandas, librosa take
+seconds), so a refusal comes back in well under a second (tests/runner/test_startup.py).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import yaml
 from rich.console import Console
 from rich.markup import escape
 
 from runner.errors import DataError, RunnerError
 from runner.loading import load_spec, resolve_spec
+from runner.resources import shipped, shipped_specs, spec_file
 
 if TYPE_CHECKING:
     from runner.pipeline import RunOptions
     from runner.spec import ExperimentSpec
 
-__all__ = ["demo", "features", "finalize", "predict", "run", "validate", "worker"]
+__all__ = [
+    "check_paths",
+    "demo",
+    "experiments",
+    "features",
+    "finalize",
+    "predict",
+    "run",
+    "validate",
+    "worker",
+]
+
+#: A full stop that ends a sentence (not the one of "e.g." or "i.e.").
+_SENTENCE_END = re.compile(r"(?<!e\.g)(?<!i\.e)\.(\s|$)")
+
+
+def check_paths(spec: ExperimentSpec, *, source: Path) -> None:
+    """Raise :class:`DataError` when ``data.root`` or the file ``data.manifest`` names is
+    missing; the message names the spec file and how to point it at the data.
+
+    Args:
+        spec: the loaded spec.
+        source: the spec file, named in the message.
+    """
+    # The same paths, resolved the same way, as runner.sources reads (without pandas).
+    root = Path(os.path.normpath(spec.data_root().absolute()))
+    if not root.is_dir():
+        what = "is a file, not a folder" if root.exists() else "does not exist"
+        raise DataError(f"{source}: data.root: '{root}' {what}; {_data_hint(spec)}")
+    if spec.data.source != "folder" and spec.data.manifest:
+        path = root / Path(spec.data.manifest).expanduser()
+        if not path.is_file():
+            near = sorted(p.name for p in root.iterdir() if p.is_file())
+            near = [n for n in near if not n.startswith(".")][:10]
+            held = f"files in data.root: {', '.join(near)}" if near else "data.root holds no files"
+            raise DataError(f"{source}: data.manifest: file '{path}' not found; {held}")
+
+
+def _data_hint(spec: ExperimentSpec) -> str:
+    demo = yaml.safe_load(shipped("experiments", "demo.yaml").read_text(encoding="utf-8"))
+    if Path(spec.data.root) == Path(demo["data"]["root"]):
+        # The demo spec's own root: the corpus is made, not downloaded.
+        return (
+            "`audioml demo` synthesizes the demo corpus into ./demo-data and runs the demo "
+            "spec on it (or point data.root elsewhere with --set data.root=DIR)"
+        )
+    return "point data.root at your copy of the data with --set data.root=DIR"
+
+
+def _load(args: argparse.Namespace) -> ExperimentSpec:
+    """The spec of ``args.spec`` (a file or a shipped name, resolved in place), validated,
+    with its data paths checked; then the libraries' chatter is quieted for the real work."""
+    args.spec = spec_file(args.spec)
+    spec = load_spec(args.spec, args.overrides)
+    check_paths(spec, source=args.spec)
+    _quiet_optuna()
+    return spec
+
+
+def _quiet_optuna() -> None:
+    # Our own lines report each trial. Optuna resets its logger's level when it is first
+    # imported, so this waits until the checks passed and the work needs Optuna anyway.
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def experiments(args: argparse.Namespace, console: Console) -> int:
+    """List the shipped specs: name, task, and the first sentence of the spec's comment."""
+    specs = shipped_specs()
+    width = max(map(len, specs), default=0)
+    for name, path in specs.items():
+        text = path.read_text(encoding="utf-8")
+        task = (yaml.safe_load(text) or {}).get("task", "classification")
+        console.print(f"{name:<{width}}  {task:<14}  {escape(summary(text))}", soft_wrap=True)
+    console.print("name one in place of a spec file, e.g. `audioml validate demo`")
+    return 0
+
+
+def summary(text: str, limit: int = 80) -> str:
+    """The first sentence of a spec's leading comment, cut at a phrase break to ``limit``."""
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#") or not line.strip("# "):
+            break  # the header comment's first paragraph only
+        lines.append(line.lstrip("#").strip())
+    words = " ".join(lines)
+    end = _SENTENCE_END.search(words)
+    words = words[: end.start() if end else len(words)].rstrip(".:,")
+    if len(words) <= limit:
+        return words
+    cut = max(words.rfind(sep, 0, limit) for sep in (": ", ", ", " (", "; "))
+    return words[:cut] if cut > 0 else words[: limit - 3].rsplit(" ", 1)[0] + "..."
 
 
 def validate(args: argparse.Namespace, console: Console) -> int:
@@ -23,11 +126,12 @@ def validate(args: argparse.Namespace, console: Console) -> int:
     failed = 0
     for path in args.specs:
         try:
+            path = spec_file(path)
             spec = load_spec(path, args.overrides)
             root = spec.data_root()
-            if not root.exists():
-                if args.check_data:
-                    raise DataError(f"{path}: data.root: folder '{root}' does not exist")
+            if args.check_data:
+                check_paths(spec, source=path)
+            elif not root.exists():
                 console.print(f"[green]ok[/] {path}  (data.root {root} not present here)")
                 continue
             notes = _check_data(spec) if args.check_data else []
@@ -51,12 +155,12 @@ def _check_data(spec: ExperimentSpec) -> list[str]:
 
 def features(args: argparse.Namespace, console: Console) -> int:
     """Build or load the feature table, print its summary, write it with ``--out``."""
-    from runner.dataset import prepare_dataset, write_table
-
     out = getattr(args, "out", None)
     if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
         raise DataError(f"--out {out}: write a .parquet or .csv file")
-    spec = load_spec(args.spec, args.overrides)
+    spec = _load(args)
+    from runner.dataset import prepare_dataset, write_table
+
     ds = prepare_dataset(spec, progress=not args.quiet)
     stats = {"rows": len(ds.frame), "columns": len(ds.feature_columns), **ds.stats}
     stats["skipped"] = len(ds.skipped)
@@ -83,10 +187,10 @@ def features(args: argparse.Namespace, console: Console) -> int:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     """The whole job for one spec."""
+    spec = _load(args)
     from runner.pipeline import RunOptions
     from runner.session import run_experiment
 
-    spec = load_spec(args.spec, args.overrides)
     opts = RunOptions(
         tracking_uri=args.tracking_uri,
         storage=args.storage,
@@ -114,18 +218,18 @@ def _join_options(args: argparse.Namespace, console: Console) -> RunOptions:
 
 def worker(args: argparse.Namespace, console: Console) -> int:
     """Join the spec's study (started by ``audioml run``) and run trials until the budget."""
+    spec = _load(args)
     from runner.worker import run_worker
 
-    spec = load_spec(args.spec, args.overrides)
     summary = run_worker(spec, _join_options(args, console), wait_s=args.wait_s)
     return 0 if summary["ok"] else 130
 
 
 def finalize(args: argparse.Namespace, console: Console) -> int:
     """Refit, test and register the spec's study once (no-op when already finalized)."""
+    spec = _load(args)
     from runner.worker import finalize_study
 
-    spec = load_spec(args.spec, args.overrides)
     finalize_study(spec, _join_options(args, console), force=args.force)
     return 0
 
@@ -137,8 +241,6 @@ def demo(args: argparse.Namespace, console: Console) -> int:
     out = args.out.resolve()
     console.print(f"synthesizing the demo corpus into {out}")
     synthesize_corpus(out)
-    from runner.resources import shipped
-
     args.spec = shipped("experiments", "demo.yaml")
     args.overrides = [f"data.root={out}", *args.overrides]
     return run(args, console)

@@ -76,17 +76,19 @@ class PredictOptions:
 
 def run_predict(model: str, data: Path, opts: PredictOptions, console: Console) -> dict:
     """Predict every clip DATA names with MODEL; write the outputs; return the summary."""
+    opts.check()
+    # What the arguments alone decide is refused before MLflow is imported (seconds).
+    inputs = list_inputs(data, path_column=opts.path_column)
+    uri = model_uri(model, opts.overrides)
     from runner.tracking import resolve_tracking_uri
 
-    opts.check()
     tracking_uri = resolve_tracking_uri(opts.tracking_uri)
-    loaded = load_model(model_uri(model, opts.overrides), tracking_uri)
+    loaded = load_model(uri, tracking_uri)
     audio = loaded.audio
     if audio.audio_reason:
         raise DataError(f"MODEL '{loaded.uri}': {audio.audio_reason}")
     if opts.uncertain is not None and audio.config["task"] != "classification":
         raise DataError("--uncertain: a regression model has no class probabilities to rank")
-    inputs = list_inputs(data, path_column=opts.path_column)
     table = _features(loaded, inputs, opts)
     predictions = predict_table(loaded, table.frame, inputs.clips, table.load_mel)
     skipped = table.skipped.assign(path=table.skipped["clip_id"])[["path", "reason"]]

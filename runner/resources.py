@@ -5,14 +5,21 @@ Run from a checkout (an editable install, or ``PYTHONPATH``), they are read in p
 carries the same files as the package data of ``audioml_configs`` and ``audioml_experiments``
 (pyproject.toml maps the two folders to those names), read through importlib.resources. A
 user's own spec may live anywhere; only the shipped files are looked up here.
+
+A shipped spec can also be named without a path (``audioml run demo``): :func:`spec_file`
+turns a command-line SPEC argument into a file, the same way in a checkout and after
+``pip install``.
 """
 
 from __future__ import annotations
 
+import os
 from importlib.resources import files
 from pathlib import Path
 
-__all__ = ["PACKAGES", "shipped"]
+from runner.errors import SpecError
+
+__all__ = ["PACKAGES", "shipped", "shipped_specs", "spec_file"]
 
 #: Top-level folder of the checkout -> the package name it has in a wheel.
 PACKAGES: dict[str, str] = {"configs": "audioml_configs", "experiments": "audioml_experiments"}
@@ -50,3 +57,42 @@ def shipped(folder: str, *parts: str) -> Path:
     for part in parts:
         base = base / part
     return Path(str(base))
+
+
+def shipped_specs() -> dict[str, Path]:
+    """The shipped experiment specs by name (file stem), sorted: ``{"age": .../age.yaml}``."""
+    folder = shipped("experiments")
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def spec_file(arg: str | os.PathLike[str]) -> Path:
+    """The spec file a command-line SPEC names: an existing file, else a shipped spec's name.
+
+    Args:
+        arg: a path (``experiments/genre.yaml``, ``~/my.yaml``) or the name of a shipped spec
+            (``genre``, or ``genre.yaml`` without a folder).
+
+    Returns:
+        The file to read. A file of that name in the working directory wins over a shipped
+        spec, so a user's own ``demo.yaml`` is never shadowed.
+
+    Raises:
+        SpecError: neither a file nor a shipped spec; the message lists the shipped names.
+    """
+    path = Path(arg).expanduser()
+    if path.is_file():
+        return path
+    specs = shipped_specs()
+    bare = path.parent == Path(".") and path.suffix.lower() in ("", ".yaml", ".yml")
+    if bare and path.stem in specs:
+        return specs[path.stem]
+    what = "not a file, nor the name of a shipped spec" if bare else "spec file not found"
+    hint = (
+        f"; the shipped spec '{path.stem}' is named without a folder" if path.stem in specs else ""
+    )
+    raise SpecError(
+        f"{arg}: {what}{hint}; shipped specs (give the name, e.g. `audioml validate demo`): "
+        f"{', '.join(specs) or 'none found'}"
+    )

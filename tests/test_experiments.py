@@ -1,6 +1,7 @@
 """The shipped experiment specs in experiments/.
 
-Fast: every spec validates and tells the user how to point it at a copy of its data.
+Fast: every spec validates and tells the user how to point it at a copy of its data;
+`audioml experiments` lists each one.
 Slow: each spec runs end to end on a miniature dataset written in the exact layout its
 comment block documents (GTZAN folders, the 57-column features CSV, Common Voice train.tsv
 with mp3 clips and empty labels, a labels JSON), asserted through MlflowClient. The search is
@@ -62,6 +63,22 @@ def test_every_task_is_shipped_and_documented() -> None:
     # Distinct registry names, so one task's champion never gates another's.
     names = [load_spec(p).model_name for p in SPECS]
     assert len(set(names)) == len(names)
+
+
+def test_experiments_lists_each_shipped_spec_on_one_line(capsys: pytest.CaptureFixture) -> None:
+    assert main(["experiments"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split(None, 2) for line in lines[: len(SPECS)]}
+    assert list(rows) == [p.stem for p in SPECS]
+    for path in SPECS:
+        _, task, about = rows[path.stem]
+        assert task == load_spec(path).task
+        # The description is the start of the spec's own header comment, one line.
+        first = path.read_text(encoding="utf-8").splitlines()[0].lstrip("# ")
+        assert first.startswith(about.removesuffix("...")) and 10 < len(about) <= 80
+    assert rows["age_regression"][1] == "regression"
+    assert rows["demo"][2] == "The synthetic demo: music versus speech"
+    assert "audioml validate demo" in lines[-1]
 
 
 # ---- miniature datasets, one per layout, written once per module ---------------------------

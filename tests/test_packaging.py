@@ -3,7 +3,8 @@
 Fast: conda.yaml installs exactly pyproject.toml's dependencies; every third-party library
 the code imports is declared; the wheel's package list covers every code package.
 Slow: a wheel built from the checkout and installed into a fresh venv (without the checkout
-on sys.path) validates a spec and runs the demo from an empty directory.
+on sys.path) lists the shipped specs and validates one by name, validates a user's spec and
+runs the demo from an empty directory.
 """
 
 from __future__ import annotations
@@ -139,6 +140,13 @@ def test_wheel_validates_and_runs_the_demo_from_an_empty_dir(venv: Path, tmp_pat
     )  # fmt: skip
     assert where.returncode == 0, where.stderr
     assert all(line.startswith(str(venv)) for line in where.stdout.split()), where.stdout
+    # The shipped specs by name, from an empty folder: listed, and read from site-packages.
+    listed = _in_venv(venv, tmp_path, "audioml", "experiments")
+    assert listed.returncode == 0, listed.stderr
+    assert "demo " in listed.stdout and "age_regression         regression" in listed.stdout
+    done = _in_venv(venv, tmp_path, "audioml", "validate", "demo")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith(f"ok {venv}") and "audioml_experiments/demo.yaml" in done.stdout
     # A user's spec beside the data: the defaults fill in what it leaves out, and the
     # shipped search-space file (keras_mlp epochs capped at 100) is in force.
     spec = tmp_path / "mine.yaml"

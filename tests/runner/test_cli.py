@@ -89,3 +89,39 @@ def test_features_out_writes_the_table(workdir: Path, dataset: Path, capsys) -> 
     assert set(parquet["label"]) == {"low", "high"}
     assert main(["features", str(spec), "-q", "--out", str(workdir / "table.txt")]) == 2
     assert not (workdir / "table.txt").exists()
+
+
+# ---- SPEC by name: the shipped specs, in the checkout (the wheel: tests/test_packaging.py) --
+
+
+def test_a_shipped_spec_is_named_without_its_folder(workdir: Path, capsys) -> None:
+    shipped = Path(__file__).resolve().parents[2] / "experiments"
+    assert main(["validate", "genre", "demo.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert f"ok {shipped / 'genre.yaml'}" in out and f"ok {shipped / 'demo.yaml'}" in out
+    # A file of that name in the working directory is the user's own, and wins.
+    (workdir / "demo.yaml").write_text("name: mine\ndata: {source: folder, root: .}\n")
+    assert main(["validate", "demo.yaml"]) == 0
+    assert "ok demo.yaml\n" in capsys.readouterr().out
+
+
+def test_an_unknown_spec_name_exits_2_listing_the_shipped_ones(workdir: Path, capsys) -> None:
+    assert main(["run", "genere", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "genere: not a file, nor the name of a shipped spec" in err
+    assert "demo, gender, genre, genre_features" in err and "Traceback" not in err
+    # A path whose folder is not here points at the shipped spec's name.
+    assert main(["validate", "experiments/genre.yaml"]) == 2
+    assert "the shipped spec 'genre' is named without a folder" in capsys.readouterr().out
+    assert not (workdir / "mlflow.db").exists()
+
+
+def test_a_missing_manifest_is_refused_naming_the_spec(workdir: Path, capsys) -> None:
+    spec = workdir / "cv.yaml"
+    spec.write_text(
+        "name: cv\ndata: {source: manifest, root: ., manifest: train.tsv, label_column: gender}\n"
+    )
+    assert main(["features", str(spec), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"{spec}: data.manifest: file '{workdir / 'train.tsv'}' not found" in err
+    assert "files in data.root: cv.yaml" in err
