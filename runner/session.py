@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+from mlflow.entities import Run
 from optuna.trial import TrialState
 from rich.console import Console
+from rich.markup import escape
 from threadpoolctl import threadpool_limits
 
 from runner.errors import RunnerError
@@ -46,7 +48,14 @@ from runner.study import StudyLock, count_claimed, count_finished
 from runner.tracking import OWNER_TAG, Tracker
 from runner.trials import DIED, Hooks, reap_dead, run_budget
 
-__all__ = ["Session", "announce", "claim_finalization", "run_experiment", "start_tracking"]
+__all__ = [
+    "Session",
+    "announce",
+    "claim_finalization",
+    "experiment_mismatch",
+    "run_experiment",
+    "start_tracking",
+]
 
 PARENT_ATTR, BUDGET_ATTR, TRACKING_ATTR = "mlflow_parent_run_id", "n_trials", "mlflow_tracking_uri"
 FINALIZING_ATTR, FINALIZED_ATTR, RUN_ATTR = "finalizing", "finalized_run_id", "mlflow_run_id"
@@ -289,7 +298,31 @@ def _open_parent(p: Prepared, opts: RunOptions, study: optuna.Study, lock: Study
             return tracker, "finalized"
         tracker.start_parent(f"{p.spec.name}-search", parent_tags(p))
         study.set_user_attr(PARENT_ATTR, tracker.parent_id)
+    if run is not None and (moved := experiment_mismatch(run, tracker, study=p.study_name)):
+        opts.console.print(f"[yellow]{escape(moved)}[/]", soft_wrap=True)
     return tracker, "new"
+
+
+def experiment_mismatch(earlier: Run, tracker: Tracker, *, study: str) -> str | None:
+    """The warning when a resumed study's new parent run is filed in another experiment than
+    its earlier one (``mlflow run`` without ``--experiment-name`` files it under Default),
+    naming both experiments; None when they are the same.
+
+    Args:
+        earlier: the study's previous parent run.
+        tracker: the tracker holding the new parent run (and its experiment).
+        study: the study's name, for the message.
+    """
+    if earlier.info.experiment_id == tracker.experiment_id:
+        return None
+    before = tracker.client.get_experiment(earlier.info.experiment_id).name
+    now = tracker.client.get_experiment(tracker.experiment_id).name
+    return (
+        f"warning: study {study} continues in experiment '{now}' (run {tracker.parent_id}), "
+        f"but its earlier runs are in experiment '{before}' (run {earlier.info.run_id}): its "
+        "trials and registered versions now point to runs in both. Keep one experiment: "
+        f"`mlflow run ... --experiment-name {before}`"
+    )
 
 
 def _get_run(tracker: Tracker, run_id: str | None):

@@ -4,11 +4,16 @@ The project URI is the checkout; the tracking store is a SQLite file in tmp_path
 in MLFLOW_TRACKING_URI, as a user's shell would), and everything is asserted through
 MlflowClient. The spec points at a freshly synthesized demo corpus and at a feature cache
 shared by the module, so only the first launch extracts features.
+
+The `mlflow run` lines of the README and docs/ name `--experiment-name`, an entry point and
+parameters the MLproject declares; a study resumed in another experiment is reported.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import sys
 import time
@@ -19,6 +24,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from runner.demo_data import synthesize_corpus
+from runner.session import experiment_mismatch
+from runner.tracking import Tracker
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "mlproject-demo"
@@ -44,11 +51,12 @@ def spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _mlflow_run(
-    workdir: Path, entry: str, *params: str, background: bool = False
+    workdir: Path, entry: str, *params: str, background: bool = False, experiment: str = ""
 ) -> subprocess.CompletedProcess | subprocess.Popen:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
     cmd = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", entry, "--env-manager", "local"]
     cmd += [a for p in params for a in ("-P", p)]
+    cmd += ["--experiment-name", experiment] if experiment else []
     if background:
         return subprocess.Popen(
             cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -110,6 +118,14 @@ def test_features_builds_the_cache(workdir: Path, spec: Path) -> None:
 
 
 def test_validate_passes_a_good_spec_and_fails_a_bad_one(workdir: Path, spec: Path) -> None:
+    done = _mlflow_run(workdir, "validate", "spec=genre", experiment="genre")  # as the README
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"ok {REPO / 'experiments' / 'genre.yaml'}" in done.stdout
+    filed = _client(workdir).get_experiment_by_name("genre")
+    assert [r.info.status for r in _client(workdir).search_runs([filed.experiment_id])] == [
+        "FINISHED"
+    ]
+    _client(workdir).delete_experiment(filed.experiment_id)  # the statuses below: two runs
     done = _mlflow_run(workdir, "validate", f"spec={spec}")
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"ok {spec}" in done.stdout
@@ -158,3 +174,57 @@ def test_worker_joins_the_study_of_a_run(workdir: Path, spec: Path) -> None:
     assert len(children) == 8
     ran = int(out.split("worker done: ran ")[1].split(" ")[0])
     assert 1 <= ran < 8
+
+
+# ---- the documented lines, and a study that changes experiment -----------------------------
+
+
+def _documented_mlflow_runs() -> list[tuple[str, str]]:
+    """Every `mlflow run` command of README.md and docs/*.md: (file, command), continuation
+    lines joined; both fenced blocks and inline code."""
+    found = []
+    for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        text = path.read_text(encoding="utf-8").replace("\\\n", " ")
+        for match in re.finditer(r"(mlflow run \. [^`\n#]*)", text):
+            found.append((path.name, match.group(1).strip()))
+    return found
+
+
+def test_documented_mlflow_run_lines_name_the_experiment() -> None:
+    entries = yaml.safe_load((REPO / "MLproject").read_text(encoding="utf-8"))["entry_points"]
+    lines = _documented_mlflow_runs()
+    assert {name for name, _ in lines} >= {"README.md", "scale-out.md", "experiments.md"}
+    for name, line in lines:
+        argv = shlex.split(line)
+        # Without it MLflow files the run under Default, away from the spec's experiment.
+        assert "--experiment-name" in argv, f"{name}: {line}"
+        entry = argv[argv.index("-e") + 1] if "-e" in argv else "main"
+        params = [argv[i + 1].split("=")[0] for i, a in enumerate(argv) if a == "-P"]
+        assert set(params) <= set(entries[entry].get("parameters", {})), f"{name}: {line}"
+
+
+def test_a_resumed_study_in_another_experiment_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    first = Tracker(uri, "demo", task="classification", metric="f1_macro")
+    first.start_parent("demo-search", {})  # `audioml demo`: the spec's experiment
+    earlier = first.client.get_run(first.parent_id)
+    # `mlflow run` without --experiment-name starts its run under Default and hands it down.
+    launched = first.client.create_run("0")
+    monkeypatch.setenv("MLFLOW_RUN_ID", launched.info.run_id)
+    resumed = Tracker(uri, "demo", task="classification", metric="f1_macro")
+    resumed.start_parent("demo-search", {})
+    said = experiment_mismatch(earlier, resumed, study="demo-0123")
+    assert said is not None
+    assert f"continues in experiment 'Default' (run {launched.info.run_id})" in said
+    assert f"earlier runs are in experiment 'demo' (run {earlier.info.run_id})" in said
+    assert "--experiment-name demo" in said and "demo-0123" in said
+    # With --experiment-name demo, the launched run is in the study's experiment: silence.
+    launched = first.client.create_run(first.experiment_id)
+    monkeypatch.setenv("MLFLOW_RUN_ID", launched.info.run_id)
+    same = Tracker(uri, "demo", task="classification", metric="f1_macro")
+    same.start_parent("demo-search", {})
+    assert same.parent_id == launched.info.run_id
+    assert experiment_mismatch(earlier, same, study="demo-0123") is None
