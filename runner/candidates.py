@@ -16,7 +16,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from runner.ensemble import POOL, Oof, Selection, select_ensemble
+from runner.ensemble import POOL, Oof, Selection, ensemble_cv, select_ensemble
 from runner.errors import RunnerError
 from runner.models import MODELS, TABLE, InputKind
 from runner.search import build_estimator, decode_params, fits_in_threads, resource_plan
@@ -84,8 +84,9 @@ def _candidates(study: optuna.Study, sign: float) -> list[optuna.trial.FrozenTri
     return sorted(trials, key=lambda t: -sign * t.value)[:POOL]
 
 
-def _oofs(p: Any, trials: list, tracker: Any) -> tuple[list[Oof], np.ndarray, np.ndarray]:
-    """The trials' logged out-of-fold predictions, aligned on the first one's clip order."""
+def _oofs(p: Any, trials: list, tracker: Any) -> tuple[list[Oof], np.ndarray, np.ndarray, Any]:
+    """The trials' logged out-of-fold predictions, aligned on the first one's clip order;
+    also the clips' truth, folds and ids in that order."""
     from runner.session import RUN_ATTR
 
     out: list[Oof] = []
@@ -102,10 +103,10 @@ def _oofs(p: Any, trials: list, tracker: Any) -> tuple[list[Oof], np.ndarray, np
             continue  # another clip set (should not happen within one study)
         out.append(Oof(t.number, t.params["model"], float(t.value), data["values"][position]))
     if ref_ids is None:
-        return out, np.asarray([]), np.asarray([])
+        return out, np.asarray([]), np.asarray([]), np.asarray([])
     ids = pd.Series(p.data.clip_ids).astype(str)
     truth = pd.Series(p.data.y).groupby(ids.to_numpy(), sort=False).first()
-    return out, truth.loc[ref_ids].to_numpy(), np.asarray(folds)
+    return out, truth.loc[ref_ids].to_numpy(), np.asarray(folds), np.asarray(ref_ids)
 
 
 def _ranked(selection: Selection) -> list[tuple[int, float]]:
@@ -149,6 +150,22 @@ def _ensemble(p: Any, selection: Selection, trials: dict, threads: int) -> Final
     )  # fmt: skip
 
 
+def _log_selection(
+    p: Any, tracker: Any, selection: Selection, trials: dict, oof: tuple, chosen: bool
+) -> None:
+    """The ensemble's child run, with the trials' CV metrics from its out-of-fold values."""
+    from runner.session import RUN_ATTR
+
+    oofs, truth, folds, ids = oof
+    cv = ensemble_cv(oofs, selection, truth, folds, ids, task=p.spec.task, classes=p.data.classes)
+    ranked = _ranked(selection)
+    runs = [trials[n].user_attrs.get(RUN_ATTR) for n, _ in ranked]
+    tracker.log_ensemble(
+        _labels(selection, trials), selection.history, selection.score, chosen,
+        cv=cv, trials=dict(ranked), member_runs=[r for r in runs if r],
+    )  # fmt: skip
+
+
 def choose_final(p: Any, study: optuna.Study, tracker: Any, console: Any) -> FinalModel:
     """The best trial, or the selected ensemble when it has two members or more and a
     better CV score; the selection is logged as a child run either way."""
@@ -159,7 +176,7 @@ def choose_final(p: Any, study: optuna.Study, tracker: Any, console: Any) -> Fin
     trials = _candidates(study, sign) if spec.search.ensemble else []
     if len(trials) < 2:
         return _single(p, best, threads)
-    oofs, truth, folds = _oofs(p, trials, tracker)
+    oofs, truth, folds, ids = _oofs(p, trials, tracker)
     selection = select_ensemble(
         oofs, truth, folds, task=spec.task, metric=spec.search.metric, classes=p.data.classes
     )
@@ -167,8 +184,7 @@ def choose_final(p: Any, study: optuna.Study, tracker: Any, console: Any) -> Fin
         return _single(p, best, threads)
     by_number = {t.number: t for t in trials}
     wins = selection.size >= 2 and sign * selection.score > sign * best.value
-    labels = _labels(selection, by_number)
-    tracker.log_ensemble(labels, selection.history, selection.score, chosen=wins)
+    _log_selection(p, tracker, selection, by_number, (oofs, truth, folds, ids), wins)
     metric = spec.search.metric
     if not wins:
         console.print(

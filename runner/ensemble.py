@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from runner.evaluation import CvResult
 from runner.metrics import greater_is_better, score_all
 
-__all__ = ["ROUNDS", "Oof", "Selection", "fast_score", "select_ensemble"]
+__all__ = ["ROUNDS", "Oof", "Selection", "ensemble_cv", "fast_score", "select_ensemble"]
 
 #: Rounds of greedy selection and the size of the candidate pool (best trials by CV score).
 ROUNDS, POOL = 40, 20
@@ -148,3 +149,41 @@ def select_ensemble(
         return None
     counts = Counter(pool[i].number for i in chosen[: best_round + 1])
     return Selection(counts=dict(counts), score=sign * best_score, history=history)
+
+
+def ensemble_cv(
+    oofs: Sequence[Oof],
+    selection: Selection,
+    truth: np.ndarray,
+    folds: np.ndarray,
+    ids: np.ndarray,
+    *,
+    task: str,
+    classes: Sequence | None = None,
+) -> CvResult:
+    """The selected ensemble's out-of-fold predictions scored per fold as a trial's are.
+
+    The weighted average of the members' ``values`` (probabilities or predictions) per clip;
+    each fold is scored with :func:`runner.metrics.score_all`, the code a trial's folds go
+    through, so its metric keys, means and spreads compare with the trials'.
+
+    Args:
+        oofs: the candidates (the selected ones by ``Oof.number``), aligned on ``ids``.
+        selection: the chosen trials and their counts.
+        truth: per clip, labels (classification) or numbers.
+        folds: per clip, its CV fold.
+        ids: the clip ids of the rows.
+        task: ``classification`` or ``regression``.
+        classes: the class order of the probabilities.
+    """
+    by_number = {o.number: o for o in oofs}
+    values = sum(w * by_number[n].values for n, w in selection.weights.items())
+    values = np.asarray(values, dtype=float)
+    cv = CvResult()
+    for k in np.unique(folds):
+        rows = np.flatnonzero(folds == k)
+        proba = values[rows] if task == "classification" else None
+        pred = np.asarray(classes)[proba.argmax(axis=1)] if proba is not None else values[rows]
+        cv.folds.append(score_all(task, truth[rows], pred, proba, classes))
+        cv.add_oof(int(k), ids[rows], truth[rows], pred, proba)
+    return cv

@@ -21,10 +21,11 @@ from runner.candidates import FinalModel, choose_final
 from runner.dataset import targets
 from runner.evaluation import aggregate_clips, predict_rows
 from runner.faults import pause_point
+from runner.gate import score_champion
 from runner.loading import spec_hash
 from runner.metrics import score_all
 from runner.models import Inputs
-from runner.report import leaderboard, print_leaderboard
+from runner.report import leaderboard, print_gate, print_leaderboard
 from runner.search import trials_frame
 from runner.tracking import Tracker
 
@@ -229,8 +230,9 @@ def _register(
     tracker: Tracker, p: Any, final: FinalModel, estimator: Any, test_scores: dict,
     console: Console,
 ) -> dict:  # fmt: skip
-    """Log the servable model, register a version with its tags, gate the alias. A version
-    this parent run registered before it was cut short is completed instead of doubled."""
+    """Log the servable model, register a version with its tags, gate the alias: the holder
+    is re-scored on this version's test split (runner.gate) before it can lose the alias. A
+    version this parent run registered before it was cut short is completed, not doubled."""
     spec, metric = p.spec, p.spec.search.metric
     tags = {
         f"cv_{metric}": final.cv_value, "spec_hash": spec_hash(spec),
@@ -239,34 +241,22 @@ def _register(
     if final.members:
         tags["ensemble_members"] = ", ".join(f"{m}: {w:.3f}" for m, w in final.members.items())
     tags.update({f"test_{k}": v for k, v in test_scores.items()})
-    gate = {"alias": spec.register.alias, "tags": tags, "test_score": test_scores[metric]}
+    gate = {
+        "alias": spec.register.alias, "tags": tags, "test_score": test_scores[metric],
+        "champion": lambda uri: score_champion(p, uri, tracking_uri=tracker.uri),
+        "promote": spec.register.promote,
+    }  # fmt: skip
     version = tracker.version_of_run(spec.model_name, tracker.parent_id)
     if version is not None:
         uri = f"models:/{spec.model_name}/{version}"
-        version, moved, previous = tracker.tag_and_gate(spec.model_name, version, **gate)
+        decision = tracker.tag_and_gate(spec.model_name, version, **gate)
     else:
         uri = _log_model(tracker, p, final, estimator)
-        version, moved, previous = tracker.register(uri, spec.model_name, **gate)
-    tracker.set_tags({"registered_version": version, "alias_moved": str(moved).lower()})
-    _say_registry(console, spec, version, moved, previous, test_scores[metric])
-    return {"model_version": version, "alias_moved": moved, "model_uri": uri}
-
-
-def _say_registry(
-    console: Console, spec: Any, version: str, moved: bool, previous: Any, score: float
-) -> None:
-    name, alias, metric = spec.model_name, spec.register.alias, spec.search.metric
-    if moved:
-        was = f" (was {previous:.4f})" if previous is not None else ""
-        console.print(
-            f"registered [bold]{name}[/] version {version}: {alias} now points to it, "
-            f"test {metric}={score:.4f}{was}"
-        )
-    else:
-        console.print(
-            f"registered [bold]{name}[/] version {version} as a challenger: test {metric}="
-            f"{score:.4f} does not beat {alias} ({previous:.4f}); {alias} stays"
-        )
+        decision = tracker.register(uri, spec.model_name, **gate)
+    moved = decision.moved
+    tracker.set_tags({"registered_version": decision.version, "alias_moved": str(moved).lower()})
+    print_gate(console, spec, decision, test_scores[metric])
+    return {"model_version": decision.version, "alias_moved": moved, "model_uri": uri}
 
 
 def _say_test(console: Console, spec: Any, final: FinalModel, scores: dict) -> None:

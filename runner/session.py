@@ -60,7 +60,9 @@ __all__ = [
 PARENT_ATTR, BUDGET_ATTR, TRACKING_ATTR = "mlflow_parent_run_id", "n_trials", "mlflow_tracking_uri"
 FINALIZING_ATTR, FINALIZED_ATTR, RUN_ATTR = "finalizing", "finalized_run_id", "mlflow_run_id"
 POLL_S = 0.5
-_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED"}
+# A trial that ended by itself ends FINISHED (its `state` tag says how); one that failed, or
+# whose process died, FAILED with a reason. KILLED is left for a person's Ctrl-C.
+_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "FINISHED"}
 
 
 def announce(study: optuna.Study, n_trials: int, tracking_uri: str) -> None:

@@ -175,6 +175,11 @@ class RegisterSpec(StrictModel):
 
     model_name: str | None = Field(None, description="default: the spec's name")
     alias: str = Field("champion", pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    promote: Literal["better", "always"] = Field(
+        "better",
+        description="better: move the alias only when the new version beats its holder on "
+        "the new test split; always: move it to every new version",
+    )
 
 
 # ``register`` is a key of the user-facing spec; it shadows ABCMeta.register, which pydantic

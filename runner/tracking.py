@@ -12,8 +12,9 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,9 +35,10 @@ from runner.search import TrialRecord
 
 if TYPE_CHECKING:
     from runner.evaluation import CvResult
+    from runner.gate import ChampionScore
     from runner.models import InputKind
 
-__all__ = ["Tracker", "flatten", "resolve_tracking_uri"]
+__all__ = ["Gate", "Tracker", "flatten", "resolve_tracking_uri"]
 
 # Progress bars of artifact downloads would interleave with the trial lines.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -47,8 +49,39 @@ log = logging.getLogger(__name__)
 PARENT_TAG = "mlflow.parentRunId"
 OWNER_TAG, REASON_TAG = "audioml.owner", "reason"
 EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
-_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+# A pruned trial ended as designed (its `state` tag says how); KILLED is left for a person
+# stopping the run, as MLflow's UI reads it (a red cross).
+_STATUS = {"complete": "FINISHED", "pruned": "FINISHED", "failed": "FAILED"}
+INTERRUPTED = "interrupted"  # runner.search's reason for a trial cut by Ctrl-C or SystemExit
 OOF_FILE = "oof.npz"
+
+
+def _run_status(record: TrialRecord) -> str:
+    """A trial's MLflow status: KILLED only when a person interrupted it mid-trial."""
+    if record.state == "failed" and record.reason == INTERRUPTED:
+        return "KILLED"
+    return _STATUS[record.state]
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What the champion gate decided for a new version.
+
+    Attributes:
+        version: the new version.
+        moved: whether the alias points to it now.
+        holder: the version that held the alias before (None for the first version).
+        champion_score: the holder's score on the new version's test split, if it had one.
+        reason: why the holder has no such score.
+        rows: the test clips both were scored on.
+    """
+
+    version: str
+    moved: bool
+    holder: str | None = None
+    champion_score: float | None = None
+    reason: str | None = None
+    rows: int = 0
 
 
 def resolve_tracking_uri(cli_value: str | None = None) -> str:
@@ -263,7 +296,7 @@ class Tracker:
             self._throttle(limit=2)
             self._pending.append(self._pool.submit(self._finish_trial, run_id, record))
         else:
-            self.client.set_terminated(run_id, status=_STATUS[record.state])
+            self.client.set_terminated(run_id, status=_run_status(record))
 
     def log_oof(self, run_id: str, cv: CvResult) -> None:
         """A trial's clip-level out-of-fold predictions (ids, fold, probabilities or values),
@@ -286,21 +319,64 @@ class Tracker:
                 return {k: data[k] for k in ("ids", "fold", "values")}
 
     def log_ensemble(
-        self, members: Mapping[str, float], history: list[float], score: float, chosen: bool
+        self,
+        members: Mapping[str, float],
+        history: list[float],
+        score: float,
+        chosen: bool,
+        *,
+        cv: CvResult | None = None,
+        trials: Mapping[int, float] | None = None,
+        member_runs: Sequence[str] = (),
     ) -> str:
-        """The selected ensemble as a child run of its own: members (``trial N (family)``)
-        with weights, the CV score, the score of every selection round."""
+        """The selected ensemble as a child run of its own, comparable with the trials.
+
+        Args:
+            members: each member's label (``trial-N-family``, its child run's name) and weight.
+            history: the score of every selection round.
+            score: the ensemble's CV score.
+            chosen: whether the final step refits it instead of the best trial.
+            cv: its out-of-fold scores per fold and predictions: the trials' metric keys
+                (mean, std, per fold) and out-of-fold confusion matrix come from it.
+            trials: each member's trial number and weight (param, tag and ``members.json``).
+            member_runs: the members' child runs; their fit and predict seconds are summed.
+        """
         tags = {PARENT_TAG: self.parent_id, "ensemble": "true", "chosen": str(chosen).lower()}
+        trials = dict(trials or {})
+        shown = ", ".join(f"{n}: {w:.4f}" for n, w in trials.items())
+        if trials:
+            tags["ensemble_trials"] = shown
         run_id = self.client.create_run(self.experiment_id, run_name="ensemble", tags=tags)
         run_id = run_id.info.run_id
         now = int(time.time() * 1000)
         params = [Param("ensemble.members", ", ".join(members)[:6000])]
         params += [Param(f"weight.{m}"[:250], f"{w:.4f}") for m, w in members.items()]
-        metrics = [Metric(f"cv_{self.metric}_mean", score, now, 0)]
+        if trials:
+            params.append(Param("ensemble.trials", shown[:6000]))
+        metrics = self._cv_metrics(cv, *self._members_seconds(member_runs)) if cv else []
+        if not cv:
+            metrics.append(Metric(f"cv_{self.metric}_mean", score, now, 0))
         metrics += [Metric("selection_score", v, now, k) for k, v in enumerate(history)]
-        self.client.log_batch(run_id, params=params, metrics=metrics)
+        for chunk in _batched(metrics, 900):  # MLflow takes at most 1000 metrics per batch
+            self.client.log_batch(run_id, metrics=chunk)
+        self.client.log_batch(run_id, params=params)
+        listing = [
+            {"trial": n, "run": label, "weight": w}
+            for (n, w), label in zip(trials.items(), members, strict=False)
+        ]
+        self.client.log_text(run_id, json.dumps(listing, indent=1), "members.json")
+        self._log_oof_confusion(run_id, cv, "ensemble: out-of-fold")
         self.client.set_terminated(run_id, status="FINISHED")
         return run_id
+
+    def _members_seconds(self, run_ids: Sequence[str]) -> tuple[float, float]:
+        """The members' summed CV fit and predict seconds: what the ensemble's OOF cost."""
+        fit = pred = 0.0
+        for run_id in run_ids:
+            metrics = self.client.get_run(run_id).data.metrics
+            fit += metrics.get("fit_time_s", math.nan)
+            pred += metrics.get("predict_time_s", math.nan)
+        return (fit, pred) if run_ids else (math.nan, math.nan)
 
     def _finish_trial(self, run_id: str, record: TrialRecord) -> None:
         try:
@@ -312,7 +388,7 @@ class Tracker:
             log.warning("trial %s: could not log its plots: %s", record.number, exc)
             self.client.set_tag(run_id, "artifact_error", str(exc)[:4000])
         finally:
-            self.client.set_terminated(run_id, status=_STATUS[record.state])
+            self.client.set_terminated(run_id, status=_run_status(record))
 
     def _throttle(self, limit: int) -> None:
         self._pending = [f for f in self._pending if not f.done()]
@@ -325,9 +401,15 @@ class Tracker:
             self._pending.pop(0).result()
 
     def _trial_metrics(self, record: TrialRecord) -> list[Metric]:
+        fit = record.cv.fit_s if record.cv else math.nan
+        pred = record.cv.predict_s if record.cv else math.nan
+        return self._cv_metrics(record.cv, fit, pred)
+
+    def _cv_metrics(self, cv: CvResult | None, fit: float, pred: float) -> list[Metric]:
+        """Every metric key a trial's child run carries (the ensemble's too), NaN if absent."""
         now = int(time.time() * 1000)
-        folds = record.cv.folds if record.cv else []
-        means, stds = (record.cv.mean(), record.cv.std()) if record.cv else ({}, {})
+        folds = cv.folds if cv else []
+        means, stds = (cv.mean(), cv.std()) if cv else ({}, {})
         out: list[Metric] = []
         for key in self.metric_keys:
             values = [f[key] for f in folds]
@@ -335,25 +417,25 @@ class Tracker:
             out += [Metric(f"cv_{key}_mean", mean, now, 0), Metric(f"cv_{key}_std", std, now, 0)]
             # Per-fold scores share one key with step = fold, so the UI draws them as a curve.
             out += [Metric(f"fold_{key}", v, now, k) for k, v in enumerate(values or [math.nan])]
-        fit = record.cv.fit_s if record.cv else math.nan
-        pred = record.cv.predict_s if record.cv else math.nan
         out += [Metric("fit_time_s", fit, now, 0), Metric("predict_time_s", pred, now, 0)]
         out.append(Metric("folds_completed", float(len(folds)), now, 0))
         return out
 
-    def _trial_artifacts(self, run_id: str, record: TrialRecord) -> None:
+    def _log_oof_confusion(self, run_id: str, cv: CvResult | None, title: str) -> None:
         # Per-trial figures are SVG text (runner.svg): matplotlib would cost more CPU than
         # the rest of the tracking together.
-        if "confusion_matrix" in self.plots and self.task == "classification" and record.cv:
+        if "confusion_matrix" in self.plots and self.task == "classification" and cv:
             from sklearn.metrics import confusion_matrix
 
-            cm = confusion_matrix(record.cv.oof_true, record.cv.oof_pred, labels=self.classes)
-            title = f"trial {record.number}: out-of-fold"
+            cm = confusion_matrix(cv.oof_true, cv.oof_pred, labels=self.classes)
             self.client.log_text(
                 run_id,
                 svg.confusion_svg(cm, self.classes, title=title),
                 "confusion_matrix_oof.svg",
             )
+
+    def _trial_artifacts(self, run_id: str, record: TrialRecord) -> None:
+        self._log_oof_confusion(run_id, record.cv, f"trial {record.number}: out-of-fold")
         if "feature_importance" in self.plots and record.X_last is not None:
             self.log_importance(
                 record.cv.last_estimator,
@@ -429,10 +511,7 @@ class Tracker:
                 info = mlflow.pyfunc.log_model(
                     name="model",
                     python_model=AudioModel(),
-                    artifacts={
-                        "estimator": str(model_dir / "estimator.pkl"),
-                        "config": str(model_dir / "config.json"),
-                    },
+                    artifacts=artifacts,
                     signature=signature,
                     input_example=input_example,
                     pip_requirements=pip_requirements,
@@ -443,14 +522,22 @@ class Tracker:
         return info.model_uri
 
     def register(
-        self, model_uri: str, name: str, *, alias: str, tags: Mapping[str, str], test_score: float
-    ) -> tuple[str, bool, float | None]:
-        """Register a version; move ``alias`` only if it beats the current holder.
-
-        Returns (version, alias_moved, previous champion's score or None).
-        """
+        self,
+        model_uri: str,
+        name: str,
+        *,
+        alias: str,
+        tags: Mapping[str, str],
+        test_score: float,
+        champion: Callable[[str], ChampionScore] | None = None,
+        promote: str = "better",
+    ) -> Gate:
+        """Register a version, then gate ``alias`` (:meth:`tag_and_gate`)."""
         version = mlflow.register_model(model_uri, name).version
-        return self.tag_and_gate(name, str(version), alias=alias, tags=tags, test_score=test_score)
+        return self.tag_and_gate(
+            name, str(version), alias=alias, tags=tags, test_score=test_score,
+            champion=champion, promote=promote,
+        )  # fmt: skip
 
     def version_of_run(self, name: str, run_id: str) -> str | None:
         """The version a run already registered under ``name`` (a finalize that was cut short
@@ -462,33 +549,105 @@ class Tracker:
         return str(found[0].version) if found else None
 
     def tag_and_gate(
-        self, name: str, version: str, *, alias: str, tags: Mapping[str, str], test_score: float
-    ) -> tuple[str, bool, float | None]:
-        """Tag a registered version and move ``alias`` to it only if it beats the holder."""
+        self,
+        name: str,
+        version: str,
+        *,
+        alias: str,
+        tags: Mapping[str, str],
+        test_score: float,
+        champion: Callable[[str], ChampionScore] | None = None,
+        promote: str = "better",
+    ) -> Gate:
+        """Tag a registered version and move ``alias`` to it only if it beats the holder on
+        the same clips.
+
+        Args:
+            name, version: the new registered version.
+            alias: the alias to gate (``register.alias``).
+            tags: the version's tags (test and CV scores, family, run).
+            test_score: the new version's held-out score by this tracker's metric.
+            champion: scores the holder (its ``models:/name/N`` URI) on the new version's test
+                split; without it, or when it gives no score, the holder cannot be compared.
+            promote: ``better`` (move only on a better score) or ``always``.
+
+        Returns:
+            The decision; the figures are also tags of the new version (``gate_*``).
+        """
         for key, value in tags.items():
             self.client.set_model_version_tag(name, version, key, str(value))
-        key = f"test_{self.metric}"
         holder = self._alias_version(name, alias)
         if holder is not None and str(holder.version) == version:
-            return version, True, None  # set by the cut-short attempt
-        previous = self._alias_score(holder, key)
-        better = previous is None or (
-            test_score > previous if greater_is_better(self.metric) else test_score < previous
-        )
-        if better:
+            return self._gate_done(name, version, alias)  # set by the cut-short attempt
+        decision, gate = self._judge(version, holder, alias, test_score, champion, promote)
+        if decision.reason:
+            gate["gate_reason"] = decision.reason[:4000]
+        for key, value in gate.items():
+            self.client.set_model_version_tag(name, version, key, str(value))
+        if decision.moved:
             self.client.set_registered_model_alias(name, alias, version)
-            self.client.set_model_version_tag(name, version, "role", alias)
-        else:
-            self.client.set_model_version_tag(name, version, "role", "challenger")
-        return version, better, previous
+        self._set_roles(name, alias, version if decision.moved else None)
+        return decision
+
+    def _judge(
+        self,
+        version: str,
+        holder: Any,
+        alias: str,
+        test_score: float,
+        champion: Callable[[str], ChampionScore] | None,
+        promote: str,
+    ) -> tuple[Gate, dict[str, Any]]:
+        """The decision and the ``gate_*`` tags, from the holder re-scored on the new split."""
+        gate: dict[str, Any] = {"gate_metric": self.metric, "gate_challenger_score": test_score}
+        if holder is None:
+            return Gate(version, True, reason=f"no version held {alias}"), gate
+        held = str(holder.version)
+        gate["gate_champion_version"] = held
+        scored = champion(f"models:/{holder.name}/{held}") if champion else None
+        if scored is not None:
+            gate["gate_test_rows"] = scored.rows
+        if scored is None or scored.score is None:
+            reason = scored.reason if scored else "no way to score it on this split was given"
+            return Gate(version, promote == "always", held, reason=reason), gate
+        gate["gate_champion_score"] = scored.score
+        sign = 1.0 if greater_is_better(self.metric) else -1.0
+        better = sign * test_score > sign * scored.score  # a tie keeps the holder
+        moved = better or promote == "always"
+        return Gate(version, moved, held, scored.score, rows=scored.rows), gate
+
+    def _set_roles(self, name: str, alias: str, holder: str | None) -> None:
+        """``role``: the alias's name on its holder only; ``challenger`` on a version that
+        did not win, ``former_<alias>`` on one that held it before."""
+        if holder is None:
+            found = self._alias_version(name, alias)
+            holder = str(found.version) if found is not None else ""
+        for mv in self.client.search_model_versions(f"name='{name}'"):
+            current = mv.tags.get("role")
+            if str(mv.version) == holder:
+                wanted = alias
+            elif current is None:
+                wanted = "challenger"
+            elif current == alias:
+                wanted = f"former_{alias}"
+            else:
+                continue
+            if current != wanted:
+                self.client.set_model_version_tag(name, str(mv.version), "role", wanted)
+
+    def _gate_done(self, name: str, version: str, alias: str) -> Gate:
+        """The decision an earlier, cut-short attempt took, read back from the tags."""
+        self._set_roles(name, alias, version)
+        tags = self.client.get_model_version(name, version).tags
+        score = tags.get("gate_champion_score")
+        return Gate(
+            version, True, tags.get("gate_champion_version"),
+            float(score) if score is not None else None, tags.get("gate_reason"),
+            int(tags.get("gate_test_rows", 0)),
+        )  # fmt: skip
 
     def _alias_version(self, name: str, alias: str) -> Any:
         try:
             return self.client.get_model_version_by_alias(name, alias)
         except MlflowException:
             return None
-
-    @staticmethod
-    def _alias_score(holder: Any, key: str) -> float | None:
-        value = holder.tags.get(key) if holder is not None else None
-        return float(value) if value is not None else None

@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
 from runner.cli import main
-from runner.ensemble import Oof, fast_score, select_ensemble
+from runner.ensemble import Oof, ensemble_cv, fast_score, select_ensemble
 from runner.evaluation import cross_validate
 from runner.metrics import score_all
 from runner.models import TABLE, Inputs, Rows, get_family
@@ -91,6 +91,19 @@ def test_one_member_scores_its_trial_and_two_views_beat_either(rng) -> None:
     # Averaging two independent views: the fixture makes the gain several points.
     assert both.score > best_single + 0.03, (both.score, best_single)
     assert sum(both.weights.values()) == pytest.approx(1.0)
+
+    # The ensemble's CV metrics (its child run's) come from the trials' metric code: one
+    # member reproduces its trial's every fold score; two give the selection's score.
+    ids, classes = np.asarray(cv_a.oof_ids), ["no", "yes"]
+    one = ensemble_cv([_oof(0, cv_a)], alone, truth, fold_of, ids, task="classification",
+                      classes=classes)  # fmt: skip
+    for got, want in zip(one.folds, cv_a.folds, strict=True):
+        assert got.keys() == want.keys()
+        assert all(got[k] == pytest.approx(want[k], abs=1e-12, nan_ok=True) for k in got)
+    assert one.oof_pred == cv_a.oof_pred and one.oof_ids == cv_a.oof_ids
+    pair = ensemble_cv([_oof(0, cv_a), _oof(1, cv_b)], both, truth, fold_of, ids,
+                       task="classification", classes=classes)  # fmt: skip
+    assert pair.mean()["f1_macro"] == pytest.approx(both.score, abs=1e-12)
 
 
 def test_selection_minimises_an_error_metric(rng) -> None:

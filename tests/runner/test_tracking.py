@@ -61,7 +61,8 @@ def test_complete_pruned_and_failed_trials_share_metric_keys(table_root, failing
     assert by_state["failed"][0].info.status == "FAILED"
     assert "cannot build on purpose" in by_state["failed"][0].data.tags["reason"]
     pruned = [r for r in children if r.data.tags["state"] == "pruned"]
-    assert pruned and all(r.info.status == "KILLED" for r in pruned)
+    # Pruning is how a trial ends by design: FINISHED; KILLED is left for a person's Ctrl-C.
+    assert pruned and all(r.info.status == "FINISHED" for r in pruned)
     assert len({frozenset(r.data.metrics) for r in children}) == 1
     done = by_state["complete"][0]
     steps = [m.step for m in client.get_metric_history(done.info.run_id, "fold_f1_macro")]
@@ -119,30 +120,55 @@ def test_parent_run_params_tags_inputs_and_artifacts(table_root: Path, finished_
 
 
 def test_alias_moves_only_for_a_better_version(table_root: Path, finished_run) -> None:
+    from runner.gate import ChampionScore, score_champion
     from runner.tracking import Tracker
 
     client = _client(table_root)
-    name = "search-test"
+    name, uri = "search-test", f"sqlite:///{table_root / 'mlflow.db'}"
     first = client.get_model_version_by_alias(name, "champion")
     score = float(first.tags["test_f1_macro"])
-    tracker = Tracker(
-        f"sqlite:///{table_root / 'mlflow.db'}",
-        "search-test",
-        task="classification",
-        metric="f1_macro",
-    )
-    uri = finished_run["model_uri"]
-    worse, moved, previous = tracker.register(
-        uri, name, alias="champion", tags={}, test_score=score - 0.1
-    )
-    assert not moved and previous == pytest.approx(score)
-    assert client.get_model_version_by_alias(name, "champion").version == first.version
-    assert client.get_model_version(name, worse).tags["role"] == "challenger"
-    better, moved, _ = tracker.register(
-        uri, name, alias="champion", tags={"test_f1_macro": score + 0.05}, test_score=score + 0.05
-    )
-    assert moved
-    assert str(client.get_model_version_by_alias(name, "champion").version) == better
+    # Re-scored by runner.gate on its own split (the same feature rows), the champion
+    # scores exactly what its test tag says.
+    p = prepare(_spec(table_root, n_trials=3), RunOptions(progress=False))
+    own = score_champion(p, f"models:/{name}/{first.version}", tracking_uri=uri)
+    assert own.reason is None and own.score == pytest.approx(score, abs=1e-12)
+    assert own.rows == p.dataset.frame["clip_id"].iloc[p.split.test].nunique()
+
+    tracker = Tracker(uri, "search-test", task="classification", metric="f1_macro")
+    model = finished_run["model_uri"]
+    held = ChampionScore(score, own.rows)
+
+    def register(test_score: float, champion: ChampionScore, **kw):
+        return tracker.register(
+            model, name, alias="champion", tags={}, test_score=test_score,
+            champion=lambda _: champion, **kw,
+        )  # fmt: skip
+
+    worse = register(score - 0.1, held)
+    assert not worse.moved and worse.champion_score == pytest.approx(score)
+    assert worse.holder == str(first.version)
+    tie = register(score, held)  # a tie keeps the holder
+    unscorable = register(score + 0.5, ChampionScore(None, own.rows, "other classes"))
+    assert not tie.moved and not unscorable.moved
+    tags = client.get_model_version(name, unscorable.version).tags
+    assert tags["gate_reason"] == "other classes" and "gate_champion_score" not in tags
+    assert str(client.get_model_version_by_alias(name, "champion").version) == str(first.version)
+    better = register(score + 0.05, held)
+    assert better.moved
+    tags = client.get_model_version(name, better.version).tags
+    assert float(tags["gate_champion_score"]) == pytest.approx(score)
+    assert float(tags["gate_challenger_score"]) == pytest.approx(score + 0.05)
+    assert tags["gate_test_rows"] == str(own.rows) and tags["gate_metric"] == "f1_macro"
+    forced = register(score - 0.5, held, promote="always")
+    assert forced.moved
+    roles = {
+        str(v.version): v.tags["role"] for v in client.search_model_versions(f"name='{name}'")
+    }
+    assert roles == {
+        str(first.version): "former_champion", worse.version: "challenger",
+        tie.version: "challenger", unscorable.version: "challenger",
+        better.version: "former_champion", forced.version: "champion",
+    }  # fmt: skip
 
 
 def test_version_tags_carry_metrics_spec_hash_and_run(table_root: Path, finished_run) -> None:
