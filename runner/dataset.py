@@ -152,9 +152,12 @@ def _from_audio(
 ) -> Dataset:
     """Audio clips through the feature engine (and its cache); metadata rides along."""
     from features import build_table
+    from runner.stores import check_cache_dir
 
+    cache_dir = cache_dir_for(spec, base)
+    check_cache_dir(cache_dir)  # a file in the way or a read-only folder: named, exit 2
     table = build_table(
-        source.clips, spec.features, spec.segments, cache_dir=cache_dir_for(spec, base),
+        source.clips, spec.features, spec.segments, cache_dir=cache_dir,
         n_jobs=spec.features.n_jobs, progress=progress, keep_columns=roles.columns,
     )  # fmt: skip
     if len(table.frame) == 0:

@@ -27,6 +27,7 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from runner.spec import ExperimentSpec
+from runner.stores import check_study_store
 
 __all__ = [
     "StudyLock",
@@ -78,6 +79,7 @@ def open_study(
 ) -> optuna.Study:
     """Create the study or load it when it exists (resume, or a worker joining)."""
     direction = "maximize" if spec.greater_is_better else "minimize"
+    check_study_store(storage, name)  # damaged, unwritable, or emptied under its MLflow runs
     return optuna.create_study(
         storage=make_storage(storage),
         study_name=name,

@@ -96,14 +96,9 @@ def prepare_store(uri: str) -> None:
     Two processes starting on a fresh folder would both run MLflow's schema migration and
     the second would fail half-way; here the first migrates and the second finds it done.
     """
-    if not uri.startswith("sqlite:"):
-        return
-    from runner.study import StudyLock
+    from runner.stores import open_tracking_store
 
-    with StudyLock(uri, "audioml:mlflow-schema"):
-        client = MlflowClient(uri)
-        client.search_experiments(max_results=1)  # the tracking store's tables
-        client.search_registered_models(max_results=1)  # and the registry's
+    open_tracking_store(uri)  # checks the file, drops migration leftovers, creates atomically
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
