@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
 
 import optuna
@@ -13,6 +16,7 @@ from runner.errors import TrialFailed
 from runner.pipeline import RunOptions, open_spec_study, prepare
 from runner.search import make_objective
 from runner.session import run_experiment, start_tracking
+from runner.trials import run_budget
 
 
 @pytest.fixture
@@ -75,6 +79,35 @@ def test_complete_pruned_and_failed_trials_share_metric_keys(table_root, failing
         "oof.npz",
     } <= names
     assert done.info.run_name == f"trial-{done.data.tags['trial_number']}-logistic"
+
+
+@pytest.fixture
+def ctrl_c_family(temporary_family):
+    def build(params, *, task, seed, balanced=False):
+        os.kill(os.getpid(), signal.SIGINT)  # a user's Ctrl-C: stop after this trial ...
+        os.kill(os.getpid(), signal.SIGINT)  # ... and again: stop now, mid-trial
+        time.sleep(5)  # the second one raises KeyboardInterrupt here
+        raise AssertionError("the second Ctrl-C did not interrupt the trial")
+
+    return temporary_family("ctrl_c_for_test", build)
+
+
+def test_only_a_trial_cut_by_ctrl_c_ends_killed(table_root, ctrl_c_family) -> None:
+    # One fold at a time: the family builds on the main thread, where signals land.
+    models = ["logistic", "ctrl_c_for_test"]
+    spec = _spec(table_root, models=models, warm_start=False, n_jobs=1)
+    opts = RunOptions(progress=False)
+    p = prepare(spec, opts)
+    study = open_spec_study(p)
+    tracker = start_tracking(p, opts, study)
+    study.enqueue_trial({"model": "logistic"})
+    study.enqueue_trial({"model": "ctrl_c_for_test"})
+    objective = make_objective(spec, p.data, tracker.log_trial)
+    with pytest.raises(KeyboardInterrupt):
+        run_budget(study, objective, n_trials=3, deadline=None)
+    children = _children(_client(table_root), tracker.parent_id, tracker.experiment_id)
+    ended = [(r.data.params["model"], r.info.status, r.data.tags.get("reason")) for r in children]
+    assert ended == [("logistic", "FINISHED", None), ("ctrl_c_for_test", "KILLED", "interrupted")]
 
 
 @pytest.fixture
