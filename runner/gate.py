@@ -25,8 +25,9 @@ from runner.metrics import score_all
 
 __all__ = ["ChampionScore", "score_champion"]
 
-#: Feature settings that change how a run works, not which values it extracts.
-_RUNTIME = ("cache_dir", "n_jobs", "clip_timeout_s")
+#: Feature settings that change how a run works, not which values it extracts (the
+#: executor keys exist from the Dask executor on; absent ones are simply not compared).
+_RUNTIME = ("cache_dir", "n_jobs", "clip_timeout_s", "executor", "scheduler")
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ def score_champion(p: Any, model_uri: str, *, tracking_uri: str) -> ChampionScor
         score = _score(audio, p, frame, images, test)
     except _Unscorable as exc:
         return ChampionScore(None, n_clips, str(exc))
+    except Exception as exc:  # listing or extracting the clips again failed: the gate says so
+        return ChampionScore(None, n_clips, f"{type(exc).__name__}: {exc}")
     if not np.isfinite(score):
         return ChampionScore(None, n_clips, f"its {p.spec.search.metric} is undefined here")
     return ChampionScore(score, n_clips)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from test_search import _spec, _table
@@ -166,6 +167,14 @@ def test_alias_moves_only_for_a_better_version(table_root: Path, finished_run) -
     own = score_champion(p, f"models:/{name}/{first.version}", tracking_uri=uri)
     assert own.reason is None and own.score == pytest.approx(score, abs=1e-12)
     assert own.rows == p.dataset.frame["clip_id"].iloc[p.split.test].nunique()
+    # A table without a column the champion reads: no score, and the reason names it.
+    pd.read_csv(table_root / "table.csv").drop(columns="chroma3_mean").to_csv(
+        table_root / "fewer.csv", index=False
+    )
+    data = p.spec.data.model_copy(update={"manifest": "fewer.csv"})
+    fewer = prepare(p.spec.model_copy(update={"data": data}), RunOptions(progress=False))
+    missing = score_champion(fewer, f"models:/{name}/{first.version}", tracking_uri=uri)
+    assert missing.score is None and "chroma3_mean" in missing.reason
 
     tracker = Tracker(uri, "search-test", task="classification", metric="f1_macro")
     model = finished_run["model_uri"]
