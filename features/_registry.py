@@ -30,6 +30,7 @@ __all__ = [
     "ALL_EXTRACTORS",
     "BUILTIN",
     "FEATURES",
+    "MODEL_EXTRACTORS",
     "VOICE_EXTRACTORS",
     "Extractor",
     "ExtractorOutput",
@@ -57,6 +58,7 @@ class Requirement:
 
 
 _VOICE = 'pip install "audioml[voice]"'
+_EMBEDDINGS = 'pip install "audioml[embeddings]"'
 
 #: name -> (registering module, optional requirement), in the column order of a table that
 #: uses them all.
@@ -83,12 +85,23 @@ BUILTIN: dict[str, tuple[str, Requirement | None]] = {
         Requirement("parselmouth", "praat-parselmouth", _VOICE),
     ),
     "egemaps": ("features.extractors.voice", Requirement("opensmile", "opensmile", _VOICE)),
+    # A pretrained network the user brings as an ONNX file (features.embedding).
+    "embedding": (
+        "features.extractors.embedding",
+        Requirement("onnxruntime", "onnxruntime", _EMBEDDINGS),
+    ),
 }
 
 #: The built-in extractors of the default install, in table column order.
 ALL_EXTRACTORS: tuple[str, ...] = tuple(n for n, (_, req) in BUILTIN.items() if req is None)
 #: The field-standard voice sets behind the ``voice`` extra.
-VOICE_EXTRACTORS: tuple[str, ...] = tuple(n for n, (_, req) in BUILTIN.items() if req)
+VOICE_EXTRACTORS: tuple[str, ...] = tuple(
+    n for n, (_, req) in BUILTIN.items() if req and req.install == _VOICE
+)
+#: Extractors that run a model file the user supplies (``features.embedding``).
+MODEL_EXTRACTORS: tuple[str, ...] = tuple(
+    n for n, (_, req) in BUILTIN.items() if req and req.install == _EMBEDDINGS
+)
 
 #: name -> extractor, in registration order.
 FEATURES: dict[str, Extractor] = {}

@@ -49,6 +49,7 @@ from features._atomic import TEMP_PREFIX, atomic_write, remove_stale_temps
 from features._registry import BUILTIN
 from features.config import FeaturesSpec, SegmentsSpec
 from features.extract import feature_layout
+from features.onnx_model import cache_token
 
 __all__ = [
     "CACHE_FORMAT",
@@ -93,6 +94,10 @@ def config_key(features: FeaturesSpec, segments: SegmentsSpec) -> str:
         "numpy": np.__version__,
         "audioml": package_version(),
     }
+    payload["features"].pop("embedding", None)  # type: ignore[union-attr]
+    if "embedding" in features.extractors and features.embedding is not None:
+        # The model file's content hash, not its path: a new file never serves stale rows.
+        payload["embedding"] = cache_token(features.embedding)
     # Extractors from optional packages (praat, egemaps): their versions change values too.
     for name in features.extractors:
         requirement = BUILTIN.get(name, ("", None))[1]

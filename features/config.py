@@ -6,16 +6,25 @@ exactly the same configuration objects the runner validated.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from features._registry import ALL_EXTRACTORS, VOICE_EXTRACTORS
 
 __all__ = [
     "ALL_EXTRACTORS",
+    "POOLINGS",
     "STATS",
     "VOICE_EXTRACTORS",
+    "EmbeddingSpec",
     "FeaturesSpec",
     "MfccSpec",
     "SegmentsSpec",
@@ -36,6 +45,44 @@ class MfccSpec(StrictModel):
     """Parameters of the mfcc (and delta_mfcc) extractors."""
 
     n_mfcc: int = Field(20, ge=1, le=128, description="number of MFCC coefficients")
+
+
+Pooling = Literal["mean", "std", "max"]
+POOLINGS: tuple[str, ...] = Pooling.__args__  # type: ignore[attr-defined]
+
+
+class EmbeddingSpec(StrictModel):
+    """The ``embedding`` extractor: a user-supplied ONNX model run on windows of each segment.
+
+    ``model`` is resolved like ``data.root`` and ``features.cache_dir``: a relative path is
+    relative to the working directory. The model's file content (not its path) keys the
+    feature cache, and the file is packaged with every logged model.
+    """
+
+    model: str = Field(
+        min_length=1,
+        description="ONNX file, waveform in, embedding out (relative: to the working directory)",
+    )
+    sample_rate: int = Field(16000, ge=4000, le=96000, description="the rate the model expects")
+    window_s: float = Field(3.0, gt=0, le=600, description="seconds of audio per model run")
+    hop_s: float | None = Field(
+        None, gt=0, le=600, description="hop between windows (default: window_s)"
+    )
+    pooling: list[Pooling] = Field(
+        default_factory=lambda: ["mean", "std"], min_length=1, description="over the windows"
+    )
+    batch_size: int = Field(32, ge=1, le=4096, description="windows per model run (speed only)")
+
+    @model_validator(mode="after")
+    def check_pooling_unique(self) -> EmbeddingSpec:
+        if len(set(self.pooling)) != len(self.pooling):
+            raise ValueError("features.embedding.pooling: a statistic is listed twice")
+        return self
+
+    @property
+    def hop(self) -> float:
+        """The effective hop in seconds (defaults to the window length)."""
+        return self.hop_s if self.hop_s is not None else self.window_s
 
 
 class SegmentsSpec(StrictModel):
@@ -90,6 +137,18 @@ class FeaturesSpec(StrictModel):
         False,
         description="also summarise frame-level extractors across tracked beats (beat_* columns)",
     )
+    embedding: EmbeddingSpec | None = Field(
+        None, description="the ONNX model of the 'embedding' extractor (ignored when not listed)"
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_embedding(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Without an embedding the dump is what it was before the key existed, so spec
+        # hashes, study names and feature-cache keys of existing specs do not change.
+        data = handler(self)
+        if self.embedding is None:
+            data.pop("embedding", None)
+        return data
 
     @model_validator(mode="after")
     def check_extractors(self) -> FeaturesSpec:
@@ -108,6 +167,15 @@ class FeaturesSpec(StrictModel):
         for name in self.extractors:
             if reason := missing_requirement(name):
                 raise ValueError(f"features.extractors: {reason}")
+        return self
+
+    @model_validator(mode="after")
+    def check_embedding_model(self) -> FeaturesSpec:
+        if "embedding" in self.extractors and self.embedding is None:
+            raise ValueError(
+                "features.embedding: extractor 'embedding' needs features.embedding.model, "
+                "an ONNX file (waveform in, embedding out); see docs/embeddings.md"
+            )
         return self
 
     @model_validator(mode="after")

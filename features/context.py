@@ -57,13 +57,17 @@ class SpectralContext:
         self.hop_length = hop_length
         self.n_mels = n_mels
         self.n_mfcc = n_mfcc
+        # The whole config, for extractors with settings of their own (features.embedding).
+        self.features: FeaturesSpec | None = None
 
     @classmethod
     def from_spec(cls, y: np.ndarray, sr: int, features: FeaturesSpec) -> SpectralContext:
-        """Build a context with the parameters of ``features``."""
-        return cls(
+        """Build a context with the parameters of ``features`` (kept as ``ctx.features``)."""
+        ctx = cls(
             y, sr, features.n_fft, features.hop_length, features.n_mels, features.mfcc.n_mfcc
         )
+        ctx.features = features
+        return ctx
 
     @cached_property
     def stft(self) -> np.ndarray:

@@ -210,12 +210,25 @@ def feature_layout(features: FeaturesSpec) -> tuple[list[str], dict[str, list[st
     Found by extracting a fixed 1 s probe signal, so it always agrees with
     :func:`extract_signal` (e.g. spectral contrast has fewer bands at low sample rates).
     """
-    columns, groups = _layout(features.model_dump_json())
+    columns, groups = _layout(features.model_dump_json(), _model_stamp(features))
     return list(columns), {name: list(cols) for name, cols in groups.items()}
 
 
+def _model_stamp(features: FeaturesSpec) -> tuple[int, int] | None:
+    """Size and mtime of the embedding model file: a new file at the same path may have
+    another embedding size, so the memoised layout must not outlive it."""
+    if "embedding" not in features.extractors or features.embedding is None:
+        return None
+    from features.onnx_model import resolve_model_path
+
+    st = resolve_model_path(features.embedding.model).stat()
+    return st.st_size, st.st_mtime_ns
+
+
 @lru_cache(maxsize=32)
-def _layout(spec_json: str) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+def _layout(
+    spec_json: str, model_stamp: tuple[int, int] | None = None
+) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
     ensure_loaded()
     features = FeaturesSpec.model_validate(json.loads(spec_json))
     n = max(features.sample_rate, 2 * features.n_fft)

@@ -52,6 +52,7 @@ from runner.limits import (
 )
 
 __all__ = [
+    "EMBEDDING_ARTIFACT",
     "MAX_AUDIO_BYTES",
     "MAX_AUDIO_SECONDS",
     "MAX_BYTES_ENV",
@@ -62,6 +63,8 @@ __all__ = [
 ]
 
 _INPUT_COLUMNS = ("audio_base64", "path")
+#: The artifact holding the ``embedding`` extractor's ONNX file, packaged with the model.
+EMBEDDING_ARTIFACT = "embedding_model"
 _bad_input = bad_input
 
 
@@ -71,7 +74,11 @@ class AudioModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         with open(context.artifacts["estimator"], "rb") as fh:
             self.estimator = pickle.load(fh)
-        self.setup(json.loads(Path(context.artifacts["config"]).read_text()), Limits.from_env())
+        config = json.loads(Path(context.artifacts["config"]).read_text())
+        if EMBEDDING_ARTIFACT in context.artifacts:
+            # The packaged copy, not the training path (absent where the model is served).
+            config["features"]["embedding"]["model"] = context.artifacts[EMBEDDING_ARTIFACT]
+        self.setup(config, Limits.from_env())
 
     def setup(self, config: dict[str, Any], limits: Limits) -> None:
         """Validate the logged config once, so requests do not re-parse it."""

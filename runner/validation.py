@@ -131,6 +131,13 @@ def _features(spec: ExperimentSpec) -> Iterator[str]:
             f"features.sample_rate {f.sample_rate}, shorter than one analysis frame "
             f"(features.n_fft {f.n_fft}); choose length_s >= {f.n_fft / f.sample_rate:.3g}"
         )
+    if "embedding" in f.extractors and f.embedding is not None:
+        # Loads the model once (onnxruntime): a missing, damaged or misfitting file stops here.
+        from features.onnx_model import model_problem, resolve_model_path
+
+        path = resolve_model_path(f.embedding.model)
+        if (problem := model_problem(path, f.embedding)) is not None:
+            yield problem
 
 
 def _data(spec: ExperimentSpec) -> Iterator[str]:

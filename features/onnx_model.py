@@ -1,0 +1,297 @@
+"""ONNX embedding models: signature, content hash, one session per process, batched windows.
+
+A model fits when it has one float input shaped ``[batch, samples]`` or ``[batch, 1,
+samples]`` and one float output shaped ``[batch, dim]`` or ``[batch, frames, dim]`` (frames
+are averaged first). Dimensions may be named (dynamic) or fixed: a fixed ``samples`` must
+equal ``window_s * sample_rate``; a fixed batch size is honoured by padding the last batch.
+
+Speed: each process holds one ``InferenceSession`` per model file, created on first use and
+kept (never one per clip), with ``intra_op_num_threads`` set to this process's share of the
+cores (the cores divided by the extraction workers, so the pool does not oversubscribe them).
+Windows go through the session ``batch_size`` at a time. A forked worker never reuses its
+parent's session: onnxruntime's thread pool does not survive ``fork``.
+
+onnxruntime is optional (``pip install "audioml[embeddings]"``) and imported only here, on
+first use; this module imports numpy alone, so validation can describe a model cheaply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from features.config import EmbeddingSpec
+
+__all__ = [
+    "INSTALL",
+    "ModelSignature",
+    "SignatureError",
+    "cache_token",
+    "describe_model",
+    "embed_windows",
+    "file_sha256",
+    "frame_windows",
+    "load_session",
+    "model_problem",
+    "read_signature",
+    "resolve_model_path",
+    "threads_for",
+]
+
+INSTALL = 'pip install "audioml[embeddings]"'
+_SESSIONS: dict[tuple[Any, ...], tuple[Any, ModelSignature]] = {}
+
+
+class SignatureError(ValueError):
+    """The model's inputs or outputs are not waveform in, embedding out."""
+
+
+Dim = int | str | None
+
+
+@dataclass(frozen=True)
+class ModelSignature:
+    """The one input and one output of a fitting model, as the file declares them."""
+
+    input_name: str
+    input_shape: tuple[Dim, ...]
+    output_name: str
+    output_shape: tuple[Dim, ...]
+
+    @property
+    def batch(self) -> int | None:
+        """The fixed batch size, or None when the batch axis is dynamic."""
+        return _fixed(self.input_shape[0])
+
+    @property
+    def samples(self) -> int | None:
+        """The fixed number of input samples, or None when any length is accepted."""
+        return _fixed(self.input_shape[-1])
+
+    @property
+    def dim(self) -> int | None:
+        """The embedding size when the file fixes it (else found on the first run)."""
+        return _fixed(self.output_shape[-1])
+
+    def describe(self) -> str:
+        """E.g. ``input 'wav' float [batch, samples] -> output 'emb' float [batch, 256]``."""
+        return (
+            f"input '{self.input_name}' float {_shape(self.input_shape)} -> "
+            f"output '{self.output_name}' float {_shape(self.output_shape)}"
+        )
+
+
+def _fixed(dim: Dim) -> int | None:
+    return dim if isinstance(dim, int) and dim > 0 else None
+
+
+def _shape(shape: Sequence[Dim]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def _io_text(items: Sequence[Any]) -> str:
+    return ", ".join(f"'{i.name}' {i.type} {_shape(i.shape)}" for i in items) or "none"
+
+
+def resolve_model_path(model: str | os.PathLike[str]) -> Path:
+    """``features.embedding.model`` as a path: ``~`` expanded, relative to the working
+    directory (as ``data.root`` and ``features.cache_dir`` are)."""
+    path = Path(model).expanduser()
+    return path if path.is_absolute() else Path.cwd() / path
+
+
+def _ort() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ImportError(
+            f"the 'embedding' extractor needs onnxruntime, which is not installed; "
+            f"install it with: {INSTALL}"
+        ) from exc
+    return onnxruntime
+
+
+def _stamp(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return str(path), st.st_size, st.st_mtime_ns
+
+
+@lru_cache(maxsize=8)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of the file's bytes, memoised per (path, size, mtime) once the file is two
+    seconds old (a file rewritten within one timestamp tick keeps its mtime)."""
+    stamp = _stamp(path)
+    if time.time_ns() - stamp[2] < 2_000_000_000:
+        return _sha256.__wrapped__(*stamp)
+    return _sha256(*stamp)
+
+
+def _signature(session: Any) -> ModelSignature:
+    """The session's signature, or :class:`SignatureError` naming what the file declares."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    found = f"the file declares inputs {_io_text(inputs)}; outputs {_io_text(outputs)}"
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise SignatureError(f"needs exactly one input and one output; {found}")
+    x, out = inputs[0], outputs[0]
+    if x.type != "tensor(float)" or out.type != "tensor(float)":
+        raise SignatureError(f"input and output must be float tensors; {found}")
+    # A channel axis may be named (dynamic) or 1; any other fixed size is not mono.
+    channels_ok = len(x.shape) == 2 or (len(x.shape) == 3 and _fixed(x.shape[1]) in (1, None))
+    if not channels_ok:
+        raise SignatureError(f"the input must be [batch, samples] or [batch, 1, samples]; {found}")
+    if len(out.shape) not in (2, 3):
+        raise SignatureError(f"the output must be [batch, dim] or [batch, frames, dim]; {found}")
+    return ModelSignature(x.name, tuple(x.shape), out.name, tuple(out.shape))
+
+
+def _session(path: Path, threads: int) -> Any:
+    ort = _ort()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Idle workers must not spin on the cores other workers are extracting on.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def read_signature(path: Path) -> ModelSignature:
+    """Load ``path`` on one thread and read its signature.
+
+    Raises:
+        ImportError: onnxruntime is not installed (the message says how to install it).
+        SignatureError: the model is not waveform in, embedding out.
+        Exception: onnxruntime's own error for a file that is not a loadable model.
+    """
+    return _signature(_session(path, 1))
+
+
+def threads_for(n_jobs: int) -> int:
+    """Intra-op threads of one of ``n_jobs`` extraction processes (-1 or 0: all cores)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    workers = cores if n_jobs <= 0 else n_jobs
+    return max(1, cores // max(1, workers))
+
+
+def load_session(path: Path, threads: int) -> tuple[Any, ModelSignature]:
+    """This process's session of ``path`` (created once, then reused) and its signature."""
+    key = (os.getpid(), *_stamp(path), threads)  # a changed file or a forked child: new one
+    if key not in _SESSIONS:
+        # Drop this process's stale session of a changed file. A session inherited through
+        # fork stays referenced: destroying it would join thread-pool threads that do not
+        # exist in the child, which hangs.
+        for old in [k for k in _SESSIONS if k[0] == key[0] and k[1] == key[1]]:
+            del _SESSIONS[old]
+        session = _session(path, threads)
+        _SESSIONS[key] = (session, _signature(session))
+    return _SESSIONS[key]
+
+
+def frame_windows(
+    y: np.ndarray, sr: int, window_s: float, hop_s: float, fixed: int | None = None
+) -> np.ndarray:
+    """Windows ``(n_windows, samples)`` of ``y``: every ``hop_s``, plus one aligned to the end
+    when the hops leave a tail uncovered. A signal shorter than one window is one window
+    (zero-padded to ``fixed`` samples when the model takes a fixed length). A view: no copy.
+    """
+    win = fixed or max(1, round(window_s * sr))
+    hop = max(1, round(hop_s * sr))
+    if len(y) < win:
+        return (np.pad(y, (0, win - len(y))) if fixed else y)[None, :]
+    view = np.lib.stride_tricks.sliding_window_view(y, win)
+    starts = list(range(0, len(y) - win + 1, hop))
+    if starts[-1] != len(y) - win:
+        starts.append(len(y) - win)
+    return view[starts]
+
+
+def embed_windows(
+    session: Any, signature: ModelSignature, windows: np.ndarray, batch_size: int
+) -> np.ndarray:
+    """Embeddings ``(n_windows, dim)`` float64, ``batch_size`` windows per run (the model's
+    fixed batch size when it has one); a frames axis is averaged."""
+    batch = signature.batch or batch_size
+    out = []
+    for start in range(0, len(windows), batch):
+        chunk = np.ascontiguousarray(windows[start : start + batch], dtype=np.float32)
+        n = len(chunk)
+        if signature.batch and n < batch:  # a fixed batch: pad, then drop the padding
+            chunk = np.concatenate([chunk, np.zeros((batch - n, chunk.shape[1]), np.float32)])
+        if len(signature.input_shape) == 3:
+            chunk = chunk[:, None, :]
+        (result,) = session.run([signature.output_name], {signature.input_name: chunk})
+        result = np.asarray(result, dtype=np.float64)[:n]
+        out.append(result.mean(axis=1) if result.ndim == 3 else result)
+    return np.concatenate(out)
+
+
+def model_problem(path: Path, spec: EmbeddingSpec) -> str | None:
+    """Why ``spec`` cannot run here (missing file, unloadable, wrong signature), or None.
+
+    Messages start with the spec key they are about and say what to do.
+    """
+    key = "features.embedding.model"
+    if not path.is_file():
+        return f"{key}: no file at {path}; give the path of an ONNX model (see docs/embeddings.md)"
+    try:
+        signature = read_signature(path)
+    except ImportError as exc:
+        return f"{key}: {exc}"
+    except SignatureError as exc:
+        return f"{key}: {path.name} does not fit: {exc}; export one that does (docs/embeddings.md)"
+    except Exception as exc:  # onnxruntime's error for a damaged or unsupported file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"{key}: {path.name} is not a loadable ONNX model ({first})"
+    samples = round(spec.window_s * spec.sample_rate)
+    if signature.samples is not None and signature.samples != samples:
+        return (
+            f"features.embedding.window_s: {path.name} takes exactly {signature.samples} "
+            f"samples ({signature.describe()}), but window_s {spec.window_s:g} s at "
+            f"sample_rate {spec.sample_rate} is {samples}; set window_s to "
+            f"{signature.samples / spec.sample_rate:g}"
+        )
+    return None
+
+
+def describe_model(path: Path) -> dict[str, str]:
+    """The model's hash, file name, signature and size, as run parameters."""
+    try:
+        signature = read_signature(path).describe()
+    except Exception as exc:  # logged, not raised: validation already refused such models
+        signature = f"unreadable ({type(exc).__name__})"
+    return {
+        "sha256": file_sha256(path),
+        "name": path.name,
+        "signature": signature,
+        "bytes": str(path.stat().st_size),
+    }
+
+
+def cache_token(spec: EmbeddingSpec) -> dict[str, Any]:
+    """What of the embedding changes feature values: the file's content hash (not its path),
+    the settings (not ``batch_size``) and the onnxruntime version."""
+    try:
+        runtime = importlib.metadata.version("onnxruntime")
+    except importlib.metadata.PackageNotFoundError:
+        runtime = None
+    settings = spec.model_dump(mode="json", exclude={"model", "batch_size"})
+    return {**settings, "sha256": file_sha256(resolve_model_path(spec.model)), "ort": runtime}
