@@ -4,6 +4,7 @@ pre-extracted table, in one shape the search and the tracking share."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from runner.errors import DataError
 from runner.models._inputs import METADATA_GROUP, ColumnRoles, Rows
 from runner.sources import SourceResult
 from runner.spec import ExperimentSpec
+from runner.splits import SPLIT_PROBLEM
+from runner.validation import check_files, check_rare
 
 __all__ = ["Dataset", "cache_dir_for", "prepare_dataset", "targets", "write_table"]
 
@@ -101,10 +104,29 @@ def prepare_dataset(
     source = load_source(spec, base=base)
     if spec.search.target_transform == "log":
         _check_log_target(source)  # before extraction: the cheap check fails first
+    if source.clips is not None and not any(map(os.path.isfile, source.clips["path"])):
+        check_files(source)  # not one file exists: the listing's message, before extraction
     roles = ColumnRoles(tuple(spec.data.metadata.numeric), tuple(spec.data.metadata.categorical))
     if source.table is not None:
-        return _from_table(source, roles)
-    return _from_audio(spec, source, roles, base=base, progress=progress)
+        ds = _from_table(source, roles)
+    else:
+        ds = _from_audio(spec, source, roles, base=base, progress=progress)
+    if spec.task == "classification":
+        _note_rare(spec, ds)
+    return ds
+
+
+def _note_rare(spec: ExperimentSpec, ds: Dataset) -> None:
+    """Classes too rare to split: the cause `validate --check-data` names, kept with the
+    frame for :func:`runner.splits.holdout_split` to raise. Not raised here: `audioml
+    features` may build the table of such a corpus."""
+    skipped = ""
+    if len(ds.skipped):
+        skipped = f"{len(ds.skipped)} clips skipped (first: {_first_reason(ds.skipped)})"
+    try:
+        check_rare(spec, ds.frame, ds.source, after=skipped)
+    except DataError as exc:
+        ds.frame.attrs[SPLIT_PROBLEM] = str(exc)
 
 
 def _with_metadata(ds: Dataset, roles: ColumnRoles) -> Dataset:

@@ -65,6 +65,13 @@ class DataSpec(StrictModel):
 
     source: Literal["folder", "manifest", "labels_json", "feature_table"] = "folder"
     root: str = Field(description="dataset folder; relative paths below are inside it")
+    # Where files live, not what they hold: kept out of model_dump, so out of the spec hash.
+    allow_outside_root: bool = Field(
+        False,
+        exclude=True,
+        description="let data.manifest and data.audio_dir name files outside data.root "
+        "(absolute paths or ../)",
+    )
     manifest: str | None = Field(None, description="CSV/TSV, labels JSON or feature table file")
     audio_dir: str | None = Field(None, description="folder of path_column's files, inside root")
     path_column: str = "path"
@@ -135,7 +142,7 @@ class SearchSpec(StrictModel):
     """The Optuna study: families, budget, metric, sampler, pruner."""
 
     models: list[str] = Field(default_factory=lambda: ["logistic", "random_forest"], min_length=1)
-    n_trials: int = Field(20, ge=1)
+    n_trials: int = Field(20, ge=1, strict=True)  # strict: YAML's `true` is not 1 trial
     timeout_s: float | None = Field(None, gt=0)
     metric: str = "f1_macro"
     cv: CvSpec = Field(default_factory=CvSpec)
@@ -190,9 +197,12 @@ warnings.filterwarnings("ignore", message='Field name "register"', category=User
 class ExperimentSpec(StrictModel):
     """A whole experiment: data, segments, features, search, tracking, registry."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    # MLflow's experiment names are at most 500 characters (the study name adds 11 more, under
+    # Optuna's 512).
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=500)
     task: Literal["classification", "regression"] = "classification"
-    seed: int = 42
+    # NumPy's and scikit-learn's random_state take [0, 2**32 - 1].
+    seed: int = Field(42, ge=0, le=2**32 - 1, strict=True)
     data: DataSpec
     segments: SegmentsSpec = Field(default_factory=SegmentsSpec)
     features: FeaturesSpec = Field(default_factory=FeaturesSpec)

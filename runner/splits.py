@@ -22,7 +22,11 @@ from sklearn.model_selection import (
 
 from runner.errors import DataError
 
-__all__ = ["Split", "cv_folds", "holdout_split"]
+__all__ = ["SPLIT_PROBLEM", "Split", "cv_folds", "holdout_split"]
+
+#: ``frame.attrs`` key: why the table cannot be split, as `validate --check-data` says it
+#: (set by runner.dataset, which knows the spec's folds and where the rows came from).
+SPLIT_PROBLEM = "audioml.split_problem"
 
 
 @dataclass(frozen=True)
@@ -49,27 +53,30 @@ def _rows_of(frame: pd.DataFrame, clip_ids: np.ndarray) -> np.ndarray:
 def holdout_split(frame: pd.DataFrame, *, test_size: float, task: str, seed: int) -> Split:
     """Cut the held-out test split once, stratified and grouped where it applies."""
     units = _units(frame)
+    try:
+        test_idx = _test_units(units, test_size=test_size, task=task, seed=seed)
+    except ValueError as exc:  # too few clips or groups of a class for scikit-learn
+        if SPLIT_PROBLEM in frame.attrs:  # the cause, as `validate --check-data` names it
+            raise DataError(frame.attrs[SPLIT_PROBLEM]) from None
+        raise DataError(f"cannot cut a stratified test split of {test_size}: {exc}") from None
+    test_clips = units.index.to_numpy()[np.sort(test_idx)]
+    test = _rows_of(frame, test_clips)
+    train = np.setdiff1d(np.arange(len(frame)), test)
+    return Split(train=train, test=test)
+
+
+def _test_units(units: pd.DataFrame, *, test_size: float, task: str, seed: int) -> np.ndarray:
     grouped = units["group"].nunique() < len(units)
     stratify = units["label"] if task == "classification" else None
     if grouped and stratify is not None:
         n_splits = max(2, round(1 / test_size))
         splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        _, test_idx = next(splitter.split(units, units["label"], units["group"]))
-    elif grouped:
+        return next(splitter.split(units, units["label"], units["group"]))[1]
+    if grouped:
         splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
-        _, test_idx = next(splitter.split(units, groups=units["group"]))
-    else:
-        idx = np.arange(len(units))
-        try:
-            _, test_idx = train_test_split(
-                idx, test_size=test_size, random_state=seed, stratify=stratify
-            )
-        except ValueError as exc:
-            raise DataError(f"cannot cut a stratified test split of {test_size}: {exc}") from None
-    test_clips = units.index.to_numpy()[np.sort(test_idx)]
-    test = _rows_of(frame, test_clips)
-    train = np.setdiff1d(np.arange(len(frame)), test)
-    return Split(train=train, test=test)
+        return next(splitter.split(units, groups=units["group"]))[1]
+    idx = np.arange(len(units))
+    return train_test_split(idx, test_size=test_size, random_state=seed, stratify=stratify)[1]
 
 
 def check_folds(frame: pd.DataFrame, *, folds: int, task: str) -> None:

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_data",
+    "check_files",
+    "check_rare",
     "check_spec",
     "min_units_per_class",
     "registry_name_problem",
@@ -48,7 +50,7 @@ def check_spec(spec: ExperimentSpec, *, source: str | Path) -> None:
         spec: a spec that passed the schema.
         source: the spec file, named in every message.
     """
-    problems = [*_spaces(spec), *_register(spec), *_features(spec), *_data(spec)]
+    problems = [*_spaces(spec), *_register(spec), *_finite(spec), *_features(spec), *_data(spec)]
     if problems:
         raise SpecError("\n".join(f"{source}: {p}" for p in problems))
 
@@ -143,6 +145,42 @@ def _features(spec: ExperimentSpec) -> Iterator[str]:
 def _data(spec: ExperimentSpec) -> Iterator[str]:
     if spec.task == "regression" and spec.data.min_clips_per_class is not None:
         yield "data.min_clips_per_class: dropping rare classes needs task 'classification'"
+    if spec.data.allow_outside_root:
+        return
+    for key, name in (
+        ("data.manifest", spec.data.manifest),
+        ("data.audio_dir", spec.data.audio_dir),
+    ):
+        if name is not None and not _inside(spec, name):
+            yield (
+                f"{key}: '{name}' is outside data.root '{spec.data.root}'; "
+                "name a path inside it, or set data.allow_outside_root: true"
+            )
+
+
+def _inside(spec: ExperimentSpec, name: str) -> bool:
+    """Whether ``name`` (relative to data.root, or absolute) stays inside data.root, by its
+    text: a spec must not read /etc/passwd because someone wrote ../../../../etc/passwd."""
+    path = Path(name).expanduser()
+    if not path.is_absolute():
+        norm = posixpath.normpath(path.as_posix())
+        return norm != ".." and not norm.startswith("../")
+    root = Path(posixpath.normpath(spec.data_root().absolute().as_posix()))
+    return Path(posixpath.normpath(path.as_posix())).is_relative_to(root)
+
+
+def _finite(spec: ExperimentSpec) -> Iterator[str]:
+    """Seconds given as .inf pass ``gt=0`` and then overflow deep in extraction or timing."""
+    seconds = {
+        "segments.length_s": spec.segments.length_s,
+        "segments.hop_s": spec.segments.hop_s,
+        "features.max_duration_s": spec.features.max_duration_s,
+        "features.clip_timeout_s": spec.features.clip_timeout_s,
+        "search.timeout_s": spec.search.timeout_s,
+    }
+    for key, value in seconds.items():
+        if value is not None and not math.isfinite(value):
+            yield f"{key}: {value} is not a finite number of seconds; give one, or null"
 
 
 def min_units_per_class(folds: int, test_size: float) -> int:
@@ -176,13 +214,14 @@ def check_data(spec: ExperimentSpec, result: SourceResult) -> list[str]:
             "data.min_clips_per_class (or the folds) are dropped"
         )
     if result.clips is not None:
-        _check_files(result)
+        check_files(result)
     if spec.task == "classification":
-        _check_rare(spec, result)
+        check_rare(spec, result.frame, result.source_file)
     return notes
 
 
-def _check_files(result: SourceResult) -> None:
+def check_files(result: SourceResult) -> None:
+    """Raise :class:`DataError` naming the listed audio files that do not exist."""
     import os
 
     paths = result.clips["path"].astype(str).tolist()
@@ -195,16 +234,21 @@ def _check_files(result: SourceResult) -> None:
         )
 
 
-def _check_rare(spec: ExperimentSpec, result: SourceResult) -> None:
-    counts, grouped = units_per_class(result.frame, spec)
+def check_rare(
+    spec: ExperimentSpec, frame: pd.DataFrame, source_file: Path | str, *, after: str = ""
+) -> None:
+    """Raise :class:`DataError` when a class has fewer clips (or groups) than the held-out
+    split and the folds need; ``after`` says what was lost on the way (skipped clips)."""
+    counts, grouped = units_per_class(frame, spec)
     counts = counts.sort_index().sort_values(kind="stable")
     need = min_units_per_class(spec.search.cv.folds, spec.search.test_size)
     rare = counts[counts < need]
     if len(rare):
         what = f"groups (data.group_column '{spec.data.group_column}')" if grouped else "clips"
         listed = ", ".join(f"'{label}' has {n}" for label, n in rare.items())
+        lost = f" after {after}" if after else ""
         raise DataError(
-            f"{result.source_file}: classes too rare for search.cv.folds "
+            f"{source_file}: classes too rare{lost} for search.cv.folds "
             f"{spec.search.cv.folds} with search.test_size {spec.search.test_size:g}, which "
             f"need {need} {what} per class: {listed}; set data.min_clips_per_class to drop "
             "them, or lower the folds"

@@ -119,3 +119,21 @@ def test_mutated_specs_exit_0_or_2_with_a_message(
             assert "invalid" in text or "error" in text, f"case {i} ({what}): no message"
         codes[code] += 1
     assert codes[2] > N_CASES // 4, codes  # the mutations do break specs
+
+
+#: Values that once reached a traceback or slipped through (issue 26, item 7).
+ITEM7 = ["name_too_long", "segment_length_inf", "seed_out_of_range", "manifest_outside_root",
+         "manifest_absolute_outside_root", "audio_dir_outside_root", "n_trials_bool",
+         "timeout_inf"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ITEM7)
+def test_refused_run_names_the_key_and_creates_no_store(
+    name: str, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = REPO / "tests" / "specs" / "invalid" / f"{name}.yaml"
+    key = path.read_text().splitlines()[0].removeprefix("# expect: ")
+    assert main(["run", str(path)]) == 2
+    out = capsys.readouterr()
+    assert f"{key}:" in out.err and "Traceback" not in out.out + out.err
+    assert not [p.name for p in workdir.iterdir()]  # no mlflow.db, optuna.db or cache

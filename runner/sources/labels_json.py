@@ -24,7 +24,7 @@ def load_labels_json(spec: ExperimentSpec, *, base: Path | None = None) -> Sourc
     """Read the JSON labels file named by ``data.manifest``; audio paths are relative to root.
 
     Raises:
-        DataError: the file is missing, is not valid JSON, or has neither accepted shape.
+        DataError: the file is missing, is not UTF-8 JSON, or has neither accepted shape.
     """
     root = resolve_root(spec, base)
     path = resolve_in_root(root, spec.data.manifest or "", "data.manifest")
@@ -32,6 +32,11 @@ def load_labels_json(spec: ExperimentSpec, *, base: Path | None = None) -> Sourc
         payload = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"data.manifest: {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+            f"offset {exc.start}); save it as UTF-8"
+        ) from None
     raw = _frame(payload, path)
     # The JSON names its own keys, so the spec's column names do not apply here.
     data = spec.data.model_copy(update={"path_column": "path", "label_column": "label"})

@@ -132,3 +132,75 @@ def test_check_data_rare_classes_without_groups(tmp_path: Path, capsys) -> None:
     # demo.yaml: 4 folds and a quarter held out need 5 clips per class
     assert "need 5 clips per class: 'noise' has 2, 'music' has 4, 'speech' has 4" in out
     assert "data.min_clips_per_class" in out
+
+
+def _no_store(workdir: Path) -> bool:
+    return not (workdir / "mlflow.db").exists() and not (workdir / "optuna.db").exists()
+
+
+def test_cache_dir_that_cannot_be_created(workdir: Path, capsys) -> None:
+    root = make_folder_dataset(workdir / "data", ["music", "speech"], 5, seconds=0.1)
+    (workdir / "taken").write_text("a file where the cache's parent folder would be")
+    sets = ["--set", f"data.root={root}", "--set", f"features.cache_dir={workdir}/taken/cache"]
+    assert main(["run", str(DEMO), "-q", *sets]) == 2
+    err = capsys.readouterr().err
+    assert "features.cache_dir: cannot create folder" in err and "Traceback" not in err
+    assert _no_store(workdir)
+
+
+def test_labels_json_that_is_not_utf8(workdir: Path, capsys) -> None:
+    root = make_folder_dataset(workdir / "data", ["music", "speech"], 5, seconds=0.1)
+    (root / "labels.json").write_bytes('{"music/music.00000.wav": "música"}'.encode("latin-1"))
+    sets = ["--set", f"data.root={root}", "--set", "data.source=labels_json"]
+    sets += ["--set", "data.manifest=labels.json"]
+    assert main(["validate", "--check-data", str(DEMO), *sets]) == 2
+    assert "data.manifest: " in capsys.readouterr().out
+    assert main(["run", str(DEMO), "-q", *sets]) == 2
+    err = capsys.readouterr().err
+    assert f"data.manifest: {root / 'labels.json'} is not UTF-8 text (byte 0xfa" in err
+    assert _no_store(workdir)
+
+
+def test_outside_root_only_with_its_own_key(tmp_path: Path) -> None:
+    root = make_folder_dataset(tmp_path / "data", ["music", "speech"], 2, seconds=0.1)
+    rows = [f"../data/{c}/{c}.{i:05d}.wav,{c}" for c in ("music", "speech") for i in range(2)]
+    (tmp_path / "list.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    sets = [f"data.root={root}", "data.source=manifest", "data.manifest=../list.csv"]
+    sets += ["data.label_column=label", "search.cv.folds=2"]
+    with pytest.raises(SpecError, match=r"data.manifest: '\.\./list\.csv' is outside data\.root"):
+        load_spec(DEMO, sets)
+    allowed = load_spec(DEMO, [*sets, "data.allow_outside_root=true"])
+    assert len(load_source(allowed).clips) == 4
+
+
+def test_run_names_a_rare_class_as_check_data_does(workdir: Path, capsys) -> None:
+    # A feature table: the same check as for audio (runner.dataset), without extraction.
+    from _audio_fixtures import make_feature_table_csv
+
+    table = make_feature_table_csv(workdir / "table.csv", 12, ["a", "b"])
+    table.write_text(table.read_text().replace(",b\n", ",c\n", 1))  # one clip of class c
+    sets = ["--set", f"data.root={workdir}", "--set", "data.source=feature_table"]
+    sets += ["--set", "data.manifest=table.csv", "--set", "data.label_column=label"]
+    sets += ["--set", "search.cv.folds=2"]
+    assert main(["validate", "--check-data", str(DEMO), *sets]) == 2
+    cause = capsys.readouterr().out.split(": ", 2)[2].strip()
+    assert "'c' has 1" in cause
+    assert main(["run", str(DEMO), "-q", *sets]) == 2
+    err = capsys.readouterr().err
+    assert cause.replace("\n", " ")[:120] in err.replace("\n", " ") and "Traceback" not in err
+    assert "cannot cut a stratified" not in err and _no_store(workdir)
+
+
+def test_run_names_a_manifest_of_missing_files_as_check_data_does(workdir: Path, capsys) -> None:
+    root = workdir / "data"
+    root.mkdir()
+    rows = [f"gone/{i}.wav,{'ab'[i % 2]}" for i in range(8)]
+    (root / "list.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    sets = ["--set", f"data.root={root}", "--set", "data.source=manifest"]
+    sets += ["--set", "data.manifest=list.csv", "--set", "data.label_column=label"]
+    sets += ["--set", "search.cv.folds=2"]
+    assert main(["validate", "--check-data", str(DEMO), *sets]) == 2
+    assert "8 of 8 listed audio files do not exist" in capsys.readouterr().out
+    assert main(["run", str(DEMO), "-q", *sets]) == 2
+    err = capsys.readouterr().err
+    assert "8 of 8 listed audio files do not exist" in err and _no_store(workdir)
