@@ -3,11 +3,13 @@
 With ``AUDIOML_PAUSE_AT=<name>`` in its environment, the process stops at that point, writes
 its pid to ``AUDIOML_PAUSE_FILE`` (if set) and sleeps until it is killed, or until that file
 is removed (then it goes on: the test may change the world meanwhile, e.g. break a folder).
-Unset, a pause point is one dictionary look-up. Points: ``opened`` (a trial's child run is
-open, its id not yet noted on the trial), ``fold`` (after a trial's first CV fold), ``plots``
-(on the background thread, before a trial's plots render), ``finalize`` (before the final
-model is logged), ``registered`` (after the version is registered, before the study is marked
-finalized).
+Unset, a pause point is one dictionary look-up. Points: ``parent`` (this process holds the
+parent run, new or adopted, and has not yet logged its lineage), ``opened`` (a trial's child
+run is open, its id not yet noted on the trial), ``fold`` (after a trial's first CV fold),
+``plots`` (on the background thread, before a trial's plots render), ``waiting`` (the final
+step is claimed and waits for trials running in other processes), ``finalize`` (before the
+final model is logged), ``registered`` (after the version is registered, before the study is
+marked finalized).
 """
 
 from __future__ import annotations

@@ -28,10 +28,15 @@ from runner.splits import Split, check_folds, cv_folds, holdout_split
 from runner.study import StudyLock, default_storage, open_study, study_name
 from runner.tracking import Tracker, flatten, resolve_tracking_uri
 
+# Set on the parent run once its lineage (inputs, counts, spec and schema files) is logged.
+LINEAGE_TAG = "audioml.lineage"
+
 __all__ = [
+    "LINEAGE_TAG",
     "Prepared",
     "RunOptions",
     "log_inputs",
+    "log_lineage",
     "open_spec_study",
     "parent_tags",
     "prepare",
@@ -168,10 +173,37 @@ def parent_tags(p: Prepared) -> dict[str, str]:
     return {k: v for k, v in tags.items() if v}
 
 
-def log_inputs(tracker: Tracker, p: Prepared, opts: RunOptions) -> None:
-    """The parent run's params (the resolved spec), spec files, space, schema and dataset."""
-    tracker.log_params(flatten(opts.resolved or p.spec.model_dump(mode="json")))
-    tracker.log_params(resource_plan(p.spec).as_params())
+def log_lineage(tracker: Tracker, p: Prepared, opts: RunOptions) -> bool:
+    """Log the parent run's inputs (``log_inputs``) unless its ``LINEAGE_TAG`` says they are
+    there, then set the tag; returns whether they were logged here.
+
+    Called by whichever process holds the parent (its creator, or the process that adopts
+    it after its creator died), so a parent gets its lineage once, even if killed half-way.
+    """
+    data = tracker.client.get_run(tracker.parent_id).data
+    if data.tags.get(LINEAGE_TAG):
+        return False
+    log_inputs(tracker, p, opts, logged=(set(data.params), set(data.metrics)))
+    tracker.set_tags({LINEAGE_TAG: "logged"})
+    return True
+
+
+def log_inputs(
+    tracker: Tracker,
+    p: Prepared,
+    opts: RunOptions,
+    *,
+    logged: tuple[set[str], set[str]] = (set(), set()),
+) -> None:
+    """The parent run's params (the resolved spec), spec files, space, schema and dataset.
+
+    ``logged`` names the params and metrics already on the run (a creator killed half-way):
+    those are not logged again (MLflow refuses a param's second value, and a resource plan
+    may differ between the two processes)."""
+    params, metrics = logged
+    spec_params = flatten(opts.resolved or p.spec.model_dump(mode="json"))
+    plan = resource_plan(p.spec).as_params()
+    tracker.log_params({k: v for k, v in {**spec_params, **plan}.items() if k not in params})
     if opts.spec_text:
         tracker.log_text(opts.spec_text, "spec/spec.yaml")
     resolved = yaml.safe_dump(p.spec.model_dump(mode="json"), sort_keys=False)
@@ -179,9 +211,10 @@ def log_inputs(tracker: Tracker, p: Prepared, opts: RunOptions) -> None:
     tracker.log_text(json.dumps(p.space, indent=1), "search_space.json")
     tracker.log_text(json.dumps(p.dataset.schema(), indent=1), "feature_table_schema.json")
     tracker.log_frame(p.dataset.skipped, "skipped_clips.csv")
-    tracker.log_metrics({"clips_skipped": len(p.dataset.skipped), "rows": len(p.dataset.frame)})
+    counts = {"clips_skipped": len(p.dataset.skipped), "rows": len(p.dataset.frame)}
     # What the data source dropped or relabelled (empty labels, filters, downsampling).
-    tracker.log_metrics({f"source_{k}": v for k, v in p.dataset.report.items()})
+    counts |= {f"source_{k}": v for k, v in p.dataset.report.items()}
+    tracker.log_metrics({k: v for k, v in counts.items() if k not in metrics})
     tracker.log_dataset(
         p.dataset.frame, source=p.dataset.source, name=p.spec.name, digest=p.dataset.digest
     )

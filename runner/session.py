@@ -29,7 +29,7 @@ from runner.liveness import describe, is_alive, me
 from runner.pipeline import (
     Prepared,
     RunOptions,
-    log_inputs,
+    log_lineage,
     open_spec_study,
     parent_tags,
     prepare,
@@ -46,7 +46,7 @@ from runner.search import (
 from runner.spec import ExperimentSpec
 from runner.study import StudyLock, count_claimed, count_finished
 from runner.tracking import OWNER_TAG, Tracker
-from runner.trials import DIED, Hooks, reap_dead, run_budget
+from runner.trials import DIED, REASON_ATTR, REQUEUED_ATTR, Hooks, reap_dead, run_budget
 
 __all__ = [
     "Session",
@@ -89,6 +89,10 @@ class Session:
     def __post_init__(self) -> None:
         self.lock = StudyLock(self.p.storage, self.p.study_name)
         self._warned: set[str] = set()
+        # One clock for all of this process's trials (the search and the final top-up);
+        # None until the first search, then the monotonic deadline or inf.
+        self._deadline: float | None = None
+        self._only_requeued = False
 
     @property
     def parent(self) -> str:
@@ -127,10 +131,15 @@ class Session:
                 setup = decode_params(trial.params) if "model" in trial.params else None
                 record = TrialRecord(trial.number, setup or decode_params({"model": "?"}), DIED)
                 run_id = self.tracker.start_trial(record, study=self.p.study_name)
-            self.tracker.terminate(run_id, "FAILED", DIED)
+            self.tracker.terminate(run_id, "FAILED", trial.user_attrs.get(REASON_ATTR) or DIED)
+            if trial.user_attrs.get(REQUEUED_ATTR):
+                fate = "queued again with the same parameters"
+            else:  # it does not count: the budget gets a fresh trial instead
+                deaths = len(trial.system_attrs.get("retry_history", ())) + 1
+                why = f"{deaths} deaths on these parameters" if trial.params else "no parameters"
+                fate = f"lost ({why}; not retried again); a fresh trial takes its place"
             self.console.print(
-                f"[yellow]trial {trial.number}: its process is gone; failed ({DIED}) and "
-                "queued again with the same parameters[/]"
+                f"[yellow]trial {trial.number}: its process is gone; failed ({DIED}) and {fate}[/]"
             )
 
     # -- trials --------------------------------------------------------------------------
@@ -148,9 +157,9 @@ class Session:
             print_trial(self.console, record, spec.search.metric)
 
         plan = resource_plan(spec)
-        self.console.print(f"resources: {plan.describe()}")
-        timeout_s = spec.search.timeout_s
-        deadline = time.monotonic() + timeout_s if timeout_s else None
+        if self._deadline is None:  # said once: the final top-up searches on the same plan
+            self.console.print(f"resources: {plan.describe()}")
+        deadline = self._clock() if self._clock() != float("inf") else None
         hooks = Hooks(
             on_dead=self.close_dead,
             keep_going=self._keep_going,
@@ -172,9 +181,17 @@ class Session:
             tracker.flush()  # the last trials' plots are still being logged in the background
 
     def _keep_going(self, study: optuna.Study) -> bool:
+        """Whether to claim another trial: not once the parent is replaced or finalized, nor
+        while another live process holds the finalize claim (one by a dead process is not
+        obeyed: the final step waits for this process's trials)."""
         attrs = study.user_attrs
+        if attrs.get(PARENT_ATTR) != self.parent or attrs.get(FINALIZED_ATTR) == self.parent:
+            return False
         claim = attrs.get(FINALIZING_ATTR) or {}
-        if attrs.get(PARENT_ATTR) != self.parent or claim.get("run") == self.parent:
+        held = {k: v for k, v in claim.items() if k != "run"}
+        if claim.get("run") == self.parent and held != me() and is_alive(claim) is not False:
+            return False
+        if self._only_requeued and not _requeued(study):
             return False
         dropped = dropped_families(study)
         self._warn_dropped(dropped)
@@ -212,8 +229,12 @@ class Session:
                 raise RunnerError(f"{text}; it registers the model (--force if it is gone)")
             self.console.print(f"{text}; it registers the model")
             return summary
-        self._wait_running()
         budget = self.study.user_attrs.get(BUDGET_ATTR, self.p.spec.search.n_trials)
+        if not self._settle(budget, fill=not strict):
+            self.study.set_user_attr(FINALIZING_ATTR, {})  # the next command finalizes
+            self.tracker.end_parent("KILLED")
+            self.console.print(f"interrupted: rerun the same command to finalize study {name}")
+            return {**summary, "interrupted": True}
         if (done := count_finished(self.study)) < budget:
             self.console.print(f"[yellow]finalizing with {done} of {budget} trials finished[/]")
         try:
@@ -243,6 +264,39 @@ class Session:
             "completed trial needs more trials: add --set search.n_trials=N with N larger."
         )
 
+    def _settle(self, budget: int, *, fill: bool) -> bool:
+        """Wait for running trials, then run here what the budget still lacks: the trials of
+        dead processes queued again and, with ``fill`` (a run or worker within its time
+        budget), fresh ones for lost trials. The final step starts only after this; False
+        when interrupted (Ctrl-C)."""
+        while True:
+            self._wait_running()
+            missing = budget - count_claimed(self.study)
+            if missing <= 0 or not (fill or _requeued(self.study)):
+                return True
+            if time.monotonic() >= self._clock():
+                return True
+            self.console.print(
+                f"{missing} trial(s) of the budget left by processes that died: running them "
+                "here before finalizing"
+            )
+            before = count_claimed(self.study)
+            self._only_requeued = not fill
+            try:
+                if not self.search(budget):
+                    return False
+            finally:
+                self._only_requeued = False
+            if count_claimed(self.study) <= before:
+                return True  # nothing counted (every family dropped or skipped): finalize
+
+    def _clock(self) -> float:
+        """This process's search deadline (``time.monotonic()``), started if need be."""
+        if self._deadline is None:
+            timeout_s = self.p.spec.search.timeout_s
+            self._deadline = time.monotonic() + timeout_s if timeout_s else float("inf")
+        return self._deadline
+
     def _wait_running(self) -> None:
         """Wait for trials still running in live processes; dead ones are failed at once."""
         said = False
@@ -258,7 +312,14 @@ class Session:
                     f"waiting for {len(running)} trial(s) still running ({', '.join(who)})"
                 )
                 said = True
+                pause_point("waiting")
             time.sleep(POLL_S)
+
+
+def _requeued(study: optuna.Study) -> bool:
+    """Whether the parameters of a trial whose process died wait to be run again."""
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return any("failed_trial" in t.system_attrs for t in waiting)
 
 
 def claim_finalization(study: optuna.Study, lock: StudyLock, parent: str, force: bool) -> str:
@@ -345,8 +406,12 @@ def open_run(p: Prepared, opts: RunOptions, study: optuna.Study) -> tuple[Tracke
     """``start_tracking``, also saying how: "new", "adopted", "joined" or "finalized"."""
     tracker, how = _open_parent(p, opts, study, StudyLock(p.storage, p.study_name))
     name, parent = p.study_name, tracker.parent_id
+    if how in ("new", "adopted"):
+        pause_point("parent")
+        # Whoever first holds the parent logs its lineage: a parent whose process died
+        # before it did gets it from the process that adopts it.
+        log_lineage(tracker, p, opts)
     if how == "new":
-        log_inputs(tracker, p, opts)
         opts.console.print(f"study [bold]{name}[/]: up to {p.spec.search.n_trials} trials")
     elif how == "adopted":
         opts.console.print(f"resuming study [bold]{name}[/] under run {parent}")

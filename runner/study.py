@@ -51,7 +51,8 @@ UNCOUNTED_ATTR = "uncounted"
 HEARTBEAT_S = 5
 GRACE_S = 30
 # A trial whose process died is retried with the same parameters at most MAX_RETRY times (a
-# parameter set that kills its process every time, e.g. by OOM, then counts as failed).
+# parameter set that kills its process every time, e.g. by OOM, is then lost: not retried,
+# not counted, and a fresh trial takes its place).
 MAX_RETRY = 2
 
 

@@ -5,6 +5,8 @@ failed with the reason ``worker died`` and its parameters are queued again (Optu
 state, picked up by the next ``ask``); then, while fewer than ``n_trials`` count, a trial is
 asked, stamped with its owner and given its first heartbeat, all before the lock is released.
 So, under the lock, a RUNNING trial without an owner belongs to a claim that died holding it.
+A trial whose process died never counts against the budget: its parameters are retried (twice
+at most); after that, or without parameters, it is *lost* and a fresh trial takes its place.
 """
 
 from __future__ import annotations
@@ -22,13 +24,24 @@ import optuna
 from optuna.trial import TrialState
 
 from runner.errors import TrialFailed, TrialSkipped
-from runner.liveness import Heartbeat, describe, is_alive, me
+from runner.liveness import Heartbeat, describe, is_alive, is_stopped, me
 from runner.study import MAX_RETRY, UNCOUNTED_ATTR, StudyLock, count_claimed
 
-__all__ = ["DIED", "OWNER_ATTR", "Hooks", "abandon", "reap_dead", "run_budget"]
+__all__ = [
+    "DIED",
+    "OWNER_ATTR",
+    "REASON_ATTR",
+    "REQUEUED_ATTR",
+    "Hooks",
+    "abandon",
+    "reap_dead",
+    "run_budget",
+]
 
 log = logging.getLogger(__name__)
 OWNER_ATTR, WORKER_ATTR, REASON_ATTR = "owner", "worker", "fail_reason"
+# Whether a trial that did not end by itself had its parameters queued again (else: lost).
+REQUEUED_ATTR = "requeued"
 DIED = "worker died"
 # A sampler that keeps drawing dropped families would spin: stop after this many skips in a row.
 MAX_SKIPS = 25
@@ -48,18 +61,20 @@ def _storage(study: optuna.Study):
 
 
 def abandon(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> bool:
-    """Fail a RUNNING trial that did not end by itself and queue its parameters again.
+    """Fail a RUNNING trial that did not end by itself and queue its parameters again (at most
+    ``MAX_RETRY`` times on one parameter set; after that the trial is lost). Either way it does
+    not count against the budget, so a fresh trial takes a lost one's place.
 
     Returns False when the trial had finished meanwhile (someone else got there first)."""
     storage, tid = _storage(study), trial._trial_id
     history = [*trial.system_attrs.get("retry_history", ()), trial.number]
     retry = bool(trial.params) and len(history) <= MAX_RETRY
     if not retry and trial.params:
-        reason = f"{reason} ({len(history)} times on these parameters; not retried again)"
+        reason = f"{reason} ({len(history)} times on these parameters; lost, not retried again)"
     try:
         storage.set_trial_user_attr(tid, REASON_ATTR, reason)
-        # Not retried (no parameters yet, or too many deaths): counted only in the latter case.
-        storage.set_trial_user_attr(tid, UNCOUNTED_ATTR, retry or not trial.params)
+        storage.set_trial_user_attr(tid, UNCOUNTED_ATTR, True)
+        storage.set_trial_user_attr(tid, REQUEUED_ATTR, retry)
         if not storage.set_trial_state_values(tid, state=TrialState.FAIL):
             return False
     except optuna.exceptions.UpdateFinishedTrialError:
@@ -78,7 +93,8 @@ def abandon(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -
 
 
 def reap_dead(study: optuna.Study, lock: StudyLock) -> list[optuna.trial.FrozenTrial]:
-    """Fail the RUNNING trials whose process is dead (call with ``lock`` held)."""
+    """Fail the RUNNING trials whose process is dead (call with ``lock`` held): gone or a
+    zombie on this host; on another host, or stopped here, once its heartbeat is stale."""
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if not running:
         return []
@@ -93,10 +109,11 @@ def reap_dead(study: optuna.Study, lock: StudyLock) -> list[optuna.trial.FrozenT
             gone = lock.across_processes  # its claim died holding the lock (see above)
         else:
             alive = is_alive(owner)
-            gone = alive is False or (alive is None and trial._trial_id in stale)
+            silent = trial._trial_id in stale and (alive is None or is_stopped(owner))
+            gone = alive is False or silent
         if gone and abandon(study, trial, DIED):
             who = describe(owner) if owner else "a process that died while claiming it"
-            log.warning("trial %d: %s is gone; marked failed and queued again", trial.number, who)
+            log.warning("trial %d: %s is gone; marked failed", trial.number, who)
             dead.append(study._storage.get_trial(trial._trial_id))
     return dead
 

@@ -18,7 +18,7 @@ import optuna
 from rich.console import Console
 
 from runner.errors import RunnerError
-from runner.pipeline import Prepared, RunOptions, _mask, prepare, tracker_for
+from runner.pipeline import Prepared, RunOptions, _mask, log_lineage, prepare, tracker_for
 from runner.search import make_pruner, make_sampler
 from runner.session import BUDGET_ATTR, PARENT_ATTR, TRACKING_ATTR, Session
 from runner.spec import ExperimentSpec
@@ -132,4 +132,5 @@ def finalize_study(spec: ExperimentSpec, opts: RunOptions, *, force: bool = Fals
     run = tracker.client.get_run(parent)
     if run.info.status != "RUNNING":
         tracker.adopt_parent(parent)  # its process ended it KILLED or FAILED
+    log_lineage(tracker, session.p, opts)  # a no-op unless its creator died before logging it
     return session.finalize(force=force, strict=True)

@@ -3,16 +3,24 @@ SIGKILLed at a chosen point, then the same command again; the stores are checked
 
 The moment is chosen by a pause point (``runner.faults``): the process stops there and writes
 its pid to a marker file, and the test kills it with a real SIGKILL.
+
+``job`` starts in an empty folder (cold feature cache, no stores). ``warm_job`` starts from a
+copy of one folder prepared once per session (the corpus's feature cache built, the MLflow
+store created), with the cheapest search that shows a fault: logistic regression only, no
+warm-start trials, 2 folds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +43,8 @@ class Job:
 
     root: Path
     args: list[str]
+    name: str = "paused"  # the marker file's: two processes may pause in one folder at once
+    last_log: Path | None = None
 
     def start(self, pause_at: str | None = None, *extra: str) -> subprocess.Popen:
         env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
@@ -44,7 +54,8 @@ class Job:
             env["AUDIOML_PAUSE_AT"] = pause_at
             env["AUDIOML_PAUSE_FILE"] = str(self.marker)
         self.marker.unlink(missing_ok=True)
-        log = open(self.root / f"run-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
+        self.last_log = self.root / f"run-{time.monotonic_ns()}.log"
+        log = open(self.last_log, "wb")  # noqa: SIM115
         cmd = [sys.executable, "-m", "runner", *self.args, *extra]
         # Its own session: the kill takes the feature pool's workers too, like an OOM kill.
         return subprocess.Popen(
@@ -54,7 +65,18 @@ class Job:
 
     @property
     def marker(self) -> Path:
-        return self.root / "paused"
+        return self.root / self.name
+
+    def wait_paused(self, proc: subprocess.Popen, timeout_s: float = 240.0) -> None:
+        """Wait until ``proc`` stops at its pause point (fail if it exits first)."""
+        deadline = time.monotonic() + timeout_s
+        while not self.marker.exists():
+            if proc.poll() is not None:
+                pytest.fail(f"exited with {proc.returncode} before its pause point\n{self.logs()}")
+            if time.monotonic() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                pytest.fail(f"pause point not reached in {timeout_s}s\n{self.logs()}")
+            time.sleep(0.05)
 
     def kill_when(self, proc: subprocess.Popen, ready, timeout_s: float = 240.0) -> None:
         """SIGKILL ``proc`` (and its process group) as soon as ``ready()`` is true."""
@@ -82,6 +104,10 @@ class Job:
             os.killpg(proc.pid, signal.SIGKILL)
             pytest.fail(f"the rerun did not finish in {timeout_s}s\n{self.logs()}")
 
+    def last_output(self) -> str:
+        """What the latest process started by this job printed."""
+        return self.last_log.read_text(errors="replace") if self.last_log else ""
+
     def logs(self) -> str:
         return "\n".join(
             f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
@@ -104,6 +130,13 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return synthesize_corpus(tmp_path_factory.mktemp("corpus"), clips_per_class=12, duration_s=1.0)
 
 
+def _args(sets: dict[str, object]) -> list[str]:
+    args = ["run", str(DEMO), "-q"]
+    for key, value in sets.items():
+        args += ["--set", f"{key}={value}"]
+    return args
+
+
 @pytest.fixture
 def job(tmp_path: Path, corpus: Path) -> Job:
     sets = {
@@ -115,10 +148,46 @@ def job(tmp_path: Path, corpus: Path) -> Job:
         "features.n_jobs": 1,
         "features.cache_dir": tmp_path / "cache",
     }
-    args = ["run", str(DEMO), "-q"]
-    for key, value in sets.items():
-        args += ["--set", f"{key}={value}"]
-    return Job(tmp_path, args)
+    return Job(tmp_path, _args(sets))
+
+
+def _warm_sets(root: Path, corpus: Path, n_trials: int) -> dict[str, object]:
+    return {
+        "data.root": corpus,
+        "search.n_trials": n_trials,
+        "search.models": "[logistic]",
+        "search.warm_start": "false",
+        "search.cv.folds": 2,
+        "search.timeout_s": "null",
+        "features.n_jobs": 1,
+        "features.cache_dir": root / "cache",
+    }
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Path:
+    """A folder holding the corpus's feature cache and a created MLflow store, made once."""
+    from runner.dataset import prepare_dataset
+    from runner.loading import load_spec
+    from runner.tracking import prepare_store
+
+    root = tmp_path_factory.mktemp("prepared")
+    sets = [f"{k}={v}" for k, v in _warm_sets(root, corpus, 1).items()]
+    prepare_dataset(load_spec(DEMO, sets), base=root, progress=False)
+    with contextlib.chdir(root):  # MLflow's Default experiment keeps its artifacts here
+        prepare_store(f"sqlite:///{root / 'mlflow.db'}")
+    return root
+
+
+@pytest.fixture
+def warm_job(tmp_path: Path, corpus: Path, prepared: Path) -> Callable[[int], Job]:
+    """``warm_job(n_trials)``: a job in a copy of the prepared folder."""
+
+    def make(n_trials: int) -> Job:
+        shutil.copytree(prepared, tmp_path, dirs_exist_ok=True)
+        return Job(tmp_path, _args(_warm_sets(tmp_path, corpus, n_trials)))
+
+    return make
 
 
 def assert_nothing_lost(job: Job, *, n_trials: int = N_TRIALS) -> None:
@@ -153,6 +222,35 @@ def assert_nothing_lost(job: Job, *, n_trials: int = N_TRIALS) -> None:
     assert client.get_model_version_by_alias(MODEL, "champion").version == versions[0].version
     assert study.user_attrs["finalized_run_id"] == versions[0].run_id
     _assert_cache_valid(job)
+
+
+def assert_lineage(job: Job) -> None:
+    """One parent run, holding its lineage once: the dataset input, the source counts, and
+    the spec, search-space, schema and skipped-clips artifacts."""
+    from runner.pipeline import LINEAGE_TAG
+
+    client = job.client()
+    exp = client.get_experiment_by_name("demo").experiment_id
+    runs = client.search_runs([exp], max_results=1000)
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.data.tags.get(LINEAGE_TAG) == "logged"
+    assert len(parent.inputs.dataset_inputs) == 1, parent.inputs.dataset_inputs
+    assert parent.data.metrics["rows"] == 23 and parent.data.metrics["clips_skipped"] == 1
+    assert any(key.startswith("source_") for key in parent.data.metrics)
+    assert parent.data.params["search.models"] == '["logistic"]'
+    files = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    files |= {a.path for a in client.list_artifacts(parent.info.run_id, "spec")}
+    expected = {"spec/spec.resolved.yaml", "search_space.json", "feature_table_schema.json"}
+    assert expected | {"skipped_clips.csv"} <= files, files
+    history = client.get_metric_history(parent.info.run_id, "rows")
+    assert len(history) == 1, "logged once"
+
+
+def assert_nothing_to_do(job: Job) -> None:
+    """A second rerun of the same command finds the study finalized and does nothing."""
+    assert job.run() == 0, job.logs()
+    assert "nothing to do" in job.last_output(), job.last_output()
+    assert len(job.client().search_model_versions(f"name='{MODEL}'")) == 1
 
 
 def _assert_cache_valid(job: Job) -> None:

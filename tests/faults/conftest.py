@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from _harness import corpus, job
+from _harness import corpus, job, prepared, warm_job
 
-__all__ = ["corpus", "job"]
+__all__ = ["corpus", "job", "prepared", "warm_job"]
