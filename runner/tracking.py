@@ -383,6 +383,7 @@ class Tracker:
         for chunk in _batched(metrics, 900):  # MLflow takes at most 1000 metrics per batch
             self.client.log_batch(run_id, metrics=chunk)
         self.client.log_batch(run_id, params=params)
+        # `trials` and `members` name the same members in the same order (heaviest first).
         listing = [
             {"trial": n, "run": label, "weight": w}
             for (n, w), label in zip(trials.items(), members, strict=False)
