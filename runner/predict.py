@@ -7,12 +7,15 @@ lacks, since new rows are flushed every ``features.build.FLUSH_EVERY`` clips). P
 then go through the served model's ``AudioModel.segment_inputs`` and ``predict_inputs``,
 the code path of ``mlflow models serve``, so both give the same answer for the same audio.
 
-Outputs (each written atomically: a reader sees the old file or the complete new one):
+Outputs (each written atomically: a reader sees the old file or the complete new one; their
+folders are checked writable before any clip is read):
 
 * ``--out``: one row per clip: ``path`` (relative to the DATA root), then ``label`` and
   ``proba_<class>`` per class with ``confidence`` (top probability), ``margin`` (top minus
   second) and ``entropy`` (nats), or ``prediction`` for regression;
-* ``<out stem>.skipped.csv``: ``path`` and ``reason`` of every clip that could not be read;
+* ``<out stem>.skipped.csv``: ``path`` and ``reason`` of every clip that could not be read,
+  and of every entry named like audio that is no file to read (broken symlink, symlink
+  loop, FIFO, a folder): none of these is opened;
 * ``--labels-out`` with ``--uncertain N``: the N least certain clips as a labels JSON.
 """
 
@@ -28,7 +31,13 @@ import pandas as pd
 from rich.console import Console
 
 from runner.errors import DataError
-from runner.predict_io import PredictInput, list_inputs, write_csv, write_json
+from runner.predict_io import (
+    PredictInput,
+    check_writable,
+    list_inputs,
+    write_csv,
+    write_json,
+)
 from runner.predict_model import LoadedModel, load_model, log_predictions, model_uri
 
 __all__ = ["UNCERTAINTY", "PredictOptions", "predict_table", "run_predict", "uncertainty"]
@@ -69,6 +78,11 @@ class PredictOptions:
                 f"--uncertain-by '{self.uncertain_by}'; choose one of {', '.join(UNCERTAINTY)}"
             )
 
+    def outputs(self) -> list[tuple[Path, str]]:
+        """Every file this run writes, with the option that names it."""
+        out = [(self.out, "--out"), (self.skipped_path, "--out (its .skipped.csv)")]
+        return out + ([(self.labels_out, "--labels-out")] if self.labels_out else [])
+
     @property
     def skipped_path(self) -> Path:
         return self.out.with_name(f"{self.out.stem}.skipped.csv")
@@ -77,6 +91,8 @@ class PredictOptions:
 def run_predict(model: str, data: Path, opts: PredictOptions, console: Console) -> dict:
     """Predict every clip DATA names with MODEL; write the outputs; return the summary."""
     opts.check()
+    for path, option in opts.outputs():  # an unwritable --out fails now, not after extraction
+        check_writable(path, option)
     # What the arguments alone decide is refused before MLflow is imported (seconds).
     inputs = list_inputs(data, path_column=opts.path_column)
     uri = model_uri(model, opts.overrides)
@@ -92,6 +108,8 @@ def run_predict(model: str, data: Path, opts: PredictOptions, console: Console) 
     table = _features(loaded, inputs, opts)
     predictions = predict_table(loaded, table.frame, inputs.clips, table.load_mel)
     skipped = table.skipped.assign(path=table.skipped["clip_id"])[["path", "reason"]]
+    if len(inputs.left_out):
+        skipped = pd.concat([inputs.left_out, skipped], ignore_index=True)
     write_csv(predictions, opts.out)
     write_csv(skipped, opts.skipped_path)
     summary = _summary(predictions, inputs, table.stats, len(skipped))

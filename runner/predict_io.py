@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from features._atomic import atomic_write
+from features._atomic import TEMP_PREFIX, atomic_write
 from runner.errors import DataError
-from runner.sources import list_audio_files
+from runner.sources.folder import not_a_file, scan_audio_files
 from runner.sources.manifest import read_delimited
 from runner.spec import DataSpec
 
-__all__ = ["PredictInput", "list_inputs", "write_csv", "write_json"]
+__all__ = ["PredictInput", "check_writable", "list_inputs", "write_csv", "write_json"]
 
 #: The endings listed in a DATA folder: the folder source's defaults.
 EXTENSIONS: list[str] = DataSpec.model_fields["extensions"].default_factory()  # type: ignore[misc]
@@ -45,12 +46,17 @@ class PredictInput:
         root: the folder clip ids are relative to.
         source: the folder, manifest or JSON read.
         duplicates: rows dropped because they named a clip already listed.
+        left_out: ``path`` (as clip ids are) and ``reason`` of every entry named like audio
+            that is not a file to read: broken symlink, symlink loop, FIFO, a folder.
     """
 
     clips: pd.DataFrame
     root: Path
     source: Path
     duplicates: int = 0
+    left_out: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame({"path": [], "reason": []}, dtype=object)
+    )
 
 
 def list_inputs(data: Path, *, path_column: str = "path") -> PredictInput:
@@ -61,9 +67,9 @@ def list_inputs(data: Path, *, path_column: str = "path") -> PredictInput:
     """
     data = Path(os.path.normpath(Path(data).expanduser().absolute()))
     if data.is_dir():
-        files = list_audio_files(data, EXTENSIONS)
-        raw = pd.DataFrame({"path": [p.relative_to(data).as_posix() for p in files]})
-        return _clips(raw, data, data, "path")
+        files, left_out = scan_audio_files(data, EXTENSIONS)
+        names = [p.relative_to(data).as_posix() for p in [*files, *(p for p, _ in left_out)]]
+        return _clips(pd.DataFrame({"path": names}), data, data, "path")
     if not data.is_file():
         raise DataError(f"DATA: '{data}' does not exist (give a folder, a CSV/TSV or a JSON)")
     if data.suffix.lower() == ".json":
@@ -108,13 +114,48 @@ def _clips(raw: pd.DataFrame, root: Path, source: Path, column: str) -> PredictI
             clips[name] = raw[name].to_numpy()
     repeated = clips["clip_id"].duplicated()
     clips = clips.loc[~repeated].reset_index(drop=True)
+    # Listed, reported, never opened: a FIFO would block a worker until its timeout.
+    reasons = clips["path"].map(not_a_file)
+    left_out = pd.DataFrame(
+        {"path": clips.loc[reasons.notna(), "clip_id"], "reason": reasons[reasons.notna()]},
+        dtype=object,
+    ).reset_index(drop=True)
+    clips = clips.loc[reasons.isna()].reset_index(drop=True)
+    if clips.empty and len(left_out):
+        first = left_out.iloc[0]
+        raise DataError(
+            f"{source}: no clips to predict: {len(left_out)} entries are not audio files "
+            f"(first: {first['path']}: {first['reason']})"
+        )
     if clips.empty:
         raise DataError(
             f"{source}: no clips to predict (looked for {', '.join(EXTENSIONS)} files)"
             if source.is_dir()
             else f"{source}: no clips to predict (the path column is empty)"
         )
-    return PredictInput(clips, root, source, int(repeated.sum()))
+    return PredictInput(clips, root, source, int(repeated.sum()), left_out)
+
+
+def check_writable(path: Path, option: str) -> None:
+    """Refuse an output path that cannot be written, before any clip is read.
+
+    The folder is created if missing (as the atomic write would) and a temporary file is
+    made in it: the one test that holds for read-only mounts, ACLs and root alike.
+
+    Raises:
+        DataError: naming ``option``: the path is a folder, or its folder cannot be written.
+    """
+    path = Path(path).expanduser().absolute()
+    if path.is_dir():
+        raise DataError(f"{option} {path}: is a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=TEMP_PREFIX):
+            pass
+    except OSError as exc:
+        raise DataError(
+            f"{option} {path}: cannot write in {path.parent} ({exc.strerror or exc})"
+        ) from None
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:

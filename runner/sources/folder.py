@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +18,7 @@ from runner.sources._common import (
 )
 from runner.spec import ExperimentSpec
 
-__all__ = ["list_audio_files", "load_folder"]
+__all__ = ["list_audio_files", "load_folder", "not_a_file", "scan_audio_files"]
 
 
 def _hidden(path: Path, root: Path) -> bool:
@@ -24,13 +27,46 @@ def _hidden(path: Path, root: Path) -> bool:
 
 def list_audio_files(folder: Path, extensions: list[str]) -> list[Path]:
     """Audio files under ``folder`` (recursively), sorted, hidden files and folders skipped."""
+    return scan_audio_files(folder, extensions)[0]
+
+
+def scan_audio_files(
+    folder: Path, extensions: list[str]
+) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """:func:`list_audio_files`, and the entries named like audio that are not readable
+    files, each with why (broken symlink, symlink loop, FIFO, a folder named ``x.wav``)."""
     wanted = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
-    files = [
-        p
-        for p in folder.rglob("*")
-        if p.suffix.lower() in wanted and p.is_file() and not _hidden(p, folder)
-    ]
-    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+    files, left_out = [], []
+    for p in folder.rglob("*"):
+        if p.suffix.lower() not in wanted or _hidden(p, folder):
+            continue
+        reason = not_a_file(p)
+        if reason is None:
+            files.append(p)
+        else:
+            left_out.append((p, reason))
+    files.sort(key=lambda p: p.relative_to(folder).as_posix())
+    left_out.sort(key=lambda entry: entry[0].relative_to(folder).as_posix())
+    return files, left_out
+
+
+def not_a_file(path: Path | str) -> str | None:
+    """Why ``path`` is not a regular file to read audio from, or None when it is one (or
+    does not exist at all, which the feature engine reports as ``file not found``)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "broken symlink (its target does not exist)" if os.path.islink(path) else None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop"
+        return f"cannot read file ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder, not an audio file"
+    kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
+    return f"not a regular file ({kind}): reading it could block"
 
 
 def load_folder(spec: ExperimentSpec, *, base: Path | None = None) -> SourceResult:

@@ -68,6 +68,46 @@ def test_data_layouts(tmp_path: Path) -> None:
         list_inputs(tmp_path / "absent")
 
 
+def _odd_entries(folder: Path) -> dict[str, str]:
+    """Entries named like audio that are not files to read; what skipped.csv says of each."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "gone.wav").symlink_to(folder / "nowhere.wav")
+    (folder / "loop.wav").symlink_to(folder / "loop.wav")
+    os.mkfifo(folder / "pipe.wav")  # opening it would block until a writer comes
+    (folder / "folder.wav").mkdir()
+    return {"gone.wav": "broken symlink", "loop.wav": "symlink loop",
+            "pipe.wav": "not a regular file (FIFO)", "folder.wav": "a folder"}  # fmt: skip
+
+
+def test_entries_that_are_not_files_are_listed_with_a_reason(tmp_path: Path) -> None:
+    odd = _odd_entries(tmp_path / "odd")
+    write_tone(tmp_path / "odd" / "real.wav", 440.0, 0.1)
+    folder = list_inputs(tmp_path / "odd")
+    assert folder.clips["clip_id"].tolist() == ["real.wav"]
+    reasons = dict(zip(folder.left_out["path"], folder.left_out["reason"], strict=True))
+    assert sorted(reasons) == sorted(odd)
+    assert all(reasons[name].startswith(why) for name, why in odd.items()), reasons
+    (tmp_path / "m.csv").write_text("path\n" + "".join(f"odd/{n}\n" for n in [*odd, "x.wav"]))
+    manifest = list_inputs(tmp_path / "m.csv")
+    assert manifest.clips["clip_id"].tolist() == ["odd/x.wav"]  # missing: the engine says so
+    assert sorted(manifest.left_out["path"]) == sorted(f"odd/{n}" for n in odd)
+
+
+def test_unwritable_out_is_refused_before_any_work(workdir: Path, capsys) -> None:
+    write_tone(workdir / "data" / "a.wav", 440.0)
+    (workdir / "file").write_text("a file where --out's folder would be")
+    base = ["predict", "models:/absent@champion", "data", "-q"]
+    assert main([*base, "--out", "file/p.csv"]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {workdir / 'file' / 'p.csv'}: cannot write in" in err
+    assert "cannot load" not in err  # refused before the model, so before extraction
+    assert main([*base, "--out", "data"]) == 2
+    assert "is a folder; give a file name" in capsys.readouterr().err
+    assert main([*base, "--out", "p.csv", "--uncertain", "2", "--labels-out", "file/u.json"]) == 2
+    assert "--labels-out" in capsys.readouterr().err
+    assert not (workdir / ".audioml-cache").exists()
+
+
 def test_uncertainty_columns_and_ranking() -> None:
     proba = np.array([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0], [0.2, 0.5, 0.3], [0.6, 0.3, 0.1]])
     u = uncertainty(proba)
@@ -121,6 +161,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     (unseen / "broken" / "empty.wav").write_bytes(b"")
     (unseen / "broken" / "truncated.wav").write_bytes(good[:3000])
     (unseen / "broken" / "text.wav").write_text("not audio at all")
+    _odd_entries(unseen / "odd")
     sets = ["search.n_trials=2", "search.models=[logistic]", "search.cv.folds=2",
             "features.n_jobs=1", f"data.root={corpus}", f"register.model_name={NAME}",
             "segments.mode=fixed", "segments.length_s=1"]  # fmt: skip
@@ -168,7 +209,8 @@ def test_predict_a_folder_end_to_end(store: Store, capsys: pytest.CaptureFixture
     np.testing.assert_allclose(pred["confidence"], proba.max(axis=1))
     skipped = pd.read_csv(store.root / "pred.skipped.csv")
     assert sorted(skipped["path"]) == ["broken/empty.wav", "broken/text.wav",
-                                       "broken/truncated.wav"]  # fmt: skip
+                                       "broken/truncated.wav", "odd/folder.wav", "odd/gone.wav",
+                                       "odd/loop.wav", "odd/pipe.wav"]  # fmt: skip
     assert skipped["reason"].str.len().min() > 5
 
     # The uncertain subset is the lowest-confidence rows, as a labels_json source reads it.
@@ -188,7 +230,7 @@ def test_predict_a_folder_end_to_end(store: Store, capsys: pytest.CaptureFixture
     version = client.get_model_version_by_alias(NAME, "champion")
     assert runs[0].data.tags["audioml.model_version"] == str(version.version)
     assert runs[0].data.tags["audioml.model_run_id"] == version.run_id
-    assert runs[0].data.metrics["predicted"] == 12 and runs[0].data.metrics["skipped"] == 3
+    assert runs[0].data.metrics["predicted"] == 12 and runs[0].data.metrics["skipped"] == 7
     names = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
     assert {"pred.csv", "pred.skipped.csv", "relabel.json", "summary.json"} <= names
     assert f"logged run {runs[0].info.run_id}" in stdout
