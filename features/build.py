@@ -28,10 +28,11 @@ import numpy as np
 import pandas as pd
 
 from features._progress import progress_bar
-from features._worker import ClipJob, ClipResult, ClipWorker, run_jobs
+from features._worker import ClipJob, ClipResult, ClipWorker
 from features.assemble import assemble, build_mel_table
 from features.cache import FeatureStore, cached_layout, config_key, dedupe_rows
 from features.config import FeaturesSpec, SegmentsSpec
+from features.executors import execute
 from features.extract import few_beats
 from features.stat_index import StatIndex
 from features.table import FeatureTable, table_digest
@@ -147,7 +148,7 @@ def _extract(
     pending: list[ClipResult] = []
     paths = {job.clip_id: job.path for job in jobs}
     with progress_bar(len(jobs), "Extracting features", enabled=progress) as advance:
-        for result in run_jobs(worker, jobs, n_jobs=n_jobs, total=len(jobs), on_done=advance):
+        for result in execute(worker, jobs, n_jobs=n_jobs, on_done=advance):
             clip_id = result.clip_id
             if result.key is None or not result.cacheable:
                 plan.skipped[clip_id] = result.reason or "unknown error"

@@ -80,13 +80,20 @@ def package_version() -> str:
         return __version__
 
 
+# Settings that change how or where rows are made, never their values.
+_NOT_IN_KEY = {
+    "n_jobs", "cache_dir", "mel_image", "mel_image_frames", "clip_timeout_s", "executor",
+    "scheduler",
+}  # fmt: skip
+
+
 def config_key(features: FeaturesSpec, segments: SegmentsSpec) -> str:
     """A short hash of everything that changes the cached feature rows."""
     payload = {
         "format": CACHE_FORMAT,
         "features": features.model_dump(
             mode="json",
-            exclude={"n_jobs", "cache_dir", "mel_image", "mel_image_frames", "clip_timeout_s"},
+            exclude=_NOT_IN_KEY,
         ),
         "segments": segments.model_dump(mode="json", exclude={"aggregate"}),
         "librosa": librosa.__version__,

@@ -140,6 +140,16 @@ class FeaturesSpec(StrictModel):
     embedding: EmbeddingSpec | None = Field(
         None, description="the ONNX model of the 'embedding' extractor (ignored when not listed)"
     )
+    executor: Literal["local", "dask"] = Field(
+        "local",
+        description="where clips are extracted: this machine's worker processes, or a Dask "
+        "cluster (needs audioml[dask]; see docs/scale-out.md)",
+    )
+    scheduler: str | None = Field(
+        None,
+        description="executor dask: the scheduler (tcp://HOST:8786, or a scheduler JSON "
+        "file); default Dask's DASK_SCHEDULER_ADDRESS",
+    )
 
     @model_serializer(mode="wrap")
     def _omit_unset_embedding(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -148,6 +158,11 @@ class FeaturesSpec(StrictModel):
         data = handler(self)
         if self.embedding is None:
             data.pop("embedding", None)
+        # Where extraction runs changes no value; left out at its default for the same reason.
+        if self.executor == "local":
+            data.pop("executor", None)
+        if self.scheduler is None:
+            data.pop("scheduler", None)
         return data
 
     @model_validator(mode="after")
@@ -175,6 +190,18 @@ class FeaturesSpec(StrictModel):
             raise ValueError(
                 "features.embedding: extractor 'embedding' needs features.embedding.model, "
                 "an ONNX file (waveform in, embedding out); see docs/embeddings.md"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def check_executor(self) -> FeaturesSpec:
+        # find_spec, not import: validation stays fast and a missing extra is named at once.
+        import importlib.util
+
+        if self.executor == "dask" and importlib.util.find_spec("distributed") is None:
+            raise ValueError(
+                "features.executor: 'dask' needs Dask's distributed package; install it with "
+                "pip install 'audioml[dask]'"
             )
         return self
 

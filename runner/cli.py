@@ -44,6 +44,33 @@ def _common(p: argparse.ArgumentParser, *, stores: bool = True) -> None:
             help="Optuna storage URL (default: optuna.db beside the MLflow store)",
         )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _executor_options(p)
+
+
+def _executor_options(p: argparse.ArgumentParser) -> None:
+    """``--executor``/``--scheduler``: shorthands of --set features.executor/scheduler."""
+    p.add_argument(
+        "--executor",
+        choices=["local", "dask"],
+        help="where clips are extracted: local processes or a Dask cluster "
+        "(= --set features.executor=...)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="the Dask scheduler (tcp://HOST:8786 or a scheduler JSON file; default "
+        "$DASK_SCHEDULER_ADDRESS)",
+    )
+
+
+def _executor_overrides(args: argparse.Namespace) -> None:
+    """Fold --executor and --scheduler into the --set overrides (after them: they win)."""
+    if getattr(args, "overrides", None) is None:
+        return
+    if getattr(args, "executor", None):
+        args.overrides.append(f"features.executor={args.executor}")
+    if getattr(args, "scheduler", None):
+        args.overrides.append(f"features.scheduler={args.scheduler}")
 
 
 def _scale_out_parsers(sub: argparse._SubParsersAction) -> None:
@@ -132,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 2 invalid spec or input, 1 anything else)."""
     args = build_parser().parse_args(argv)
+    _executor_overrides(args)
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     _quiet_libraries()
     try:

@@ -146,8 +146,8 @@ def spec_hash(spec: ExperimentSpec, *, exclude_budget: bool = True) -> str:
             data["search"].pop(key, None)
         data.pop("tracking", None)
         data.pop("register", None)
-        data["features"].pop("n_jobs", None)
-        data["features"].pop("cache_dir", None)
+        for key in ("n_jobs", "cache_dir", "executor", "scheduler"):  # where, not what
+            data["features"].pop(key, None)
         # Where the data lives differs per machine; its content is hashed by the data digest.
         data["data"].pop("root", None)
     blob = json.dumps(data, sort_keys=True).encode()
