@@ -198,7 +198,13 @@ class FeaturesSpec(StrictModel):
         # find_spec, not import: validation stays fast and a missing extra is named at once.
         import importlib.util
 
-        if self.executor == "dask" and importlib.util.find_spec("distributed") is None:
+        if self.executor != "dask":
+            return self
+        try:
+            present = importlib.util.find_spec("distributed") is not None
+        except (ImportError, ValueError):  # a broken install counts as absent
+            present = False
+        if not present:
             raise ValueError(
                 "features.executor: 'dask' needs Dask's distributed package; install it with "
                 "pip install 'audioml[dask]'"

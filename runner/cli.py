@@ -65,8 +65,8 @@ def _executor_options(p: argparse.ArgumentParser) -> None:
 
 def _executor_overrides(args: argparse.Namespace) -> None:
     """Fold --executor and --scheduler into the --set overrides (after them: they win)."""
-    if getattr(args, "overrides", None) is None:
-        return
+    if getattr(args, "overrides", None) is None or args.command == "predict":
+        return  # predict's --set names a spec's model; its executor is an option of its own
     if getattr(args, "executor", None):
         args.overrides.append(f"features.executor={args.executor}")
     if getattr(args, "scheduler", None):

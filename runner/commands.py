@@ -261,6 +261,8 @@ def predict(args: argparse.Namespace, console: Console) -> int:
         experiment=args.experiment,
         cache_dir=args.cache_dir,
         n_jobs=args.n_jobs,
+        executor=args.executor or "local",
+        scheduler=args.scheduler,
         path_column=args.path_column,
         progress=not args.quiet,
     )

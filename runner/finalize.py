@@ -159,7 +159,8 @@ def _log_model(tracker: Tracker, p: Any, final: FinalModel, estimator: Any) -> s
         "metadata": roles.to_json(),
         "input": kind.name,
         "aggregate": p.spec.segments.aggregate,
-        "features": p.spec.features.model_dump(mode="json"),
+        # Where training extracted is no part of the model: it serves without Dask.
+        "features": p.spec.features.model_dump(mode="json", exclude={"executor", "scheduler"}),
         "segments": p.spec.segments.model_dump(mode="json"),
         "family": final.name,
         "params": final.params,

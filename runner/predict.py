@@ -64,6 +64,8 @@ class PredictOptions:
     experiment: str | None = None
     cache_dir: Path | None = None
     n_jobs: int | None = None
+    executor: str = "local"  # where the clips are extracted, whatever the model was trained on
+    scheduler: str | None = None
     path_column: str = "path"
     progress: bool = True
 
@@ -126,9 +128,13 @@ def run_predict(model: str, data: Path, opts: PredictOptions, console: Console) 
 
 def _features(loaded: LoadedModel, inputs: PredictInput, opts: PredictOptions) -> Any:
     """The feature table of the clips, with the model's segmenting, from the cache if there."""
-    from features import build_table
+    from features import FeaturesSpec, build_table
 
-    features = loaded.audio.features
+    where = {"executor": opts.executor, "scheduler": opts.scheduler}
+    try:  # validated: a missing Dask extra is named here, before any extraction
+        features = FeaturesSpec.model_validate(loaded.audio.features.model_dump() | where)
+    except ValueError as exc:
+        raise DataError(f"--executor {opts.executor}: {exc}") from None
     folder = opts.cache_dir or Path(features.cache_dir or ".audioml-cache").expanduser()
     n_jobs = features.n_jobs if opts.n_jobs is None else opts.n_jobs
     return build_table(

@@ -4,75 +4,27 @@ while it holds a task."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from features import FeaturesSpec, FeatureTable
+from tests._dask_cluster import Cluster, dask_cluster
 from tests.features.conftest import build, make_corpus, tone_plus_noise, write_clip
 
 distributed = pytest.importorskip("distributed")
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class Cluster:
-    scheduler_file: Path
-    workers: dict[str, subprocess.Popen]
-    address: str
-
-
-def _spawn(args: list[str], log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("DASK_SCHEDULER_ADDRESS", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", *args], cwd=log.parent, env=env, start_new_session=True,
-        stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """`dask scheduler` and two `dask worker` processes (one thread, no nanny: a killed
-    worker stays dead, as a lost machine does)."""
-    root = tmp_path_factory.mktemp("dask")
-    sched_file = root / "scheduler.json"
-    procs = [
-        _spawn(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-                "--no-dashboard", "--scheduler-file", str(sched_file)], root / "scheduler.log")
-    ]  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not sched_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    workers = {}
-    for name in ("w1", "w2"):
-        workers[name] = _spawn(
-            ["distributed.cli.dask_worker", "--scheduler-file", str(sched_file), "--name", name,
-             "--nthreads", "1", "--no-nanny", "--no-dashboard", "--host", "127.0.0.1"],
-            root / f"{name}.log",
-        )  # fmt: skip
-    procs += workers.values()
-    try:
-        address = json.loads(sched_file.read_text())["address"]
-        with distributed.Client(address, timeout="30s") as client:
-            client.wait_for_workers(2, timeout=60)
-        yield Cluster(sched_file, workers, address)
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    with dask_cluster(tmp_path_factory.mktemp("dask")) as running:
+        yield running
 
 
 def _features(cluster: Cluster, **kw: object) -> FeaturesSpec:

@@ -76,3 +76,14 @@ def test_unknown_extractor_lists_the_choices() -> None:
 
     with pytest.raises(ValidationError, match=r"unknown extractor 'loudness'.*egemaps.*tonnetz"):
         FeaturesSpec(extractors=["loudness"])
+
+
+def test_dask_executor_without_dask_fails_validation_with_install_command() -> None:
+    code = HIDE.format(hidden={"distributed"}) + (
+        "from runner.cli import main\n"
+        "raise SystemExit(main(['validate', 'demo', '--executor', 'dask']))\n"
+    )
+    result = _python(code)
+    assert result.returncode == 2, result.stdout + result.stderr
+    out = " ".join(result.stdout.split())
+    assert "features.executor" in out and "pip install 'audioml[dask]'" in out

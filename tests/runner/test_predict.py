@@ -244,6 +244,30 @@ def test_predict_a_folder_end_to_end(store: Store, capsys: pytest.CaptureFixture
 
 
 @pytest.mark.slow
+def test_predict_on_a_dask_cluster_writes_the_local_predictions(
+    store: Store, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    """`audioml predict MODEL DATA --executor dask`: the clips are extracted on a real Dask
+    scheduler and workers, and the CSVs equal the local ones."""
+    pytest.importorskip("distributed")
+    from tests._dask_cluster import dask_cluster
+
+    outs = {}
+    with dask_cluster(tmp_path) as cluster:
+        for executor in ("local", "dask"):
+            out = tmp_path / f"{executor}.csv"
+            flags = ["--executor", executor, "--scheduler", cluster.address]
+            stdout = _predict_here(store, capsys, URI, str(store.corpus), "--out", str(out),
+                                   "--cache-dir", str(tmp_path / executor), *flags)  # fmt: skip
+            assert _counts(stdout)["extracted"] == 12, stdout
+            outs[executor] = out
+    pd.testing.assert_frame_equal(pd.read_csv(outs["dask"]), pd.read_csv(outs["local"]))
+    skipped = [pd.read_csv(tmp_path / f"{e}.skipped.csv") for e in ("local", "dask")]
+    pd.testing.assert_frame_equal(*skipped)
+    assert len(skipped[0]) == 7
+
+
+@pytest.mark.slow
 def test_served_model_gives_the_predict_answer(
     store: Store, capsys: pytest.CaptureFixture
 ) -> None:
