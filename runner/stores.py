@@ -98,6 +98,11 @@ def _check_sqlite(path: Path, what: str) -> None:
         )
     if not path.exists():
         return
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise StoreError(
+            f"cannot write {what} {path}: the file is read-only. Make it writable "
+            f"(chmod u+rw '{path}') or point --tracking-uri/--storage elsewhere."
+        )
     problem = _header_problem(path)
     if problem is None:
         try:
@@ -206,6 +211,10 @@ def open_tracking_store(uri: str) -> None:
 
 
 def _open_tracking_store(path: Path) -> None:
+    # Under the schema lock no one else is creating: a temporary store here was left by a
+    # process killed while it created one.
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):
+        stale.unlink(missing_ok=True)
     fresh = not path.exists() or path.stat().st_size == 0
     target = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}" if fresh else path
     try:
