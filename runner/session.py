@@ -209,9 +209,10 @@ class Session:
 
     # -- the final step ------------------------------------------------------------------
     def finalize(self, *, force: bool = False, strict: bool = False) -> dict:
-        """Claim the final step, wait for running trials, refit/test/register, then mark the
-        study finalized and end the parent run. Nothing is marked before the model is
-        registered; on failure the claim is released and the parent ends FAILED."""
+        """Claim the final step, wait for running trials and run the retries of dead ones
+        (``_settle``), refit/test/register, then mark the study finalized and end the parent
+        run. Nothing is marked before the model is registered; on failure the claim is
+        released and the parent ends FAILED."""
         from runner.finalize import finalize
 
         name, parent = self.p.study_name, self.parent
@@ -230,14 +231,16 @@ class Session:
             self.console.print(f"{text}; it registers the model")
             return summary
         budget = self.study.user_attrs.get(BUDGET_ATTR, self.p.spec.search.n_trials)
-        if not self._settle(budget, fill=not strict):
-            self.study.set_user_attr(FINALIZING_ATTR, {})  # the next command finalizes
-            self.tracker.end_parent("KILLED")
-            self.console.print(f"interrupted: rerun the same command to finalize study {name}")
-            return {**summary, "interrupted": True}
-        if (done := count_finished(self.study)) < budget:
-            self.console.print(f"[yellow]finalizing with {done} of {budget} trials finished[/]")
         try:
+            if not self._settle(budget, fill=not strict):
+                self.study.set_user_attr(FINALIZING_ATTR, {})  # the next command finalizes
+                self.tracker.end_parent("KILLED")
+                self.console.print(f"interrupted: rerun the same command to finalize {name}")
+                return {**summary, "interrupted": True}
+            if (done := count_finished(self.study)) < budget:
+                self.console.print(
+                    f"[yellow]finalizing with {done} of {budget} trials finished[/]"
+                )
             summary = finalize(self.p, self.study, self.tracker, self.console)
             pause_point("registered")
             self.study.set_user_attr(FINALIZED_ATTR, parent)
