@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import pytest
 from _harness import REPO, Job, assert_lineage, assert_nothing_lost, assert_nothing_to_do
 from optuna.trial import TrialState
 
-from runner.liveness import is_alive, is_stopped
+from runner.liveness import _ps_state, is_alive, is_stopped
 from runner.study import StudyLock
 from runner.trials import OWNER_ATTR, reap_dead
 
@@ -181,7 +182,11 @@ def test_liveness_of_a_stopped_and_of_an_unreaped_process(tmp_path: Path) -> Non
         while not _zombie(proc.pid):
             time.sleep(0.01)
         assert is_alive(owner) is False and not is_stopped(owner)
+        if shutil.which("ps"):  # the fallback of systems without /proc tells a zombie too
+            assert _ps_state(proc.pid) == "Z"
     finally:
         proc.kill()
         proc.wait(timeout=30)
     assert is_alive(owner) is False
+    if shutil.which("ps"):
+        assert _ps_state(proc.pid) is None and _ps_state(os.getpid()) in ("R", "S")
