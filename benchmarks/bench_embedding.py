@@ -10,8 +10,8 @@ Builds two synthetic ONNX embedders with ``onnx.helper`` (no download):
   frames every 10 ms) and four Conv+ReLU layers of width 3 (64->128->128->256->256), mean
   over time: 256-d, about 0.23 GFLOP per 3-s window (published speaker and tagging networks
   are heavier still, which only makes the model's share of the time larger);
-* ``light``: the tests' framed projection (one strided Conv to 64-d, Abs, mean): so little
-  compute that each ``session.run`` costs mostly its fixed overhead.
+* ``light``: the tests' framed projection (one strided Conv to 64-d, Abs, mean), about
+  6 MFLOP per window: the case where a fixed cost per ``session.run`` would show most.
 
 Measures, in one run:
 
