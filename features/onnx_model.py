@@ -193,8 +193,11 @@ def threads_for(n_jobs: int) -> int:
 
 
 def load_session(path: Path, threads: int) -> tuple[Any, ModelSignature]:
-    """This process's session of ``path`` (created once, then reused) and its signature."""
-    key = (os.getpid(), *_stamp(path), threads)  # a changed file or a forked child: new one
+    """This process's session of ``path`` (created once per content, then reused) and its
+    signature."""
+    # Keyed by content: a rewritten file (even one keeping its size and mtime) or a forked
+    # child gets a new session.
+    key = (os.getpid(), str(path), file_sha256(path), threads)
     if key not in _SESSIONS:
         # Drop this process's stale session of a changed file. A session inherited through
         # fork stays referenced: destroying it would join thread-pool threads that do not
