@@ -36,6 +36,18 @@ def _kill(proc: subprocess.Popen, *, reap: bool = True) -> None:
         proc.wait(timeout=30)
 
 
+def _settled(job: Job, n_trials: int) -> None:
+    """Nothing lost; ``n_trials`` trials complete or pruned, every failed one uncounted (its
+    process died); one parent run with its lineage; a second rerun has nothing to do."""
+    assert_nothing_lost(job, n_trials=n_trials)
+    trials = job.study().trials
+    ended = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(ended) == n_trials
+    assert all(t.user_attrs.get("uncounted") for t in trials if t.state == TrialState.FAIL)
+    assert_lineage(job)
+    assert_nothing_to_do(job)
+
+
 def _running(job: Job) -> optuna.trial.FrozenTrial:
     (running,) = job.study().get_trials(states=(TrialState.RUNNING,))
     return running
@@ -65,12 +77,10 @@ def test_finalize_runs_the_retry_of_a_trial_killed_while_it_waits(
     out = c.last_output()
     assert "queued again" in out and "running them here before finalizing" in out, out
     assert "finalizing with" not in out, out
-    assert_nothing_lost(job, n_trials=2)
+    _settled(job, 2)
     study = job.study()
     (retry,) = [t for t in study.trials if t.system_attrs.get("failed_trial") == 0]
     assert retry.state == TrialState.COMPLETE and retry.user_attrs["owner"]["pid"] == run_c.pid
-    assert_lineage(job)
-    assert_nothing_to_do(job)
 
 
 def _zombie(pid: int) -> bool:
@@ -96,9 +106,7 @@ def test_rerun_after_a_kill_its_supervisor_has_not_reaped(warm_job: Callable[[in
     out = job.last_output()
     assert "resuming study" in out and "queued again" in out, out
     assert "waiting for" not in out and "joins it" not in out, out
-    assert_nothing_lost(job, n_trials=1)
-    assert_lineage(job)
-    assert_nothing_to_do(job)
+    _settled(job, 1)
 
 
 def test_a_trial_killed_three_times_is_lost_and_replaced(warm_job: Callable[[int], Job]) -> None:
@@ -119,15 +127,13 @@ def test_a_trial_killed_three_times_is_lost_and_replaced(warm_job: Callable[[int
     )
     assert lost_line in out, out
     assert "queued again" not in out, out
-    assert_nothing_lost(job, n_trials=1)
+    _settled(job, 1)
     study = job.study()
     lost = study.trials[again.number]
     assert lost.state == TrialState.FAIL and lost.user_attrs["uncounted"]
     assert "3 times on these parameters" in lost.user_attrs["fail_reason"]
     (fresh,) = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert "failed_trial" not in fresh.system_attrs and fresh.number > again.number
-    assert_lineage(job)
-    assert_nothing_to_do(job)
 
 
 def test_kill_right_after_the_parent_run_is_created(warm_job: Callable[[int], Job]) -> None:
@@ -139,9 +145,7 @@ def test_kill_right_after_the_parent_run_is_created(warm_job: Callable[[int], Jo
     assert "audioml.lineage" not in parent.data.tags and not parent.inputs.dataset_inputs
     assert job.run() == 0, job.logs()
     assert f"resuming study {job.study().study_name} under run" in job.last_output()
-    assert_nothing_lost(job, n_trials=1)
-    assert_lineage(job)
-    assert_nothing_to_do(job)
+    _settled(job, 1)
 
 
 _CHILD = (
