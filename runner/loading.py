@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -131,11 +132,19 @@ def _allowed_keys(loc: list[str]) -> list[str]:
     model: type[BaseModel] = ExperimentSpec
     for part in loc:
         field = model.model_fields.get(part)
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        found = _spec_model(getattr(field, "annotation", None))
+        if found is None:
             return []
-        model = annotation
+        model = found
     return list(model.model_fields)
+
+
+def _spec_model(annotation: object) -> type[BaseModel] | None:
+    """The spec model an annotation holds: ``X`` or an optional ``X | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    models = [a for a in typing.get_args(annotation) if _spec_model(a) is not None]
+    return models[0] if len(models) == 1 else None
 
 
 def spec_hash(spec: ExperimentSpec, *, exclude_budget: bool = True) -> str:

@@ -67,6 +67,13 @@ def test_unknown_key_lists_allowed_keys() -> None:
         load_spec(path)
 
 
+def test_unknown_key_under_an_optional_section_lists_its_keys() -> None:
+    """features.embedding is ``EmbeddingSpec | None``: its keys are listed all the same."""
+    demo = REPO / "experiments" / "demo.yaml"
+    with pytest.raises(SpecError, match="unknown key 'windw_s'; choose one of model, sample_rate"):
+        load_spec(demo, ["features.embedding.windw_s=3"])
+
+
 def test_defaults_are_merged_and_overrides_typed() -> None:
     spec = load_spec(
         REPO / "experiments" / "demo.yaml",
