@@ -1,6 +1,7 @@
 """Damaged and unwritable stores: each fault made for real on disk, then the real `audioml run`
-command in a subprocess: the exit code, a message naming the file, no traceback, and a rerun
-after the fix that works.
+command in a subprocess: the exit code, a message naming the file, no traceback, nothing
+written; and where the fix is more than putting a file back (a damaged mlflow.db moved
+aside, a disk that filled), a rerun after it that works.
 """
 
 from __future__ import annotations
@@ -99,20 +100,22 @@ def test_damaged_store_is_named(work: Path, corpus: Path, cache: Path, store: st
     damage(path)
     refused(audioml(work, corpus, cache), 1, f"{path} is damaged", f"mv '{path}'")
     assert path.read_bytes() != backup  # left as found, for the user to move aside
+    if store == "mlflow.db" and damage is _truncate:
+        path.rename(f"{path}.damaged")  # as the message says; the study is done, its runs lost
+        rc, out = audioml(work, corpus, cache)
+        assert rc == 0, out
+        client = MlflowClient(f"sqlite:///{path}")  # a new store: the final step ran again
+        assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
 
 
 def test_emptied_optuna_db_is_not_a_new_study(work: Path, corpus: Path, cache: Path) -> None:
     path = work / "optuna.db"
-    backup = path.read_bytes()
     client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("demo").experiment_id])
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     path.write_bytes(b"")
     refused(audioml(work, corpus, cache), 1, f"{path} has no study", parent.info.run_id)
     assert path.stat().st_size == 0  # refused before Optuna wrote a new study into it
-    path.write_bytes(backup)  # the fix the message names first
-    rc, out = audioml(work, corpus, cache)
-    assert rc == 0 and "nothing to do" in out, out
 
 
 def test_cache_path_that_is_a_file(tmp_path: Path, corpus: Path) -> None:
