@@ -103,15 +103,30 @@ def _check_sqlite(path: Path, what: str) -> None:
             f"cannot write {what} {path}: the file is read-only. Make it writable "
             f"(chmod u+rw '{path}') or point --tracking-uri/--storage elsewhere."
         )
-    problem = _header_problem(path)
-    if problem is None:
-        try:
-            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as con:
-                con.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlite3.DatabaseError as exc:
-            problem = f"unreadable ({exc})"
+    # Read first: a read-write connection rolls back the hot journal of a process killed
+    # mid-write (a read-only one would fail on it), after which the header is current.
+    problem = _read_problem(path) or _header_problem(path)
     if problem is not None:
         raise StoreError(f"{what} {path} is damaged: {problem}. {_aside(path)}.")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # As long a wait for a writer's lock as Optuna's storage allows (runner.study).
+    return sqlite3.connect(path, timeout=60)
+
+
+def _read_problem(path: Path) -> str | None:
+    """Why SQLite cannot read the schema of ``path``, or None."""
+    try:
+        with contextlib.closing(_connect(path)) as con:
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return None  # in use by another process: not damage
+        return f"unreadable ({exc})"
+    except sqlite3.DatabaseError as exc:  # not a database, malformed
+        return f"unreadable ({exc})"
+    return None
 
 
 def check_cache_dir(cache_dir: Path, *, key: str = "features.cache_dir") -> None:
@@ -165,10 +180,12 @@ def _has_study(path: Path, study: str) -> bool:
         return False
     query = "SELECT 1 FROM studies WHERE study_name = ?"
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as con:
+        with contextlib.closing(_connect(path)) as con:
             return con.execute(query, (study,)).fetchone() is not None
-    except sqlite3.OperationalError:  # no studies table yet: a new storage
-        return False
+    except sqlite3.OperationalError as exc:
+        # No studies table yet: a new storage. Anything else (a lock held past the wait)
+        # cannot tell, and a refusal must be certain.
+        return "no such table" not in str(exc)
 
 
 def _parent_run(tracking: Path, study: str) -> str | None:

@@ -171,3 +171,27 @@ def test_disk_full_while_creating_the_tracking_store(
     assert not {t for t in _tables(db) if t.startswith("_alembic_tmp_")}
     client = MlflowClient(f"sqlite:///{db}")
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
+
+
+def test_a_writer_killed_mid_transaction_is_not_damage(tmp_path: Path) -> None:
+    import optuna
+
+    from runner.stores import check_study_store
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(storage=url, study_name="s")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=20)
+    # A writer SIGKILLed inside a transaction leaves a hot journal (as a trial's heartbeat
+    # write can); a read-only check would fail on it.
+    code = (
+        "import os, signal, sqlite3\n"
+        f"con = sqlite3.connect({str(tmp_path / 'optuna.db')!r}, isolation_level=None)\n"
+        "con.execute('PRAGMA cache_size=1'); con.execute('BEGIN IMMEDIATE')\n"
+        "con.execute('UPDATE trial_params SET param_value = param_value + 1')\n"
+        "con.execute('DELETE FROM trial_values')\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == -9
+    assert (tmp_path / "optuna.db-journal").exists()
+    check_study_store(url, "s")
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == 20
