@@ -199,12 +199,19 @@ class FeatureStore:
             frames.append(frame)
             self.pack_paths.append(path)
             if _named_digest(path) is None:  # written before packs carried a checksum
-                self.write_pack(frame)
-                self.pack_paths.remove(path)
-                path.unlink(missing_ok=True)
+                self._migrate(path, frame)
         if not frames:
             return self.empty_rows()
         return dedupe_rows(pd.concat(frames, ignore_index=True))
+
+    def _migrate(self, path: Path, frame: pd.DataFrame) -> None:
+        """Rewrite a pack written before names carried a checksum under a checked name."""
+        try:
+            self.write_pack(frame)
+        except OSError:  # a read-only cache: read it as before, unchecked
+            return
+        self.pack_paths.remove(path)
+        path.unlink(missing_ok=True)
 
     def _read_pack(self, path: Path) -> pd.DataFrame | None:
         if path.name.startswith(TEMP_PREFIX):
