@@ -109,7 +109,7 @@ class Session:
             if rid == self.parent or alive or (alive is None and rid not in by_run):
                 continue
             if "trial_number" not in run.data.tags:  # a parent run of a dead process
-                self.tracker.terminate(rid, "KILLED", "its process died; see the study's run")
+                self.tracker.terminate(rid, "FAILED", "its process died; see the study's run")
                 continue
             trial = by_run.get(rid)
             if trial is None or trial.state == TrialState.RUNNING:
@@ -119,6 +119,8 @@ class Session:
             reason = trial.user_attrs.get("fail_reason") or "its process died before the end"
             if trial.state == TrialState.COMPLETE:
                 reason = "its process died before the trial's plots were logged"
+            state = "FAILED" if trial.state == TrialState.FAIL else trial.state.name
+            self.tracker.set_tags({"state": state}, rid)  # how it ended, as log_trial says
             self.tracker.terminate(rid, _STATUS.get(trial.state, "FAILED"), reason)
 
     def close_dead(self, dead: list[optuna.trial.FrozenTrial]) -> None:
@@ -457,9 +459,10 @@ def run_experiment(spec: ExperimentSpec, opts: RunOptions, *, base: Path | None 
     lap()  # opening the study and the run belongs to neither stage
     try:
         completed = session.search(spec.search.n_trials)
-    except BaseException:
+    except BaseException as exc:
         if how != "joined":
-            tracker.end_parent("KILLED")
+            # KILLED is a person's interrupt; an error of the search itself is a failure.
+            tracker.end_parent("FAILED" if isinstance(exc, Exception) else "KILLED")
         raise
     timing["time_search_s"] = lap()
     own = how != "joined"  # a joining worker's times are its own, not the run's

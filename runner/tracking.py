@@ -283,7 +283,7 @@ class Tracker:
         parameters."""
         tags = {
             PARENT_TAG: self.parent_id,
-            "state": "running",
+            "state": "RUNNING",
             "trial_number": str(record.number),
             OWNER_TAG: json.dumps(me()),
             **({"study_name": study} if study else {}),
@@ -303,7 +303,8 @@ class Tracker:
         """Fill and end a trial's child run (opened now if it was not at the start); the
         same metric keys for every trial."""
         run_id = record.run_id or self.start_trial(record)
-        tags = {"state": record.state}
+        # COMPLETE, PRUNED or FAILED: how the trial ended, whatever the run's status says.
+        tags = {"state": record.state.upper()}
         if record.reason:
             tags[REASON_TAG] = record.reason[:4000]
         if record.error:

@@ -86,7 +86,7 @@ def test_kill_while_trial_plots_render(job: Job) -> None:
     queued = [
         r
         for r in client.search_runs([exp], "attributes.status = 'RUNNING'")
-        if r.data.tags.get("state") == "complete"
+        if r.data.tags.get("state") == "COMPLETE"
     ]
     assert queued, "a completed trial's run waits for its plots"
     assert job.run() == 0, job.logs()

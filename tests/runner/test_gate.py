@@ -89,12 +89,12 @@ def _assert_pruned_and_ensemble_runs(client: MlflowClient, workdir: Path) -> Non
     parent = next(r for r in runs if r.data.tags.get("registered_version") == "2")
     mine = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     trials = {r.data.tags["state"]: r for r in mine if "trial_number" in r.data.tags}
-    pruned = [r for r in mine if r.data.tags.get("state") == "pruned"]
+    pruned = [r for r in mine if r.data.tags.get("state") == "PRUNED"]
     assert pruned and {r.info.status for r in pruned} == {"FINISHED"}
     assert all(r.data.tags["reason"].startswith("pruned after fold") for r in pruned)
     (ensemble,) = [r for r in mine if r.data.tags.get("ensemble") == "true"]
     keys = set(ensemble.data.metrics) - {"selection_score"}
-    assert keys == set(trials["complete"].data.metrics) == set(trials["pruned"].data.metrics)
+    assert keys == set(trials["COMPLETE"].data.metrics) == set(trials["PRUNED"].data.metrics)
     history = client.get_metric_history(ensemble.info.run_id, "fold_f1_macro")
     folds = [m.value for m in sorted(history, key=lambda m: m.step)]
     assert [m.step for m in sorted(history, key=lambda m: m.step)] == [0, 1, 2]

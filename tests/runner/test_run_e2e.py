@@ -61,7 +61,7 @@ def test_run_logs_parent_children_and_registers(workdir: Path, corpus: Path) -> 
     assert {"cv_f1_macro_mean", "cv_f1_macro_std", "fold_accuracy", "fit_time_s"} <= set(
         next(iter(keys))
     )
-    done = [c for c in children if c.data.tags["state"] == "complete"]
+    done = [c for c in children if c.data.tags["state"] == "COMPLETE"]
     assert done
     history = client.get_metric_history(done[0].info.run_id, "fold_f1_macro")
     assert sorted(m.step for m in history) == [0, 1, 2]

@@ -62,14 +62,14 @@ def test_complete_pruned_and_failed_trials_share_metric_keys(table_root, failing
     by_state = {}
     for run in children:
         by_state.setdefault(run.data.tags["state"], []).append(run)
-    assert {"complete", "failed"} <= by_state.keys()
-    assert by_state["failed"][0].info.status == "FAILED"
-    assert "cannot build on purpose" in by_state["failed"][0].data.tags["reason"]
-    pruned = [r for r in children if r.data.tags["state"] == "pruned"]
+    assert {"COMPLETE", "FAILED"} <= by_state.keys()
+    assert by_state["FAILED"][0].info.status == "FAILED"
+    assert "cannot build on purpose" in by_state["FAILED"][0].data.tags["reason"]
+    pruned = [r for r in children if r.data.tags["state"] == "PRUNED"]
     # Pruning is how a trial ends by design: FINISHED; KILLED is left for a person's Ctrl-C.
     assert pruned and all(r.info.status == "FINISHED" for r in pruned)
     assert len({frozenset(r.data.metrics) for r in children}) == 1
-    done = by_state["complete"][0]
+    done = by_state["COMPLETE"][0]
     steps = [m.step for m in client.get_metric_history(done.info.run_id, "fold_f1_macro")]
     assert sorted(steps) == [0, 1, 2]
     names = {a.path for a in client.list_artifacts(done.info.run_id)}
