@@ -18,6 +18,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import check_is_fitted
 
 from runner.models._base import KERAS_REQUIREMENTS, inner_split
+from runner.models._device import fit_slot, keras_device
 
 __all__ = [
     "KERAS_REQUIREMENTS",
@@ -109,16 +110,18 @@ class KerasEstimator(BaseEstimator):
             patience=self.patience,
             restore_best_weights=True,
         )
-        history = model.fit(
-            _rows(arrays, train),
-            target[train],
-            epochs=self.epochs,
-            batch_size=min(self.batch_size, len(train)),
-            callbacks=[stop],
-            shuffle=True,
-            verbose=0,
-            **kwargs,
-        )
+        self.device_ = keras_device()
+        with fit_slot(self.device_):  # one network at a time on an accelerator
+            history = model.fit(
+                _rows(arrays, train),
+                target[train],
+                epochs=self.epochs,
+                batch_size=min(self.batch_size, len(train)),
+                callbacks=[stop],
+                shuffle=True,
+                verbose=0,
+                **kwargs,
+            )
         self.model_ = model
         self.history_ = {k: [float(v) for v in vs] for k, vs in history.history.items()}
         self.n_epochs_ = len(self.history_["loss"])
