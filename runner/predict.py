@@ -39,6 +39,7 @@ from runner.predict_io import (
     write_json,
 )
 from runner.predict_model import LoadedModel, load_model, log_predictions, model_uri
+from runner.stores import check_cache_dir
 
 __all__ = ["UNCERTAINTY", "PredictOptions", "predict_table", "run_predict", "uncertainty"]
 
@@ -95,6 +96,8 @@ def run_predict(model: str, data: Path, opts: PredictOptions, console: Console) 
     opts.check()
     for path, option in opts.outputs():  # an unwritable --out fails now, not after extraction
         check_writable(path, option)
+    if opts.cache_dir is not None:
+        check_cache_dir(opts.cache_dir, key="--cache-dir")
     # What the arguments alone decide is refused before MLflow is imported (seconds).
     inputs = list_inputs(data, path_column=opts.path_column)
     uri = model_uri(model, opts.overrides)
@@ -136,6 +139,7 @@ def _features(loaded: LoadedModel, inputs: PredictInput, opts: PredictOptions) -
     except ValueError as exc:
         raise DataError(f"--executor {opts.executor}: {exc}") from None
     folder = opts.cache_dir or Path(features.cache_dir or ".audioml-cache").expanduser()
+    check_cache_dir(folder, key="--cache-dir" if opts.cache_dir else "features.cache_dir")
     n_jobs = features.n_jobs if opts.n_jobs is None else opts.n_jobs
     return build_table(
         inputs.clips, features, loaded.audio.segments, cache_dir=folder.absolute(),
