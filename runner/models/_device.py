@@ -10,7 +10,6 @@ trials run side by side (``search.parallel_trials``) from meeting on the device.
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,27 +34,17 @@ def accelerator_kind(platforms: Sequence[str]) -> str:
 def keras_device() -> str:
     """The device Keras trains on in this process: ``cpu``, ``gpu`` or ``tpu``.
 
-    Asks the backend Keras runs on (JAX unless ``KERAS_BACKEND`` says otherwise); imports
-    it, so call it only where a Keras family fits.
+    Read from Keras's own device list (``keras.distribution.list_devices``: ``gpu:0``, ...)
+    for whichever backend it runs on; imports Keras, so call it only where a Keras family
+    fits.
     """
-    backend = os.environ.get("KERAS_BACKEND", "jax")
+    from runner.models._keras import import_keras
+
     try:
-        if backend == "jax":
-            import jax
-
-            return accelerator_kind([d.platform for d in jax.devices()])
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            found = tf.config.list_physical_devices()
-            return accelerator_kind([d.device_type for d in found])
-        if backend == "torch":
-            import torch
-
-            return "gpu" if torch.cuda.is_available() else "cpu"
-    except (ImportError, RuntimeError):  # no backend, or a device that failed to start
+        devices = import_keras().distribution.list_devices()
+    except (ImportError, RuntimeError, ValueError):  # no backend, or a device failed to start
         return "cpu"
-    return "cpu"
+    return accelerator_kind([str(d).split(":")[0] for d in devices])
 
 
 @contextmanager
