@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from features._atomic import TEMP_PREFIX, atomic_write
+from features._atomic import CHECK_SUFFIX, TEMP_PREFIX, checked_ok, write_checked
 from features.cache import FeatureStore
 from features.table import ID_COLUMNS
 from runner.errors import FeatureError
@@ -103,7 +104,7 @@ def build_mel_table(
         out.flush()
         del out
 
-    atomic_write(path, write)
+    write_checked(path, write)
     _prune(path.parent)
     return path
 
@@ -126,6 +127,8 @@ def _clip_images(
 
 
 def _load_images(path: Path, n_segments: int) -> np.ndarray | None:
+    if not _intact(path):
+        return None
     try:
         images = np.load(path, mmap_mode="r")
     except (OSError, ValueError):
@@ -134,7 +137,23 @@ def _load_images(path: Path, n_segments: int) -> np.ndarray | None:
     return images if ok else None
 
 
+def _intact(path: Path) -> bool:
+    """Whether a cached image file's bytes match its checksum; a damaged one is reported and
+    made again (a flipped bit in an image reads as a different number, never an error)."""
+    if checked_ok(path):
+        return True
+    if path.exists():
+        warnings.warn(
+            f"Damaged feature cache file {path}: its bytes do not match its checksum; "
+            "it is made again",
+            stacklevel=4,
+        )
+    return False
+
+
 def _readable(path: Path, n_rows: int) -> bool:
+    if not _intact(path):
+        return False
     try:
         return np.load(path, mmap_mode="r").shape[0] == n_rows
     except (OSError, ValueError):
@@ -146,3 +165,4 @@ def _prune(folder: Path) -> None:
     tables.sort(key=lambda p: p.stat().st_mtime_ns, reverse=True)
     for old in tables[MEL_TABLES_KEPT:]:
         old.unlink(missing_ok=True)
+        old.with_name(old.name + CHECK_SUFFIX).unlink(missing_ok=True)

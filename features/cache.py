@@ -6,6 +6,7 @@ Layout under ``cache_dir``::
     v1/<config>/packs/<time>-<uuid>.<sha>.parquet  rows of many clips (key, segment, ...)
     v1/<config>/mel<frames>/<sha>.npy     one clip's images (n_segments, n_mels, frames)
     v1/<config>/mel<frames>/tables/<digest>.npy  images aligned with one FeatureTable
+    (each .npy beside a .npy.b2: the BLAKE2b of its bytes, checked on every load)
 
 ``<config>`` hashes everything that changes feature values: the feature spec (minus
 ``n_jobs``, ``cache_dir``, ``clip_timeout_s`` and the mel-image switches, which do not
@@ -45,7 +46,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import soundfile
 
-from features._atomic import TEMP_PREFIX, atomic_write, remove_stale_temps
+from features._atomic import TEMP_PREFIX, atomic_write, remove_stale_temps, write_checked
 from features._registry import BUILTIN
 from features.config import FeaturesSpec, SegmentsSpec
 from features.extract import feature_layout
@@ -297,8 +298,8 @@ class FeatureStore:
         return self.mel_dir / f"{sha}.npy"
 
     def save_mel(self, sha: str, images: np.ndarray) -> None:
-        """Store one clip's images atomically."""
-        atomic_write(self.mel_file(sha), lambda tmp: np.save(tmp, images, allow_pickle=False))
+        """Store one clip's images atomically, with the checksum loads verify."""
+        write_checked(self.mel_file(sha), lambda tmp: np.save(tmp, images, allow_pickle=False))
 
     def has_mel(self, sha: str) -> bool:
         """Whether one clip's images are cached (only checks existence; loads validate)."""

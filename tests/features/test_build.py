@@ -152,3 +152,30 @@ def test_regression_labels_and_stereo_flac(tmp_path: Path, rng, small_features) 
     clips = pd.DataFrame([{"clip_id": "s", "path": str(path), "label": 3.5, "group": np.nan}])
     table = build(clips, small_features, tmp_path / "cache")
     assert table.frame["label"].tolist() == [3.5] and table.stats["clips"] == 1
+
+
+def test_flipped_bits_in_cached_mel_images_are_caught(tmp_path: Path, rng) -> None:
+    """A flipped bit in an .npy reads as another number without error: the checksum beside
+    each image file catches it, warns, and the images are made again, equal to the first."""
+    features = FeaturesSpec(extractors=["rms"], mel_image=True, mel_image_frames=16, n_mels=16)
+    clips = make_corpus(tmp_path / "audio", 2, rng)
+    first = build(clips, features, tmp_path / "cache")
+    reference = np.array(first.load_mel())
+
+    def flip(path: Path) -> None:
+        data = bytearray(path.read_bytes())
+        data[-7] ^= 0x10  # inside the float data, past the .npy header
+        path.write_bytes(bytes(data))
+
+    flip(first.mel_path)  # the aligned table
+    with pytest.warns(UserWarning, match="Damaged feature cache file .*tables"):
+        again = build(clips, features, tmp_path / "cache")
+    np.testing.assert_array_equal(again.load_mel(), reference)
+
+    again.mel_path.unlink()
+    clip_file = sorted(again.mel_path.parent.parent.glob("*.npy"))[0]
+    flip(clip_file)  # one clip's images: re-extracted
+    with pytest.warns(UserWarning, match=f"Damaged feature cache file .*{clip_file.name}"):
+        third = build(clips, features, tmp_path / "cache")
+    np.testing.assert_array_equal(third.load_mel(), reference)
+    assert (clip_file.parent / (clip_file.name + ".b2")).read_text() != ""
