@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from features import build_table, decode_audio, extract_signal
+from features._atomic import TEMP_PREFIX
 from features.build import FLUSH_EVERY
 from runner.loading import load_spec
 from runner.sources import load_source
@@ -71,7 +72,11 @@ def test_sigkill_during_extraction_then_rerun(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC.format(root=root, cache=cache))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    packs = lambda: sorted(cache.glob("v1/*/packs/*.parquet"))  # noqa: E731
+    # Packs in place, not a writer's temporary file (pathlib's glob matches dotfiles): the
+    # kill must come after a pack is complete and visible, as the assertions below assume.
+    packs = lambda: sorted(  # noqa: E731
+        p for p in cache.glob("v1/*/packs/*.parquet") if not p.name.startswith(TEMP_PREFIX)
+    )
 
     proc = subprocess.Popen(features_cmd(spec), env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)  # fmt: skip

@@ -268,7 +268,7 @@ def test_a_run_registers_the_selected_ensemble_as_one_pyfunc(workdir: Path) -> N
     assert sum(weights) == pytest.approx(1.0, abs=1e-3)
     trial_scores = [
         r.data.metrics["cv_f1_macro_mean"]
-        for r in client.search_runs([exp.experiment_id], "tags.state = 'complete'")
+        for r in client.search_runs([exp.experiment_id], "tags.state = 'COMPLETE'")
     ]
     assert ens_run.data.metrics["cv_f1_macro_mean"] > max(trial_scores)
 

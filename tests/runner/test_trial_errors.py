@@ -61,7 +61,7 @@ def test_family_errors_fail_trials_and_repeat_offenders_are_dropped(
 
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     failed = client.search_runs(
-        [client.get_experiment_by_name("search-test").experiment_id], "tags.state = 'failed'"
+        [client.get_experiment_by_name("search-test").experiment_id], "tags.state = 'FAILED'"
     )
     types = {r.data.tags["error_type"] for r in failed}
     assert types == {"EngineError", "TypeError"}
