@@ -48,7 +48,7 @@ import soundfile
 
 from features._atomic import TEMP_PREFIX, atomic_write, remove_stale_temps, write_checked
 from features._registry import BUILTIN
-from features.config import FeaturesSpec, SegmentsSpec
+from features.config import RUNTIME_KEYS, FeaturesSpec, SegmentsSpec
 from features.extract import feature_layout
 from features.onnx_model import cache_token
 
@@ -81,11 +81,9 @@ def package_version() -> str:
         return __version__
 
 
-# Settings that change how or where rows are made, never their values.
-_NOT_IN_KEY = {
-    "n_jobs", "cache_dir", "mel_image", "mel_image_frames", "clip_timeout_s", "executor",
-    "scheduler",
-}  # fmt: skip
+# Settings that change how or where rows are made, never their values; the mel-image
+# switches decide the images beside the rows, not the rows.
+_NOT_IN_KEY = RUNTIME_KEYS | {"mel_image", "mel_image_frames"}
 
 
 def config_key(features: FeaturesSpec, segments: SegmentsSpec) -> str:

@@ -22,6 +22,7 @@ from features._registry import ALL_EXTRACTORS, VOICE_EXTRACTORS
 __all__ = [
     "ALL_EXTRACTORS",
     "POOLINGS",
+    "RUNTIME_KEYS",
     "STATS",
     "VOICE_EXTRACTORS",
     "EmbeddingSpec",
@@ -30,6 +31,10 @@ __all__ = [
     "SegmentsSpec",
     "StrictModel",
 ]
+
+#: FeaturesSpec keys that change how or where features are made, never their values: left out
+#: of the cache key (features.cache) and of the champion gate's feature comparison.
+RUNTIME_KEYS = frozenset({"n_jobs", "cache_dir", "clip_timeout_s", "executor", "scheduler"})
 
 Stat = Literal["mean", "std", "var", "min", "max", "median", "skew", "kurtosis", "p10", "p90"]
 STATS: tuple[str, ...] = Stat.__args__  # type: ignore[attr-defined]

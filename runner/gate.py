@@ -19,15 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.config import RUNTIME_KEYS
 from runner.dataset import cache_dir_for, targets
 from runner.evaluation import aggregate_clips, predict_rows
 from runner.metrics import score_all
 
 __all__ = ["ChampionScore", "score_champion"]
-
-#: Feature settings that change how a run works, not which values it extracts (the
-#: executor keys exist from the Dask executor on; absent ones are simply not compared).
-_RUNTIME = ("cache_dir", "n_jobs", "clip_timeout_s", "executor", "scheduler")
 
 
 @dataclass(frozen=True)
@@ -107,7 +104,7 @@ def _check_fits(audio: Any, p: Any, test: pd.DataFrame) -> None:
 
 def _same_features(audio: Any, spec: Any) -> bool:
     def plain(model: Any) -> dict:
-        return {k: v for k, v in model.model_dump(mode="json").items() if k not in _RUNTIME}
+        return {k: v for k, v in model.model_dump(mode="json").items() if k not in RUNTIME_KEYS}
 
     return plain(audio.features) == plain(spec.features) and plain(audio.segments) == plain(
         spec.segments
