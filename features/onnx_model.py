@@ -21,7 +21,7 @@ import hashlib
 import importlib.metadata
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -39,6 +39,7 @@ __all__ = [
     "cache_token",
     "describe_model",
     "embed_windows",
+    "embedding_model",
     "file_sha256",
     "frame_windows",
     "load_session",
@@ -273,6 +274,14 @@ def model_problem(path: Path, spec: EmbeddingSpec) -> str | None:
             f"{signature.samples / spec.sample_rate:g}"
         )
     return None
+
+
+def embedding_model(features: Mapping[str, Any]) -> Path | None:
+    """The ONNX file the ``embedding`` extractor of a features config (a FeaturesSpec's JSON
+    dump, as a spec or a logged model holds it) reads, or None when it is not used."""
+    if "embedding" not in features.get("extractors", []) or not features.get("embedding"):
+        return None
+    return resolve_model_path(features["embedding"]["model"])
 
 
 def describe_model(path: Path) -> dict[str, str]:

@@ -11,6 +11,7 @@ import json
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import optuna
 import yaml
@@ -188,6 +189,16 @@ def log_lineage(tracker: Tracker, p: Prepared, opts: RunOptions) -> bool:
     return True
 
 
+def _embedding_params(features: dict[str, Any]) -> dict[str, str]:
+    """The embedding model's hash, name, signature and size, when the spec uses one."""
+    from features.onnx_model import describe_model, embedding_model
+
+    model = embedding_model(features)
+    if model is None:
+        return {}
+    return {f"features.embedding.model_{k}": v for k, v in describe_model(model).items()}
+
+
 def log_inputs(
     tracker: Tracker,
     p: Prepared,
@@ -202,6 +213,7 @@ def log_inputs(
     may differ between the two processes)."""
     params, metrics = logged
     spec_params = flatten(opts.resolved or p.spec.model_dump(mode="json"))
+    spec_params |= _embedding_params(p.spec.features.model_dump(mode="json"))
     plan = resource_plan(p.spec).as_params()
     tracker.log_params({k: v for k, v in {**spec_params, **plan}.items() if k not in params})
     if opts.spec_text:

@@ -113,27 +113,6 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-def _embedding_file(config: Mapping[str, Any]) -> Path | None:
-    """The ONNX file of a model config's ``embedding`` extractor, or None when unused."""
-    features = config.get("features") or {}
-    if "embedding" not in features.get("extractors", []) or not features.get("embedding"):
-        return None
-    from features.onnx_model import resolve_model_path
-
-    return resolve_model_path(features["embedding"]["model"])
-
-
-def _embedding_params(params: Mapping[str, str]) -> dict[str, str]:
-    """The embedding model's hash, name, signature and size, when the spec params use one."""
-    model = params.get("features.embedding.model")
-    if model is None or "embedding" not in json.loads(params.get("features.extractors", "[]")):
-        return {}
-    from features.onnx_model import describe_model, resolve_model_path
-
-    described = describe_model(resolve_model_path(model))
-    return {f"features.embedding.model_{k}": v for k, v in described.items()}
-
-
 def _requirement(name: str) -> str:
     from importlib import metadata
 
@@ -233,7 +212,6 @@ class Tracker:
         self.parent_id = run_id
 
     def log_params(self, params: Mapping[str, str]) -> None:
-        params = {**params, **_embedding_params(params)}
         items = [Param(k, str(v)[:6000]) for k, v in params.items()]
         for chunk in _batched(items, 100):
             self.client.log_batch(self.parent_id, params=chunk)
@@ -530,7 +508,10 @@ class Tracker:
             "estimator": str(model_dir / "estimator.pkl"),
             "config": str(model_dir / "config.json"),
         }
-        onnx_file = _embedding_file(json.loads((model_dir / "config.json").read_text()))
+        from features.onnx_model import embedding_model
+
+        config = json.loads((model_dir / "config.json").read_text())
+        onnx_file = embedding_model(config.get("features") or {})
         if onnx_file is not None:  # the model travels with the pyfunc; serving loads that copy
             artifacts[EMBEDDING_ARTIFACT] = str(onnx_file)
             pip_requirements = [*pip_requirements, _requirement("onnxruntime")]
