@@ -240,6 +240,16 @@ class ExperimentSpec(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def check_families_installed(self) -> ExperimentSpec:
+        # A family behind an extra (catboost) is refused here, before any data is read.
+        from runner.models import MODELS
+
+        for name in self.search.models:
+            if reason := MODELS[name].missing_requirement():
+                raise ValueError(f"search.models: {reason}")
+        return self
+
+    @model_validator(mode="after")
     def check_cnn_needs_mel_image(self) -> ExperimentSpec:
         from runner.models import MODELS
 

@@ -61,6 +61,10 @@ class ModelFamily:
             left to the sampler.
         thread_safe: whether two estimators of the family may fit at once in one process
             (the CV folds of a trial are fitted side by side when it is).
+        install: how to install ``requirements`` when they are not in the default install
+            (an extra); a spec naming the family is refused with it where they are missing.
+        native_categorical: the estimator reads categorical metadata itself (``build`` takes
+            ``categorical=``, the column names, and gets the raw columns) instead of one-hot.
     """
 
     name: str
@@ -73,9 +77,28 @@ class ModelFamily:
     ensemble: Ensemble | None = None
     thread_safe: bool = True
     warm_start: tuple[Mapping[str, Any], ...] = ()
+    install: str = ""
+    native_categorical: bool = False
 
     def supports(self, task: str) -> bool:
         return task in self.tasks
+
+    def missing_requirement(self) -> str | None:
+        """Why the family cannot fit here (an optional package is not installed), or None.
+
+        Looks the packages up with ``importlib.util.find_spec``: nothing is imported.
+        """
+        if not self.install:
+            return None
+        import importlib.util
+
+        missing = [r for r in self.requirements if importlib.util.find_spec(r) is None]
+        if not missing:
+            return None
+        return (
+            f"model family '{self.name}' needs {', '.join(missing)}, which is not installed; "
+            f"{self.install}"
+        )
 
     @property
     def stackable(self) -> bool:
@@ -120,9 +143,12 @@ class ModelFamily:
             )
         from runner.models._encoding import MetadataEncoded, log_target
 
-        estimator = self.build(dict(params), task=task, seed=seed, balanced=balanced)
+        # A family that reads categories natively gets the raw columns and their names.
+        native = self.native_categorical and metadata is not None and bool(metadata.categorical)
+        extra = {"categorical": metadata.categorical} if native and metadata else {}
+        estimator = self.build(dict(params), task=task, seed=seed, balanced=balanced, **extra)
         use_threads(estimator, threads)
-        if metadata:
+        if metadata and not native:
             estimator = MetadataEncoded(estimator, metadata.numeric, metadata.categorical)
         if target_transform == "log":
             if task != "regression":

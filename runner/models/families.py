@@ -7,6 +7,7 @@ keras estimator is fitted or unpickled, so these imports stay cheap.
 from __future__ import annotations
 
 from runner.models import (  # noqa: F401
+    catboost,
     keras_cnn,
     keras_mlp,
     lgbm,

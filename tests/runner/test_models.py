@@ -43,15 +43,22 @@ from runner.models.lgbm import LGBMEarlyStoppingClassifier
 ensure_loaded()
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
+
+def _param(*values: Any, id: str) -> Any:
+    """A contract case, skipped where the family's optional package is not installed."""
+    reason = MODELS[values[0]].missing_requirement()
+    return pytest.param(*values, id=id, marks=pytest.mark.skipif(bool(reason), reason=str(reason)))
+
+
 FAMILY_TASKS = [
-    pytest.param(name, task, id=f"{name}-{task}")
+    _param(name, task, id=f"{name}-{task}")
     for name in sorted(MODELS)
     for task in sorted(MODELS[name].tasks)
 ]
 # Every family again with metadata columns beside the audio: table families read them
 # encoded with the features, image+table families as a second input.
 FAMILY_TASKS_META = [
-    pytest.param(name, task, meta, id=f"{name}-{task}-{'meta' if meta else 'audio'}")
+    _param(name, task, meta, id=f"{name}-{task}-{'meta' if meta else 'audio'}")
     for name in sorted(MODELS)
     for task in sorted(MODELS[name].tasks)
     for meta in (False, True)
@@ -179,7 +186,8 @@ def test_build_refuses_unknown_param(name: str, task: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", [n for n in sorted(MODELS) if MODELS[n].supports("classification")]
+    "name",
+    [_param(n, id=n) for n in sorted(MODELS) if MODELS[n].supports("classification")],
 )
 def test_balanced_classifiers_fit_imbalanced_data(name: str) -> None:
     X, _ = data_for(name, "classification")
@@ -221,6 +229,7 @@ def test_registry_lists_every_documented_family() -> None:
         "keras_mlp",
         "keras_cnn",
         "voting",
+        "catboost",
     }
     assert set(MODELS) == documented
     assert MODELS["keras_cnn"].input is IMAGE_TABLE
