@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,22 +151,33 @@ def _fit_fold(
 
 
 def _fold_results(
-    fit: Callable[[int, Split], tuple | None], folds: list[Split], jobs: int
+    fit: Callable[[int, Split], tuple | None],
+    folds: list[Split],
+    jobs: int,
+    pool: ThreadPoolExecutor | None = None,
 ) -> Iterator[tuple | None]:
     """Each fold's result in fold order; ``jobs`` folds are fitted side by side (threads:
-    the fits run in native code that releases the GIL). A consumer that stops early (a
-    pruned trial) cancels the folds not yet started and waits for the running ones."""
+    the fits run in native code that releases the GIL), on ``pool`` when given (the fold
+    slots that trials run side by side share). A consumer that stops early (a pruned trial)
+    cancels the folds not yet started and waits for the running ones."""
     if jobs <= 1 or len(folds) <= 1:
         for k, split in enumerate(folds):
             yield fit(k, split)
         return
-    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="audioml-fold")
+    own = pool is None
+    if own:
+        pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="audioml-fold")
+    futures = [pool.submit(fit, k, split) for k, split in enumerate(folds)]
     try:
-        futures = [pool.submit(fit, k, split) for k, split in enumerate(folds)]
         for future in futures:
             yield future.result()
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if own:
+            pool.shutdown(wait=True, cancel_futures=True)
+        else:
+            for future in futures:
+                future.cancel()
+            wait(futures)
 
 
 def cross_validate(
@@ -183,14 +194,18 @@ def cross_validate(
     jobs: int = 1,
     threads: int | None = None,
     deadline: float | None = None,
+    keep_models: bool = False,
+    pool: ThreadPoolExecutor | None = None,
 ) -> CvResult:
     """Fit ``make()`` on each fold's training rows; score on its clips.
 
-    ``jobs`` folds are fitted at once; ``on_fold`` still sees them in fold order, in the
-    calling thread (it may raise to stop, e.g. ``optuna.TrialPruned``). ``threads`` caps
-    the native thread pools (OpenMP, BLAS) of each fit in the thread that runs it. Against
+    ``jobs`` folds are fitted at once (on ``pool`` when given); ``on_fold`` still sees them
+    in fold order, in the calling thread (it may raise to stop, e.g. ``optuna.TrialPruned``).
+    ``threads`` caps the native thread pools (OpenMP, BLAS) of each fit in the thread that
+    runs it. Against
     ``deadline`` (``time.monotonic()``), folds start as :class:`runner.fold_gate.FoldGate`
-    admits them.
+    admits them. With ``keep_models`` the fitted fold estimators stay in
+    ``CvResult.fold_models`` (the bagged form of the final model averages them).
 
     Raises:
         TrialFailed: when the estimator cannot fit or predict a fold (e.g. degenerate data).
@@ -214,7 +229,7 @@ def cross_validate(
         gate.ended(out[3] + out[4])  # the fold's fit and predict seconds
         return out
 
-    results = _fold_results(fit, folds, jobs)
+    results = _fold_results(fit, folds, jobs, pool)
     try:
         for k, (split, fitted) in enumerate(zip(folds, results, strict=False)):
             if fitted is None:

@@ -16,7 +16,9 @@ import json
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +37,7 @@ from runner.errors import TrialFailed, TrialSkipped
 from runner.evaluation import CvResult, cross_validate
 from runner.faults import pause_point
 from runner.fold_gate import OutOfTime
+from runner.horizon import HorizonPruner
 from runner.models import MODELS, ColumnRoles, InputKind, Inputs, Rows, get_family, resolve_space
 from runner.plan import ResourcePlan, plan_resources
 from runner.spec import ExperimentSpec
@@ -42,6 +45,7 @@ from runner.splits import Split
 from runner.study import FINISHED, counted
 
 __all__ = [
+    "Objective",
     "SearchData",
     "TrialRecord",
     "TrialSetup",
@@ -138,17 +142,24 @@ def make_sampler(spec: ExperimentSpec) -> optuna.samplers.BaseSampler:
 
 
 def make_pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:
-    """The spec's pruner; steps are CV folds."""
+    """The spec's pruner; steps are CV folds. With trials side by side it sees only the
+    trials told before each trial began (:class:`runner.horizon.HorizonPruner`), so one seed
+    prunes the same trials whatever order their fits end in."""
     kind, folds = spec.search.pruner, spec.search.cv.folds
-    if kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
-    if kind == "wilcoxon":
-        with warnings.catch_warnings():  # flagged experimental; it is what paired folds need
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2)
     if kind == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=folds)
-    return optuna.pruners.NopPruner()
+    if kind == "median":
+        pruner: optuna.pruners.BasePruner = optuna.pruners.MedianPruner(
+            n_startup_trials=3, n_warmup_steps=1
+        )
+    elif kind == "wilcoxon":
+        with warnings.catch_warnings():  # flagged experimental; it is what paired folds need
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            pruner = optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2)
+    else:
+        return optuna.pruners.NopPruner()
+    window = resource_plan(spec).trials
+    return HorizonPruner(pruner, window) if window > 1 else pruner
 
 
 def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:
@@ -256,6 +267,7 @@ def _evaluate(
     data: SearchData,
     plan: ResourcePlan,
     deadline: float | None = None,
+    pool: ThreadPoolExecutor | None = None,
 ) -> float:
     """Cross-validate ``record.setup``, reporting each fold to the pruner; fills ``record``.
     Against ``deadline`` (``time.monotonic()``) a trial goes on only while it will end within
@@ -277,7 +289,7 @@ def _evaluate(
             lambda: build_estimator(record.setup, spec, inputs.roles, threads=plan.threads),
             inputs, data.y, data.clip_ids, data.folds, task=spec.task, classes=data.classes,
             aggregate=spec.segments.aggregate, on_fold=on_fold, jobs=jobs,
-            threads=plan.threads, deadline=deadline,
+            threads=plan.threads, deadline=deadline, pool=pool,
         )  # fmt: skip
     except OutOfTime as exc:
         raise optuna.TrialPruned(f"stopped at the time budget after fold {exc.done - 1}") from None
@@ -306,42 +318,78 @@ def dropped_families(study: optuna.Study, streak: int = FAIL_STREAK) -> dict[str
     }
 
 
-def make_objective(
-    spec: ExperimentSpec,
-    data: SearchData,
-    observer: Callable[[TrialRecord], None] | None = None,
-    *,
-    on_start: Callable[[optuna.Trial, TrialRecord], None] | None = None,
-    deadline: float | None = None,
-) -> Callable[[optuna.Trial], float]:
+class Objective:
     """The objective: sample a setup, cross-validate it, report folds, notify the observers
     (``on_start`` once the setup is drawn, before any fitting; ``observer`` at the end).
-    A trial that will not end within one fold of ``deadline`` (``time.monotonic()``) stops."""
-    plan = resource_plan(spec)
+    A trial that will not end within one fold of ``deadline`` (``time.monotonic()``) stops.
 
-    def objective(trial: optuna.Trial) -> float:
+    ``objective(trial)`` does both steps; :meth:`draw` does the first and returns the
+    second, so trials run side by side can be drawn in trial order (:mod:`runner.trials`).
+    With several trials at a time their folds share one pool of ``plan.slots`` threads.
+    """
+
+    def __init__(
+        self,
+        spec: ExperimentSpec,
+        data: SearchData,
+        observer: Callable[[TrialRecord], None] | None = None,
+        *,
+        on_start: Callable[[optuna.Trial, TrialRecord], None] | None = None,
+        deadline: float | None = None,
+    ) -> None:
+        self.spec, self.data, self.observer = spec, data, observer
+        self.on_start, self.deadline = on_start, deadline
+        self.plan = resource_plan(spec)
+        self.pool: ThreadPoolExecutor | None = None
+        if self.plan.trials > 1 and self.plan.slots > 1:
+            self.pool = ThreadPoolExecutor(self.plan.slots, thread_name_prefix="audioml-fold")
+            weakref.finalize(self, self.pool.shutdown, wait=False, cancel_futures=True)
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        return self.draw(trial)()
+
+    def draw(self, trial: optuna.Trial) -> Callable[[], float]:
+        """Draw ``trial``'s setup now; returns the cross-validation still to run."""
         record = TrialRecord(number=trial.number, setup=TrialSetup("?", {}), state="running")
         started = time.monotonic()
-        try:
-            record.setup = _sample_setup(trial, spec, data)
-            dropped = dropped_families(trial.study)
-            if record.setup.family in dropped:
+        with self._ending(trial, record, started, last=False):
+            record.setup = _sample_setup(trial, self.spec, self.data)
+            if record.setup.family in dropped_families(trial.study):
                 record.state = "skipped"
                 raise TrialSkipped(f"family {record.setup.family} was dropped")
-            record.columns = record.setup.columns(data.groups, data.feature_columns)
-            if on_start is not None:
-                on_start(trial, record)
-            value = _evaluate(trial, record, spec, data, plan, deadline)
-            record.state = "complete"
-            return value
+            record.columns = record.setup.columns(self.data.groups, self.data.feature_columns)
+            if self.on_start is not None:
+                self.on_start(trial, record)
+
+        def fit() -> float:
+            with self._ending(trial, record, started, last=True):
+                value = _evaluate(
+                    trial, record, self.spec, self.data, self.plan, self.deadline, self.pool
+                )
+                record.state = "complete"
+                return value
+            raise AssertionError("unreachable")  # _ending re-raises every error
+
+        return fit
+
+    @contextlib.contextmanager
+    def _ending(
+        self, trial: optuna.Trial, record: TrialRecord, started: float, *, last: bool
+    ) -> Iterator[None]:
+        """Turn an error into the trial's outcome; at the trial's end (``last``, or an error
+        before it) stamp its seconds and notify the observer."""
+        try:
+            yield
         except TrialSkipped:
             raise
         except optuna.TrialPruned as exc:
             record.state, record.reason = "pruned", str(exc)
+            last = True
             raise
         except Exception as exc:
             # TrialFailed (a degenerate fold) or anything a family raises: LightGBMError,
             # MemoryError, a TypeError from a bug. The trial fails; the study goes on.
+            last = True
             reason = str(exc) if isinstance(exc, TrialFailed) else f"{type(exc).__name__}: {exc}"
             record.state, record.reason = "failed", reason
             record.error = traceback.format_exc()
@@ -350,20 +398,38 @@ def make_objective(
             if isinstance(exc, TrialFailed):
                 raise
             raise TrialFailed(reason) from exc
+        except BaseException:
+            last = True
+            raise
         finally:
-            # The live line and the leaderboard both read this clock; Optuna's own duration
-            # also counts the claim, the tracking and the wait for the storage.
-            record.seconds = time.monotonic() - started
-            if record.state != "skipped":
-                # A trial another process already ended (reaped) must not mask this outcome.
-                with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-                    trial.set_user_attr("seconds", round(record.seconds, 3))
-            if observer is not None and record.state != "skipped":
-                if record.state == "running":  # KeyboardInterrupt or SystemExit mid-trial
-                    record.state, record.reason = "failed", "interrupted"
-                observer(record)
+            if last:
+                self._finish(trial, record, started)
 
-    return objective
+    def _finish(self, trial: optuna.Trial, record: TrialRecord, started: float) -> None:
+        # The live line and the leaderboard both read this clock; Optuna's own duration
+        # also counts the claim, the tracking and the wait for the storage.
+        record.seconds = time.monotonic() - started
+        if record.state == "skipped":
+            return
+        # A trial another process already ended (reaped) must not mask this outcome.
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            trial.set_user_attr("seconds", round(record.seconds, 3))
+        if self.observer is not None:
+            if record.state == "running":  # KeyboardInterrupt or SystemExit mid-trial
+                record.state, record.reason = "failed", "interrupted"
+            self.observer(record)
+
+
+def make_objective(
+    spec: ExperimentSpec,
+    data: SearchData,
+    observer: Callable[[TrialRecord], None] | None = None,
+    *,
+    on_start: Callable[[optuna.Trial, TrialRecord], None] | None = None,
+    deadline: float | None = None,
+) -> Objective:
+    """The spec's :class:`Objective`."""
+    return Objective(spec, data, observer, on_start=on_start, deadline=deadline)
 
 
 def trials_frame(study: optuna.Study, metric: str) -> pd.DataFrame:

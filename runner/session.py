@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from threadpoolctl import threadpool_limits
 
+from runner.budget import run_budget
 from runner.errors import RunnerError
 from runner.faults import pause_point
 from runner.liveness import describe, is_alive, me
@@ -46,7 +47,7 @@ from runner.search import (
 from runner.spec import ExperimentSpec
 from runner.study import StudyLock, count_claimed, count_finished
 from runner.tracking import OWNER_TAG, Tracker
-from runner.trials import DIED, REASON_ATTR, REQUEUED_ATTR, Hooks, reap_dead, run_budget
+from runner.trials import DIED, REASON_ATTR, REQUEUED_ATTR, Hooks, reap_dead
 
 __all__ = [
     "Session",

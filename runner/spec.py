@@ -152,8 +152,10 @@ class SearchSpec(StrictModel):
     n_jobs: Literal["auto"] | Annotated[int, Field(ge=1)] = Field(
         "auto", description="cores the search uses (auto: every available one)"
     )
-    parallel_trials: int = Field(
-        1, ge=1, description="trials at a time; above 1 a seed no longer fixes the trials"
+    parallel_trials: Literal["auto"] | Annotated[int, Field(ge=1)] = Field(
+        "auto",
+        description="trials at a time (auto: enough that their folds fill the cores); asked "
+        "together and told in trial order, so a seed and a plan fix the trials",
     )
     warm_start: bool = Field(True, description="try each family's known-good settings first")
     ensemble: bool = Field(

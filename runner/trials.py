@@ -12,18 +12,13 @@ at most); after that, or without parameters, it is *lost* and a fresh trial take
 from __future__ import annotations
 
 import logging
-import signal
-import threading
-import time
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import optuna
 from optuna.trial import TrialState
 
-from runner.errors import TrialFailed, TrialSkipped
 from runner.liveness import Heartbeat, describe, is_alive, is_stopped, me
 from runner.study import MAX_RETRY, UNCOUNTED_ATTR, StudyLock, count_claimed
 
@@ -34,8 +29,8 @@ __all__ = [
     "REQUEUED_ATTR",
     "Hooks",
     "abandon",
+    "claim",
     "reap_dead",
-    "run_budget",
 ]
 
 log = logging.getLogger(__name__)
@@ -43,8 +38,6 @@ OWNER_ATTR, WORKER_ATTR, REASON_ATTR = "owner", "worker", "fail_reason"
 # Whether a trial that did not end by itself had its parameters queued again (else: lost).
 REQUEUED_ATTR = "requeued"
 DIED = "worker died"
-# A sampler that keeps drawing dropped families would spin: stop after this many skips in a row.
-MAX_SKIPS = 25
 
 
 @dataclass
@@ -118,7 +111,7 @@ def reap_dead(study: optuna.Study, lock: StudyLock) -> list[optuna.trial.FrozenT
     return dead
 
 
-def _claim(study: optuna.Study, lock: StudyLock, n_trials: int, hooks: Hooks):
+def claim(study: optuna.Study, lock: StudyLock, n_trials: int, hooks: Hooks):
     """Reap, then ask for a trial under the lock; None when the budget is used up."""
     with lock:
         dead = reap_dead(study, lock)
@@ -137,109 +130,3 @@ def _claim(study: optuna.Study, lock: StudyLock, n_trials: int, hooks: Hooks):
         trial.set_user_attr(WORKER_ATTR, f"{owner['host']}:{owner['pid']}")
         beat = Heartbeat(_storage(study), trial._trial_id).start()
     return trial, beat
-
-
-def _run_one(study: optuna.Study, trial: optuna.Trial, objective: Callable) -> str:
-    """Run the objective and tell the study; returns the outcome."""
-    frozen = lambda: study._storage.get_trial(trial._trial_id)  # noqa: E731
-    try:
-        value = objective(trial)
-    except optuna.TrialPruned:
-        return _tell(study, trial, "pruned", state=TrialState.PRUNED)
-    except TrialSkipped as exc:
-        trial.set_user_attr(REASON_ATTR, str(exc))
-        trial.set_user_attr(UNCOUNTED_ATTR, True)
-        return _tell(study, trial, "skipped", state=TrialState.FAIL)
-    except TrialFailed:
-        return _tell(study, trial, "failed", state=TrialState.FAIL)
-    except BaseException as exc:
-        # Ctrl-C twice, SystemExit, or an error outside the trial's own work (e.g. tracking):
-        # the trial did not end by itself, so it is retried.
-        abandon(study, frozen(), f"interrupted: {type(exc).__name__}: {exc}"[:500])
-        raise
-    return _tell(study, trial, "complete", values=value)
-
-
-def _tell(study: optuna.Study, trial: optuna.Trial, outcome: str, **kwargs: object) -> str:
-    try:
-        study.tell(trial, **kwargs)
-    except (ValueError, RuntimeError, optuna.exceptions.UpdateFinishedTrialError) as exc:
-        # Another host declared this trial dead (a heartbeat delayed past the grace period)
-        # and queued it again; this result is dropped, the retry stands.
-        log.warning("trial %d: result not stored: %s", trial.number, exc)
-        return "lost"
-    return outcome
-
-
-def run_budget(
-    study: optuna.Study,
-    objective: Callable[[optuna.Trial], float],
-    *,
-    n_trials: int,
-    deadline: float | None,
-    n_jobs: int = 1,
-    on_interrupt: Callable[[], None] | None = None,
-    lock: StudyLock | None = None,
-    keep_going: Callable[[optuna.Study], bool] | None = None,
-    hooks: Hooks | None = None,
-) -> bool:
-    """Claim and run trials until ``n_trials`` count or ``deadline`` (``time.monotonic()``)
-    passes; the objective gets the same deadline, so trials and claims stop on one clock.
-
-    ``n_jobs`` threads claim in parallel; ``keep_going`` (checked under the lock before each
-    claim) lets the caller stop claiming, e.g. once the study is being finalized. The first
-    Ctrl-C lets running trials finish and stops cleanly (the study stays resumable); a second
-    one interrupts at once. Returns False when interrupted.
-    """
-    hooks = hooks or Hooks()
-    hooks.keep_going = keep_going or hooks.keep_going
-    lock = lock or StudyLock(None, study.study_name)
-    stop = threading.Event()
-    skips = [0]
-
-    def loop() -> None:
-        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-            claimed = _claim(study, lock, n_trials, hooks)
-            if claimed is None:
-                return
-            trial, beat = claimed
-            try:
-                outcome = _run_one(study, trial, objective)
-            finally:
-                beat.stop()
-            skips[0] = skips[0] + 1 if outcome == "skipped" else 0
-            if skips[0] >= MAX_SKIPS:
-                log.warning("%d trials in a row drew dropped model families; stopping", skips[0])
-                return
-
-    with _GracefulSigint(stop, on_interrupt or hooks.on_interrupt):
-        if n_jobs <= 1:
-            loop()
-        else:
-            with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-                for future in [pool.submit(loop) for _ in range(n_jobs)]:
-                    future.result()
-    return not stop.is_set()
-
-
-class _GracefulSigint:
-    """First SIGINT sets ``stop``; the second raises KeyboardInterrupt as usual."""
-
-    def __init__(self, stop: threading.Event, notify: Callable[[], None] | None) -> None:
-        self.stop, self.notify, self.previous = stop, notify, None
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.stop.is_set():
-            raise KeyboardInterrupt
-        self.stop.set()
-        if self.notify is not None:
-            self.notify()
-
-    def __enter__(self) -> _GracefulSigint:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)

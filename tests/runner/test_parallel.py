@@ -13,11 +13,11 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+from runner.budget import run_budget
 from runner.cli import main
 from runner.demo_data import synthesize_corpus
 from runner.session import FINALIZING_ATTR, claim_finalization
 from runner.study import StudyLock, make_storage
-from runner.trials import run_budget
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "experiments" / "demo.yaml"

@@ -13,12 +13,14 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import RandomForestClassifier
 from threadpoolctl import threadpool_limits
 
+from runner.budget import run_budget
 from runner.errors import TrialFailed
 from runner.evaluation import cross_validate
+from runner.horizon import HorizonPruner
 from runner.models import TABLE, Inputs, Rows, get_family
 from runner.pipeline import RunOptions, open_spec_study, prepare
 from runner.plan import available_cores, plan_resources
-from runner.search import make_objective
+from runner.search import make_objective, make_pruner, resource_plan
 from runner.spec import ExperimentSpec
 from runner.splits import Split
 from runner.warm_start import WARM_ATTR
@@ -31,14 +33,45 @@ from runner.warm_start import WARM_ATTR
         (16, 1, 5, (1, 5, 3)),  # a workstation: every fold at once, the rest as threads
         (16, 2, 5, (2, 5, 1)),
         (1, 1, 5, (1, 1, 1)),
-        (3, 4, 5, (3, 1, 1)),  # never more trials than cores
+        (3, 4, 5, (3, 3, 1)),  # never more trials than cores; their folds share 3 slots
+        (16, "auto", 5, (8, 5, 1)),  # auto: twice the trials whose folds fill the cores
+        (8, "auto", 5, (4, 5, 1)),
+        (2, "auto", 5, (2, 2, 1)),
+        (1, "auto", 5, (1, 1, 1)),
     ],
 )
 def test_plan_splits_cores_without_oversubscribing(n_jobs, trials, folds, plan) -> None:
     got = plan_resources(n_jobs, trials, folds)
     assert (got.trials, got.folds, got.threads) == plan
-    assert got.trials * got.folds * got.threads <= got.cores
+    assert got.slots * got.threads <= got.cores
     assert plan_resources("auto", 1, 5).cores == available_cores()
+
+
+def _busy_fraction(cores: int, n_folds: int, n_trials: int = 200) -> float:
+    """Replay the plan's schedule with folds of unequal length: a window of trials asked
+    together, told in trial order (trial n + window starts when trial n is told), their folds
+    queued first in, first out on the plan's shared slots. Returns busy core-time / cores x
+    wall time."""
+    plan = plan_resources(cores, "auto", n_folds)
+    lengths = np.random.default_rng(0).uniform(0.5, 1.5, (n_trials, n_folds))
+    free = [0.0] * plan.slots  # when each slot frees up
+    ends = [0.0] * n_trials
+    told = [0.0] * n_trials
+    for n in range(n_trials):
+        start = told[n - plan.trials] if n >= plan.trials else 0.0
+        for k in range(n_folds):  # each fold takes the earliest free slot, not before start
+            slot = min(range(plan.slots), key=free.__getitem__)
+            free[slot] = max(free[slot], start) + lengths[n, k]
+            ends[n] = max(ends[n], free[slot])
+        told[n] = max(ends[n], told[n - 1] if n else 0.0)
+    return lengths.sum() * plan.threads / (plan.cores * max(told))
+
+
+@pytest.mark.parametrize("cores", [2, 4, 8, 16, 32, 64])
+def test_the_auto_plan_keeps_the_cores_busy(cores: int) -> None:
+    plan = plan_resources(cores, "auto", 5)
+    assert plan.busy == cores  # every core runs a whole fit when the slots are full
+    assert _busy_fraction(cores, 5) >= 0.95
 
 
 def _table(rng, n: int = 160) -> tuple[pd.DataFrame, np.ndarray]:
@@ -185,3 +218,33 @@ def test_warm_start_off_enqueues_nothing(workdir: Path, rng) -> None:
     _csv(workdir, rng)
     p = prepare(_spec(workdir, warm_start=False), RunOptions(progress=False))
     assert open_spec_study(p).get_trials() == []
+
+
+def _windowed(spec: ExperimentSpec, p, n_trials: int) -> list[optuna.trial.FrozenTrial]:
+    study = open_spec_study(p)
+    run_budget(study, make_objective(spec, p.data), n_trials=n_trials, deadline=None,
+               n_jobs=resource_plan(spec).trials)  # fmt: skip
+    return study.get_trials()
+
+
+def test_trials_side_by_side_are_the_same_for_one_seed_and_plan(workdir: Path, rng) -> None:
+    """Six cores and three folds on this machine: the auto plan runs four trials at a time on
+    six shared fold slots; two runs give the same trials, pruned ones too, and the trials
+    really overlapped (each of trials 1-3 asked before trial 0 was told)."""
+    _csv(workdir, rng)
+    runs = []
+    for store in ("a", "b"):
+        spec = _spec(workdir, n_jobs=6, n_trials=12, pruner="median", warm_start=False)
+        assert (resource_plan(spec).trials, resource_plan(spec).slots) == (4, 6)
+        p = prepare(
+            spec, RunOptions(progress=False, tracking_uri=f"sqlite:///{workdir / store}.db")
+        )
+        p.storage = f"sqlite:///{workdir / store}-optuna.db"
+        trials = _windowed(spec, p, 12)
+        runs.append([(t.number, t.state, t.params, t.value) for t in trials])
+    assert runs[0] == runs[1]
+    assert len(runs[0]) == 12 and all(state.is_finished() for _, state, _, _ in runs[0])
+    told0 = trials[0].datetime_complete
+    assert all(t.datetime_start < told0 for t in trials[1:4])
+    assert trials[4].datetime_start >= told0  # asked once trial 0 was told, not before
+    assert isinstance(make_pruner(spec), HorizonPruner)

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from runner.budget import run_budget
 from runner.cli import main
 from runner.errors import DataError, TrialFailed
 from runner.pipeline import RunOptions, prepare
@@ -24,7 +25,6 @@ from runner.search import TrialRecord, make_objective
 from runner.spec import ExperimentSpec
 from runner.splits import cv_folds, holdout_split
 from runner.study import count_finished
-from runner.trials import run_budget
 
 
 def _table(path: Path, *, n_groups: int = 24, per_group: int = 4, seed: int = 0) -> Path:

@@ -13,11 +13,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 from test_search import _spec, _table
 
+from runner.budget import run_budget
 from runner.errors import TrialFailed
 from runner.pipeline import RunOptions, open_spec_study, prepare
 from runner.search import make_objective
 from runner.session import run_experiment, start_tracking
-from runner.trials import run_budget
 
 
 @pytest.fixture
