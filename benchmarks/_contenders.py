@@ -3,7 +3,8 @@
 :func:`split_of` takes the training and test rows, the CV folds and the speaker groups from
 the runner's :class:`~runner.pipeline.Prepared` object of one spec and seed, so FLAML and the
 grid fit on exactly the rows the runner's search sees and are tested on exactly the rows its
-registered model is tested on. :func:`held_out` scores any fitted estimator the way
+registered model is tested on; the notebook's forest (and AutoGluon, in
+``benchmarks._autogluon``) likewise. :func:`held_out` scores any fitted estimator the way
 ``runner.finalize`` scores the registered model: predictions aggregated to clips
 (``segments.aggregate``), then ``runner.metrics.score_all``.
 """
@@ -23,7 +24,10 @@ from runner.evaluation import aggregate_clips, predict_rows
 from runner.metrics import greater_is_better, score_all
 from runner.models import ColumnRoles
 
-__all__ = ["GRIDS", "Result", "RunnerSplit", "held_out", "run_flaml", "run_grid", "split_of"]
+__all__ = [
+    "GRIDS", "Result", "RunnerSplit", "held_out", "run_flaml", "run_forest", "run_grid",
+    "split_of",
+]  # fmt: skip
 
 
 @dataclass
@@ -123,6 +127,18 @@ def run_flaml(s: RunnerSplit, *, budget_s: float, seed: int, name: str = "flaml"
     score = held_out(s, automl, X_test)[s.metric]
     detail = f"best {automl.best_estimator}; time_budget {budget_s:.0f} s"
     return Result(name, score, time.perf_counter() - start, detail)
+
+
+def run_forest(s: RunnerSplit, *, seed: int) -> Result:
+    """The notebook's own method: one plain 300-tree random forest (metadata encoded as the
+    runner's families do), fitted on the training rows and tested once."""
+    kind = "Classifier" if s.task == "classification" else "Regressor"
+    make = _plain(f"sklearn.ensemble.RandomForest{kind}", n_estimators=300, n_jobs=-1,
+                  random_state=seed)  # fmt: skip
+    start = time.perf_counter()
+    model = _with_encoder(s, make).fit(s.X_train, s.y_train)
+    score = held_out(s, model, s.X_test)[s.metric]
+    return Result("forest", score, time.perf_counter() - start, "300 trees, library defaults")
 
 
 def _sk(name: str) -> Callable[..., Any]:

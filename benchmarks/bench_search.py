@@ -26,96 +26,51 @@ scored once on the test clips with ``runner.metrics.score_all``:
 * ``audioml_third``: the same, aimed at a third of the grid's wall time on the seed; its
   measured wall time is what the verdict compares.
 
-Targets: audioml's held-out median at least FLAML's on every task at 1x budget (``audioml``
-with the search budget, and ``audioml_1x`` with the whole run, against ``flaml``; and at equal
-wall time, ``flaml_wall``); audioml at least the grid's median in at most a third of the
-grid's wall time.
+Targets: audioml's held-out median at least FLAML's, AutoGluon's and the forest's on every task
+at 1x budget (``audioml`` with the search budget, and ``audioml_1x`` with the whole run; and
+at equal wall time, ``flaml_wall``); audioml at least the grid's median in at most a third of
+the grid's wall time. ``--json`` saves a run; ``--merge`` puts saved runs of other contenders
+on the same tasks and seeds into one table.
 
     python -m benchmarks.bench_search --tasks genre_features --seeds 0 --budget-s 20
     python -m benchmarks.bench_search --budget-s 120 --out benchmarks/RESULTS_search.md
     python -m benchmarks.bench_search --set search.pruner=wilcoxon   # compare a runner option
+    python -m benchmarks.bench_search --merge peers.json runner.json --out RESULTS.md
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import os
 import shlex
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from benchmarks._contenders import Result, run_flaml, run_grid, split_of
+from benchmarks._contenders import Result, run_flaml, run_forest, run_grid, split_of
 from benchmarks._corpora import ensure
+from benchmarks._search_report import Report, TaskRun, load, markdown, merge, save
+from benchmarks._search_tasks import CACHE, TASKS, Task
 
 if TYPE_CHECKING:
     from runner.pipeline import Prepared
 
 ROOT = Path(__file__).resolve().parent.parent
 # In this order: flaml_wall takes audioml's wall time, audioml_third the grid's.
-CONTENDERS = ("audioml", "flaml", "flaml_wall", "audioml_1x", "grid", "audioml_third")
+CONTENDERS = (
+    "audioml", "flaml", "flaml_wall", "audioml_1x", "grid", "audioml_third", "autogluon",
+    "forest",
+)  # fmt: skip
 #: The shortest search budget an aimed run gets.
 MIN_AIMED_S = 5.0
-#: Corpora and the runner's feature cache, kept between benchmark runs.
-CACHE = Path("~/.cache/audioml-bench").expanduser()
-
-
-@dataclass(frozen=True)
-class Task:
-    """A shipped spec, the corpus it runs on, and the overrides that point it there."""
-
-    spec: str
-    corpus: str  # folder under <cache>/corpora
-    builder: str
-    sizes: dict
-    overrides: tuple[str, ...] = ()
-    note: str = ""
-
-
-TASKS = {
-    "music_dialogue": Task(
-        "experiments/music_dialogue.yaml", "radio", "radio_archive", {"clips": 900},
-        note="900 clips of 12 s (2 s lead-in + 10 s labelled), 3 classes",
-    ),
-    "age": Task(
-        "experiments/age_regression.yaml", "voices", "voices",
-        {"speakers": 250, "clips_per_speaker": 4}, ("search.target_transform=log",),
-        note="1,000 clips of 2.5-4.5 s, 250 speakers aged 18-85",
-    ),
-    "gender": Task(
-        "experiments/gender.yaml", "voices", "voices",
-        {"speakers": 250, "clips_per_speaker": 4},
-        note="the age task's 1,000 clips, gender balanced by downsampling",
-    ),
-    "genre_features": Task(
-        "experiments/genre_features.yaml", "gtzan_audio", "gtzan_audio", {"rows": 1000},
-        note="features_30_sec.csv rebuilt by `audioml features` from 1,000 synthetic clips of "
-        "10 s in GTZAN's 10 genres (57 columns under GTZAN's names)",
-    ),
-}  # fmt: skip
-
-
-@dataclass
-class TaskRun:
-    """Everything measured on one task."""
-
-    name: str
-    metric: str = ""
-    greater: bool = True
-    corpus_s: float | None = None  # None: the corpus was already in the cache
-    features_s: float = 0.0
-    features_cold: bool = False
-    rows: int = 0
-    results: dict[str, list[Result]] = field(default_factory=dict)
 
 
 def _quiet() -> Console:
@@ -187,13 +142,41 @@ def run_audioml(
     return Result(name, summary["test"][spec.search.metric], wall, detail)
 
 
+def _run_one(
+    who: str, out: TaskRun, p: Prepared, corpus: Path, *, seed: int, budget_s: float,
+    cache: Path, extra: Sequence[str],
+) -> Result:  # fmt: skip
+    """One contender on one seed; the aimed ones read the runs before them on the seed."""
+    task, split = TASKS[out.name], split_of(p)
+    if who == "audioml":
+        return run_audioml(task, corpus, cache, seed, budget_s, extra)
+    if who == "flaml":
+        return run_flaml(split, budget_s=budget_s, seed=seed)
+    if who == "flaml_wall":
+        ours = out.results["audioml"][-1].wall_s
+        return run_flaml(split, budget_s=ours, seed=seed, name=who)
+    if who == "grid":
+        return run_grid(split, list(p.spec.search.models))
+    if who == "autogluon":
+        from benchmarks._autogluon import run_autogluon
+
+        return run_autogluon(split, budget_s=budget_s)
+    if who == "forest":
+        return run_forest(split, seed=seed)
+    target = budget_s if who == "audioml_1x" else out.results["grid"][-1].wall_s / 3
+    beyond = out.results["audioml"][-1].wall_s - budget_s
+    aimed = max(MIN_AIMED_S, target - beyond)
+    return run_audioml(task, corpus, cache, seed, aimed, extra, name=who)
+
+
 def run_task(
     name: str, *, seeds: Sequence[int], budget_s: float, cache: Path,
     contenders: Sequence[str] = CONTENDERS, extra: Sequence[str] = (),
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = print, progress: Callable[[TaskRun], None] = lambda run: None,
 ) -> TaskRun:  # fmt: skip
-    """Build (or reuse) the corpus and its feature table, then every contender per seed."""
-    task, out = TASKS[name], TaskRun(name)
+    """Build (or reuse) the corpus and its feature table, then every contender per seed;
+    ``progress`` sees the task after each contender's run (a cut run keeps what finished)."""
+    task, out = TASKS[name], TaskRun(name, note=TASKS[name].note)
     start = time.perf_counter()
     corpus, built = ensure(cache / "corpora" / task.corpus, task.builder, **task.sizes)
     out.corpus_s = time.perf_counter() - start if built else None
@@ -205,98 +188,17 @@ def run_task(
             out.features_cold = bool(p.dataset.stats.get("extracted", 0))
             out.metric, out.greater = p.spec.search.metric, p.spec.greater_is_better
             out.rows = len(p.dataset.frame)
-        split = split_of(p)
         for who in contenders:
-            if who == "audioml":
-                r = run_audioml(task, corpus, cache, seed, budget_s, extra)
-            elif who == "flaml":
-                r = run_flaml(split, budget_s=budget_s, seed=seed)
-            elif who == "flaml_wall":
-                ours = out.results["audioml"][-1].wall_s
-                r = run_flaml(split, budget_s=ours, seed=seed, name=who)
-            elif who == "grid":
-                r = run_grid(split, list(p.spec.search.models))
-            else:
-                target = budget_s if who == "audioml_1x" else out.results["grid"][-1].wall_s / 3
-                beyond = out.results["audioml"][-1].wall_s - budget_s
-                aimed = max(MIN_AIMED_S, target - beyond)
-                r = run_audioml(task, corpus, cache, seed, aimed, extra, name=who)
+            kwargs = {"seed": seed, "budget_s": budget_s, "cache": cache, "extra": extra}
+            r = _run_one(who, out, p, corpus, **kwargs)
             out.results.setdefault(who, []).append(r)
+            out.loads.append(os.getloadavg()[0])
             log(f"{name} seed={seed} {who}: {out.metric}={r.score:.4f} {r.wall_s:.1f}s {r.detail}")
+            progress(out)
     return out
 
 
-def _summary(results: list[Result]) -> tuple[float, float, float, float]:
-    scores, walls = [r.score for r in results], [r.wall_s for r in results]
-    return statistics.median(scores), min(scores), max(scores), statistics.median(walls)
-
-
-def _verdicts(run: TaskRun) -> list[str]:
-    med = {who: _summary(rs) for who, rs in run.results.items()}
-    if "audioml" not in med:
-        return []
-    as_good = (lambda a, b: a >= b) if run.greater else (lambda a, b: a <= b)
-    lines = []
-    pairs = (
-        ("audioml", "flaml", "at 1x budget (the runner's search budget)"),
-        ("audioml", "flaml_wall", "given audioml's wall time"),
-        ("audioml_1x", "flaml", "at 1x budget, whole run against whole run"),
-    )
-    for mine, who, when in pairs:
-        if who in med and mine in med:
-            ours, theirs = med[mine][0], med[who][0]
-            met = "met" if as_good(ours, theirs) else "NOT met"
-            walls = f"; wall {med[mine][3]:.0f} s vs {med[who][3]:.0f} s"
-            lines.append(
-                f"{mine} at least as good as FLAML {when} ({ours:.4f} vs {theirs:.4f}{walls}): "
-                f"{met}"
-            )
-    if "grid" in med:
-        for who in ("audioml", "audioml_third"):
-            if who not in med:
-                continue
-            mine, theirs = med[who][0], med["grid"][0]
-            ratio = med[who][3] / med["grid"][3]
-            met = "met" if as_good(mine, theirs) and ratio <= 1 / 3 else "NOT met"
-            lines.append(
-                f"{who} at least as good as the grid in <= 1/3 of its time ({mine:.4f} vs "
-                f"{theirs:.4f}; wall-time ratio {ratio:.2f}): {met}"
-            )
-    return lines
-
-
-def markdown(runs: list[TaskRun], *, seeds: Sequence[int], budget_s: float, command: str) -> str:
-    """The results page: per task, held-out median [min-max] and median wall time."""
-    out = [
-        f"Command: `{command}`", "",
-        f"Seeds {', '.join(map(str, seeds))}; budget {budget_s:g} s per contender "
-        f"(flaml_wall: the runner's wall time on the seed); {os.cpu_count()} cores.", "",
-    ]  # fmt: skip
-    for run in runs:
-        task = TASKS[run.name]
-        cold = "extracted" if run.features_cold else "read from the cache"
-        built = f"corpus written in {run.corpus_s:.1f} s; " if run.corpus_s else ""
-        out += [
-            f"### {run.name} ({run.metric}, {'higher' if run.greater else 'lower'} is better)",
-            "", f"{task.note}; {run.rows} rows; {built}feature table {cold} in "
-            f"{run.features_s:.1f} s.", "",
-            "| contender | held-out median | min-max | wall s (median) | last seed |",
-            "| --- | ---: | ---: | ---: | --- |",
-        ]  # fmt: skip
-        for who, rs in run.results.items():
-            med, lo, hi, wall = _summary(rs)
-            out.append(f"| {who} | {med:.4f} | {lo:.4f}-{hi:.4f} | {wall:.1f} | {rs[-1].detail} |")
-        out += ["", *(f"- {line}" for line in _verdicts(run)), "", "Per seed (score, wall s):", ""]
-        for i, seed in enumerate(seeds):
-            cells = [
-                f"{who} {rs[i].score:.4f} in {rs[i].wall_s:.0f}" for who, rs in run.results.items()
-            ]
-            out.append(f"- seed {seed}: " + "; ".join(cells))
-        out.append("")
-    return "\n".join(out)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=list(TASKS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
@@ -306,12 +208,39 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--cache", type=Path, default=CACHE,
         help="corpora and the runner's feature cache, kept between runs",
     )  # fmt: skip
-    parser.add_argument("--out", type=Path, help="write the results as Markdown here")
+    parser.add_argument(
+        "--out", type=Path, help="write the results as Markdown here (after every run)"
+    )
+    parser.add_argument("--json", type=Path, help="save the results as JSON here, for --merge")
+    parser.add_argument("--note", default="", help="a line under the command (machine, load)")
+    parser.add_argument(
+        "--merge", nargs="+", type=Path, metavar="JSON",
+        help="run nothing: put saved runs (same seeds and budget) into one --out page",
+    )  # fmt: skip
     parser.add_argument(
         "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
         help="a spec override for the runner (e.g. search.pruner=wilcoxon)",
     )  # fmt: skip
+    return parser
+
+
+def _write(report: Report, args: argparse.Namespace) -> str:
+    text = markdown(report)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    if args.json:
+        save(report, args.json)
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = _parser()
     args = parser.parse_args(argv)
+    if args.merge:
+        report = merge([load(path) for path in args.merge], CONTENDERS)
+        report.note = " ".join(filter(None, [report.note, args.note]))
+        print(_write(report, args))
+        return
     needs = {
         "flaml_wall": ("audioml",),
         "audioml_1x": ("audioml",),
@@ -325,15 +254,19 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cache = args.cache.resolve()
-    runs = []
-    for name in args.tasks:
-        kwargs = {"contenders": args.contenders, "extra": args.sets, "cache": cache}
-        runs.append(run_task(name, seeds=args.seeds, budget_s=args.budget_s, **kwargs))
     command = "python -m benchmarks.bench_search " + shlex.join(argv or sys.argv[1:])
-    text = markdown(runs, seeds=args.seeds, budget_s=args.budget_s, command=command.strip())
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
+    report = Report([command.strip()], args.seeds, args.budget_s, os.cpu_count() or 0, [],
+                    args.note)  # fmt: skip
+
+    def progress(run: TaskRun) -> None:  # the finished tasks and the one under way
+        _write(dataclasses.replace(report, runs=[*report.runs, run]), args)
+
+    kwargs = {"contenders": args.contenders, "extra": args.sets, "cache": cache}
+    for name in args.tasks:
+        report.runs.append(
+            run_task(name, seeds=args.seeds, budget_s=args.budget_s, progress=progress, **kwargs)
+        )
+    print(_write(report, args))
 
 
 if __name__ == "__main__":

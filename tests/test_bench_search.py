@@ -9,10 +9,11 @@ import mlflow
 import numpy as np
 import pytest
 
-from benchmarks._contenders import held_out, run_flaml, run_grid, split_of
+from benchmarks._contenders import Result, held_out, run_flaml, run_forest, run_grid, split_of
 from benchmarks._corpora import ensure
 from benchmarks._genres import GENRES as TASKS_GENRES
-from benchmarks.bench_search import TASKS, prepared, run_audioml
+from benchmarks._search_report import Report, TaskRun, markdown, merge, verdicts
+from benchmarks.bench_search import CONTENDERS, TASKS, prepared, run_audioml
 
 GENRE = TASKS["genre_features"]
 
@@ -84,6 +85,43 @@ def test_flaml_learns_on_the_runners_rows(genre: tuple[Path, Path]) -> None:
     assert flaml.score > 0.2, flaml
 
 
+@pytest.mark.slow
+def test_autogluon_is_tested_on_the_runners_test_clips(
+    genre: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """AutoGluon (the bench extra, like FLAML) fits on the runner's training rows and its
+    figure is held_out() of its predictions on every test clip: macro F1 over the clips."""
+    pytest.importorskip("autogluon.tabular", reason="needs the bench extra (AutoGluon)")
+    from sklearn.metrics import f1_score
+
+    from benchmarks._autogluon import excluded_models, fit_autogluon, run_autogluon
+
+    corpus, cache = genre
+    s = split_of(prepared(GENRE, corpus, cache, seed=0))
+    model = fit_autogluon(s, budget_s=4, path=tmp_path / "ag")
+    pred = model.predict(s.X_test)
+    assert len(pred) == len(s.test_clips) == 60 and set(pred) <= set(s.classes)
+    assert model.predict_proba(s.X_test).shape == (60, 10)
+    # One row per clip here: held_out's clip F1 is sklearn's over the rows, in clip order.
+    truth = s.test_truth.loc[s.test_clips].to_numpy()
+    expected = f1_score(truth, pred, average="macro")
+    assert held_out(s, model, s.X_test)["f1_macro"] == pytest.approx(expected)
+    assert expected > 0.2  # twice chance (10 genres)
+    result = run_autogluon(s, budget_s=3)
+    assert result.contender == "autogluon" and result.score > 0.2, result
+    assert "medium_quality; time_limit 3 s" in result.detail
+    without_torch = excluded_models() == ["NN_TORCH", "FASTAI"]
+    assert ("no NN_TORCH, FASTAI (no PyTorch)" in result.detail) == without_torch
+
+
+def test_the_notebooks_forest_learns_on_the_runners_rows(genre: tuple[Path, Path]) -> None:
+    corpus, cache = genre
+    s = split_of(prepared(GENRE, corpus, cache, seed=0))
+    forest = run_forest(s, seed=0)
+    assert forest.contender == "forest" and forest.score > 0.2, forest  # twice chance
+    assert run_forest(s, seed=0).score == forest.score  # seeded: the same forest again
+
+
 def test_speaker_groups_follow_the_runners_rows(tmp_path: Path) -> None:
     """On a grouped spec (gender) the speaker of every training row goes with it to the
     peers (FLAML's grouped CV), and no speaker is on both sides of the split."""
@@ -138,15 +176,46 @@ def test_gtzan_table_rebuilt_from_audio_has_gtzans_columns_and_values(tmp_path: 
 
 
 def test_verdicts_follow_the_metrics_direction_and_the_time_ratio() -> None:
-    from benchmarks._contenders import Result
-    from benchmarks.bench_search import TaskRun, _verdicts
-
     def run(greater: bool, **scores: tuple[float, float]) -> TaskRun:
         results = {who: [Result(who, s, w)] for who, (s, w) in scores.items()}
         return TaskRun("t", metric="m", greater=greater, results=results)
 
-    f1 = _verdicts(run(True, audioml=(0.9, 40), flaml=(0.8, 30), audioml_1x=(0.7, 30),
+    f1 = verdicts(run(True, audioml=(0.9, 40), flaml=(0.8, 30), audioml_1x=(0.7, 30),
                        grid=(0.85, 150), audioml_third=(0.86, 45)))  # fmt: skip
     assert [line.endswith(": met") for line in f1] == [True, False, True, True], f1
-    mae = _verdicts(run(False, audioml=(5.0, 40), flaml=(4.0, 30), audioml_1x=(3.9, 30)))
+    mae = verdicts(run(False, audioml=(5.0, 40), flaml=(4.0, 30), audioml_1x=(3.9, 30)))
     assert [line.endswith(": met") for line in mae] == [False, True], mae
+
+
+def test_peers_lines_and_partial_seeds_in_the_report() -> None:
+    """AutoGluon and the forest get their own verdict lines; a task cut short says which
+    contenders have fewer seeds, and its per-seed lines list only what finished."""
+
+    def res(who: str, *scores: float) -> list[Result]:
+        return [Result(who, s, 30.0) for s in scores]
+
+    run = TaskRun("age", metric="mae", greater=False, note="n", rows=9, results={
+        "audioml": res("audioml", 5.0, 5.2), "autogluon": res("autogluon", 5.5, 5.4),
+        "forest": res("forest", 4.0),
+    })  # fmt: skip
+    lines = verdicts(run)
+    assert [line.split(" (")[0] for line in lines] == [
+        "audioml at least as good as AutoGluon", "audioml at least as good as the notebook's "
+        "300-tree forest",
+    ]  # fmt: skip
+    assert [line.endswith(": met") for line in lines] == [True, False]  # 5.1 <= 5.45; 5.1 > 4.0
+    text = markdown(Report(["cmd"], [0, 1], 30.0, 2, [run]))
+    assert "**Partial**: seeds finished, where fewer than 2: forest 1." in text
+    assert "- seed 1: audioml 5.2000 in 30; autogluon 5.4000 in 30\n" in text
+
+
+def test_merge_puts_two_runs_into_one_table_in_contender_order() -> None:
+    def report(**results: float) -> Report:
+        rs = {who: [Result(who, s, 1.0)] for who, s in results.items()}
+        return Report([f"cmd {sorted(rs)}"], [0], 30.0, 2, [TaskRun("t", results=rs)])
+
+    both = merge([report(autogluon=0.5, forest=0.4), report(audioml=0.6)], CONTENDERS)
+    assert list(both.runs[0].results) == ["audioml", "autogluon", "forest"]
+    assert both.commands == ["cmd ['autogluon', 'forest']", "cmd ['audioml']"]
+    with pytest.raises(ValueError, match=r"\['forest'\] measured in two reports"):
+        merge([report(forest=0.4), report(forest=0.3)], CONTENDERS)
