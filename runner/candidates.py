@@ -1,9 +1,10 @@
-"""What the final step refits: the best trial, or the ensemble selected from the complete
-trials' out-of-fold predictions when its CV score beats the best trial's.
+"""What the final step serves: the best trial, the ensemble selected from the complete
+trials' out-of-fold predictions, or a stacker trained on them (runner.stacking), whichever
+scores best by CV (``final.candidate`` may name one instead).
 
-Both are a :class:`FinalModel`: an unfitted estimator, the columns it reads, what the served
-model needs. The ensemble's members are the trials' own setups (family, parameters, feature
-groups), refit on the whole training split together.
+Each is a :class:`FinalModel`: an estimator, the columns it reads, what the served model
+needs. The members are the trials' own setups (family, parameters, feature groups), refit on
+the whole training split together, or bagged: their CV fold models averaged (runner.bagging).
 """
 
 from __future__ import annotations
@@ -16,21 +17,23 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from runner.bagging import REFIT, apply_form
 from runner.ensemble import POOL, Oof, Selection, ensemble_cv, select_ensemble
 from runner.errors import RunnerError
 from runner.models import MODELS, TABLE, InputKind
 from runner.search import build_estimator, decode_params, fits_in_threads, resource_plan
+from runner.stacking import passthrough_columns, stack_oofs
 
 __all__ = ["FinalModel", "best_trial", "choose_final"]
 
-ENSEMBLE = "ensemble"
+ENSEMBLE, STACK, TRIAL = "ensemble", "stack", "trial"
 
 
 @dataclass
 class FinalModel:
     """The estimator the final step fits, tests and registers."""
 
-    name: str  # the family, or "ensemble"
+    name: str  # the family, "ensemble" or "stack"
     params: dict[str, Any]
     kind: InputKind
     requirements: tuple[str, ...]
@@ -39,6 +42,18 @@ class FinalModel:
     cv_value: float
     trial: int  # the best trial (the ensemble's strongest member)
     members: dict[str, float] = field(default_factory=dict)
+    member_trials: list[int] = field(default_factory=list)  # in the estimator's member order
+    form: str = REFIT  # refit | bagged (runner.bagging)
+    form_reason: str = ""
+
+    def bag(self, estimators: list[Any]) -> None:
+        """Serve the bagged form: each member's estimator (in ``member_trials`` order), or
+        the single trial's, becomes its fitted fold models' average."""
+        if self.name in (ENSEMBLE, STACK):
+            for member, estimator in zip(self.estimator.members, estimators, strict=True):
+                member.estimator = estimator
+        else:
+            (self.estimator,) = estimators
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
@@ -70,7 +85,7 @@ def _single(p: Any, trial: optuna.trial.FrozenTrial, threads: int) -> FinalModel
     return FinalModel(
         name=setup.family, params=setup.params, kind=MODELS[setup.family].input,
         requirements=requirements, columns=columns, estimator=estimator,
-        cv_value=float(trial.value), trial=trial.number,
+        cv_value=float(trial.value), trial=trial.number, member_trials=[trial.number],
     )  # fmt: skip
 
 
@@ -123,22 +138,31 @@ def _labels(selection: Selection, trials: dict) -> dict[str, float]:
     return {_label(trials[n]): w for n, w in _ranked(selection)}
 
 
-def _ensemble(p: Any, selection: Selection, trials: dict, threads: int) -> FinalModel:
-    from runner.models._weighted_ensemble import EnsembleMember, WeightedEnsemble
+def _members(p: Any, numbers: list[int], trials: dict, threads: int) -> tuple:
+    """The trials' unfitted members, the union of their columns, and how they fit: side by
+    side (``jobs``), the cores split between them (``each``)."""
+    from runner.models._weighted_ensemble import EnsembleMember
 
-    ranked = _ranked(selection)
-    setups = [decode_params(trials[n].params, trials[n].user_attrs) for n, _ in ranked]
-    # Members fit side by side, the cores split between them (one fit each on 2 cores).
-    jobs = min(len(ranked), threads) if all(fits_in_threads(s) for s in setups) else 1
+    setups = [decode_params(trials[n].params, trials[n].user_attrs) for n in numbers]
+    jobs = min(len(numbers), threads) if all(fits_in_threads(s) for s in setups) else 1
     each = max(1, threads // jobs)
-    members, weights, keep = [], [], set()
-    for number, weight in ranked:
+    members, keep = [], set()
+    for number in numbers:
         _, columns, roles, estimator = _built(p, trials[number], each)
         label = _label(trials[number])
         members.append(EnsembleMember(estimator, columns, frame=bool(roles), label=label))
-        weights.append(weight)
         keep.update(columns)
     union = [c for c in p.dataset.feature_columns if c in keep]
+    return members, union, jobs, each
+
+
+def _ensemble(p: Any, selection: Selection, trials: dict, threads: int) -> FinalModel:
+    from runner.models._weighted_ensemble import WeightedEnsemble
+
+    ranked = _ranked(selection)
+    numbers = [n for n, _ in ranked]
+    members, union, jobs, each = _members(p, numbers, trials, threads)
+    weights = [w for _, w in ranked]
     requirements = _requirements([trials[n].params["model"] for n in selection.counts])
     return FinalModel(
         name=ENSEMBLE,
@@ -146,7 +170,7 @@ def _ensemble(p: Any, selection: Selection, trials: dict, threads: int) -> Final
         kind=TABLE, requirements=requirements, columns=union,
         estimator=WeightedEnsemble(members, weights, union, p.spec.task, jobs, each),
         cv_value=selection.score, trial=max(selection.counts, key=selection.counts.get),
-        members=_labels(selection, trials),
+        members=_labels(selection, trials), member_trials=numbers,
     )  # fmt: skip
 
 
@@ -166,35 +190,100 @@ def _log_selection(
     )  # fmt: skip
 
 
+def _stacked(p: Any, stack: Any, trials: dict, threads: int) -> FinalModel:
+    """The stacked candidate: the members refit (or bagged) and the stacker fitted on their
+    out-of-fold predictions."""
+    from runner.models._stacked import StackedModel
+
+    numbers = [o.number for o in stack.members]
+    members, union, jobs, each = _members(p, numbers, trials, threads)
+    passed = passthrough_columns(p) if p.spec.final.stack_features else []
+    keep = set(union) | set(passed)
+    columns = [c for c in p.dataset.feature_columns if c in keep]
+    estimator = StackedModel(
+        members, columns, p.spec.task, stack.stacker, passed, p.data.classes, jobs, each
+    )
+    return FinalModel(
+        name=STACK, params={"members": [m.label for m in members], "stacker": stack.kind,
+                            "stack_features": bool(passed)},
+        kind=TABLE, requirements=_requirements([trials[n].params["model"] for n in numbers]),
+        columns=columns, estimator=estimator, cv_value=stack.value, trial=numbers[0],
+        member_trials=numbers,
+    )  # fmt: skip
+
+
+def _pick(spec: Any, best: float, scores: dict[str, float]) -> str:
+    """The candidate to serve: ``final.candidate`` when it was built, else the best by CV;
+    ties keep the simpler one (trial, then ensemble, then stack)."""
+    wanted = spec.final.candidate
+    if wanted != "best_cv":
+        return wanted if wanted in scores or wanted == TRIAL else TRIAL
+    sign = 1.0 if spec.greater_is_better else -1.0
+    pick, value = TRIAL, best
+    for name in (ENSEMBLE, STACK):
+        if name in scores and sign * scores[name] > sign * value:
+            pick, value = name, scores[name]
+    return pick
+
+
 def choose_final(p: Any, study: optuna.Study, tracker: Any, console: Any) -> FinalModel:
-    """The best trial, or the selected ensemble when it has two members or more and a
-    better CV score; the selection is logged as a child run either way."""
-    spec = p.spec
+    """The best of the best trial, the selected ensemble (two members or more) and the
+    stacker by CV; the ensemble and the stacker are logged as child runs either way. The
+    chosen one's form (refit or bagged) is decided last, and said."""
+    spec, metric = p.spec, p.spec.search.metric
     threads = resource_plan(spec).cores  # the refit is one fit: every core is its own
     best = best_trial(study)
     sign = 1.0 if spec.greater_is_better else -1.0
-    trials = _candidates(study, sign) if spec.search.ensemble else []
-    if len(trials) < 2:
-        return _single(p, best, threads)
-    oofs, truth, folds, ids = _oofs(p, trials, tracker)
-    selection = select_ensemble(
-        oofs, truth, folds, task=spec.task, metric=spec.search.metric, classes=p.data.classes
-    )
-    if selection is None:
-        return _single(p, best, threads)
-    by_number = {t.number: t for t in trials}
-    wins = selection.size >= 2 and sign * selection.score > sign * best.value
-    _log_selection(p, tracker, selection, by_number, (oofs, truth, folds, ids), wins)
-    metric = spec.search.metric
-    if not wins:
-        console.print(
-            f"ensemble selection kept trial {best.number} alone (cv {metric}={best.value:.4f})"
+    wanted = spec.search.ensemble or spec.final.stack
+    trials = _candidates(study, sign) if wanted else []
+    oof = _oofs(p, trials, tracker) if len(trials) >= 2 else ([],)
+    oofs, scores = oof[0], {}
+    selection = stack = None
+    if spec.search.ensemble and oofs:
+        selection = select_ensemble(
+            oofs, oof[1], oof[2], task=spec.task, metric=metric, classes=p.data.classes
         )
-        return _single(p, best, threads)
-    final = _ensemble(p, selection, by_number, threads)
-    shown = ", ".join(f"{m} x{w:.2f}" for m, w in final.members.items())
-    console.print(
-        f"ensemble of {selection.size} trials: cv {metric}={selection.score:.4f} "
-        f"(best trial {best.value:.4f}): {shown}"
-    )
+        if selection is not None and selection.size >= 2:
+            scores[ENSEMBLE] = selection.score
+    if spec.final.stack and len(oofs) >= 2:
+        stack = stack_oofs(p, oof)
+        if stack is not None:
+            scores[STACK] = stack.value
+    pick = _pick(spec, float(best.value), scores)
+    by_number = {t.number: t for t in trials}
+    if selection is not None:
+        _log_selection(p, tracker, selection, by_number, oof, pick == ENSEMBLE)
+    if stack is not None:
+        _log_stack(tracker, stack, by_number, pick == STACK)
+    _say_candidates(console, metric, best, selection, stack, pick)
+    if pick == ENSEMBLE:
+        final = _ensemble(p, selection, by_number, threads)
+    elif pick == STACK:
+        final = _stacked(p, stack, by_number, threads)
+    else:
+        final = _single(p, best, threads)
+    apply_form(p, final, study, tracker)
+    console.print(f"final form: {final.form} ({final.form_reason})")
     return final
+
+
+def _log_stack(tracker: Any, stack: Any, trials: dict, chosen: bool) -> None:
+    from runner.session import RUN_ATTR
+
+    labels = [_label(trials[o.number]) for o in stack.members]
+    runs = [trials[o.number].user_attrs.get(RUN_ATTR) for o in stack.members]
+    params = {"stack.members": ", ".join(labels), "stack.stacker": stack.kind}
+    tracker.log_candidate(
+        STACK, stack.cv, params=params, chosen=chosen, member_runs=[r for r in runs if r]
+    )
+
+
+def _say_candidates(
+    console: Any, metric: str, best: Any, selection: Any, stack: Any, pick: str
+) -> None:
+    line = f"best trial {best.number}: cv {metric}={best.value:.4f}"
+    if selection is not None:
+        line += f"; ensemble of {selection.size}: {selection.score:.4f}"
+    if stack is not None:
+        line += f"; {stack.kind} stack of {len(stack.members)}: {stack.value:.4f}"
+    console.print(f"{line}; serving the {pick}")

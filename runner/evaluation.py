@@ -42,6 +42,9 @@ class CvResult:
     oof_ids: list = field(default_factory=list)
     oof_fold: list[int] = field(default_factory=list)
     oof_proba: list[np.ndarray] = field(default_factory=list)
+    # The fitted fold estimators in fold order, kept only when asked (a bagged final model).
+    fold_models: list = field(default_factory=list)
+    fold_fit_s: list[float] = field(default_factory=list)
 
     def add_oof(
         self, fold: int, ids: np.ndarray, truth: np.ndarray, pred: np.ndarray, proba: Any
@@ -237,6 +240,9 @@ def cross_validate(
             estimator, pred, proba, fit_s, pred_s = fitted
             result.fit_s += fit_s
             result.predict_s += pred_s
+            result.fold_fit_s.append(fit_s)
+            if keep_models:
+                result.fold_models.append(estimator)
             ids, clip_pred, clip_proba = aggregate_clips(
                 clip_ids[split.test], pred, proba, how=aggregate, classes=classes
             )

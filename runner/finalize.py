@@ -1,6 +1,7 @@
-"""After the search: refit the best trial (or the selected ensemble, runner.candidates) on
-all training data, score it once on the held-out test split, log the final artifacts and the
-servable model, and register it."""
+"""After the search: refit the chosen candidate (the best trial, the selected ensemble or the
+stacker, runner.candidates) on all training data, or serve it bagged (runner.bagging), score
+it once on the held-out test split, log the final artifacts and the servable model, and
+register it."""
 
 from __future__ import annotations
 
@@ -164,6 +165,7 @@ def _log_model(tracker: Tracker, p: Any, final: FinalModel, estimator: Any) -> s
         "segments": p.spec.segments.model_dump(mode="json"),
         "family": final.name,
         "params": final.params,
+        "form": final.form,  # refit, or bagged: the estimator averages fold models
     }
     # A feature row is the example of table models; image models read audio only, and a
     # base64 clip would bloat every logged model, so they carry the signature alone.
@@ -216,12 +218,14 @@ def finalize(p: Any, study: optuna.Study, tracker: Tracker, console: Console) ->
     summary = {
         "study": p.study_name, "parent_run_id": tracker.parent_id, "best_trial": final.trial,
         "best_model": final.name, f"cv_{metric}": final.cv_value, "test": test_scores,
-        "model_version": None, "alias_moved": False,
+        "model_version": None, "alias_moved": False, "final_form": final.form,
     }  # fmt: skip
     if spec.tracking.log_models == "best":
         pause_point("finalize")
         summary.update(_register(tracker, p, final, estimator, test_scores, console))
-    tracker.set_tags({"best_trial": final.trial, "best_model": final.name})
+    tracker.set_tags(
+        {"best_trial": final.trial, "best_model": final.name, "final_form": final.form}
+    )
     print_leaderboard(console, board, metric)
     _say_test(console, spec, final, test_scores)
     return summary
@@ -238,7 +242,10 @@ def _register(
     tags = {
         f"cv_{metric}": final.cv_value, "spec_hash": spec_hash(spec),
         "run_id": tracker.parent_id, "model_family": final.name, "study_name": p.study_name,
+        "final_form": final.form,
     }  # fmt: skip
+    if "stacker" in final.params:
+        tags["stack_members"] = ", ".join(final.params["members"])
     if final.members:
         tags["ensemble_members"] = ", ".join(f"{m}: {w:.3f}" for m, w in final.members.items())
     tags.update({f"test_{k}": v for k, v in test_scores.items()})

@@ -155,6 +155,7 @@ def spec_hash(spec: ExperimentSpec, *, exclude_budget: bool = True) -> str:
             data["search"].pop(key, None)
         data.pop("tracking", None)
         data.pop("register", None)
+        data.pop("final", None)  # what the final step serves; the trials are the same
         for key in ("n_jobs", "cache_dir", "executor", "scheduler"):  # where, not what
             data["features"].pop(key, None)
         # Where the data lives differs per machine; its content is hashed by the data digest.

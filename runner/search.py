@@ -33,6 +33,7 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
+from runner.bagging import keeps_folds, worth_keeping
 from runner.errors import TrialFailed, TrialSkipped
 from runner.evaluation import CvResult, cross_validate
 from runner.faults import pause_point
@@ -290,12 +291,15 @@ def _evaluate(
             inputs, data.y, data.clip_ids, data.folds, task=spec.task, classes=data.classes,
             aggregate=spec.segments.aggregate, on_fold=on_fold, jobs=jobs,
             threads=plan.threads, deadline=deadline, pool=pool,
+            keep_models=keeps_folds(spec),
         )  # fmt: skip
     except OutOfTime as exc:
         raise optuna.TrialPruned(f"stopped at the time budget after fold {exc.done - 1}") from None
     value = record.cv.mean()[metric]
     if not np.isfinite(value):
         raise TrialFailed(f"{metric} is undefined on these folds")
+    if record.cv.fold_models and not worth_keeping(trial.study, value):
+        record.cv.fold_models = []  # bagged fold models are logged for the best trials only
     if record.cv.last_rows is not None:
         # The last fold's held-out rows feed the trial's permutation importance.
         record.kind = family.input

@@ -21,6 +21,7 @@ __all__ = [
     "CvSpec",
     "DataSpec",
     "ExperimentSpec",
+    "FinalSpec",
     "MetadataSpec",
     "RegisterSpec",
     "SearchSpec",
@@ -191,6 +192,32 @@ class RegisterSpec(StrictModel):
     )
 
 
+class FinalSpec(StrictModel):
+    """What the final step serves: which candidate, in which form (``runner.bagging``,
+    ``runner.stacking``). It never changes a trial, so it is no part of the study hash."""
+
+    form: Literal["auto", "refit", "bagged"] = Field(
+        "auto",
+        description="refit: fit the chosen model once more on all training data; bagged: "
+        "average the fold models its CV fitted; auto: bagged when the refit is estimated "
+        "not to fit in what is left of search.timeout_s",
+    )
+    stack: bool = Field(
+        True, description="enter a stacker trained on the best trials' out-of-fold predictions"
+    )
+    stack_features: bool = Field(
+        False, description="the stacker also reads the audio feature columns"
+    )
+    stack_boosted: bool = Field(
+        False, description="also try a boosted stacker; the nested CV keeps the better one"
+    )
+    candidate: Literal["best_cv", "trial", "ensemble", "stack"] = Field(
+        "best_cv",
+        description="best_cv: the candidate with the best CV score; or always this one "
+        "when it can be built (else the best trial)",
+    )
+
+
 # ``register`` is a key of the user-facing spec; it shadows ABCMeta.register, which pydantic
 # warns about and which no spec code uses.
 warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
@@ -211,6 +238,7 @@ class ExperimentSpec(StrictModel):
     search: SearchSpec = Field(default_factory=SearchSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     register: RegisterSpec = Field(default_factory=RegisterSpec)
+    final: FinalSpec = Field(default_factory=FinalSpec)
 
     @model_validator(mode="after")
     def check_metric_fits_task(self) -> ExperimentSpec:

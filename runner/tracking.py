@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import tempfile
 import time
 import warnings
@@ -54,6 +55,7 @@ EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_develop
 _STATUS = {"complete": "FINISHED", "pruned": "FINISHED", "failed": "FAILED"}
 INTERRUPTED = "interrupted"  # runner.search's reason for a trial cut by Ctrl-C or SystemExit
 OOF_FILE = "oof.npz"
+FOLDS_FILE = "folds.pkl"  # a kept trial's fitted fold models (runner.bagging)
 
 
 def _run_status(record: TrialRecord) -> str:
@@ -292,6 +294,8 @@ class Tracker:
         self.client.log_batch(run_id, metrics=self._trial_metrics(record))
         if record.state == "complete" and record.cv is not None:
             self.log_oof(run_id, record.cv)
+            if record.cv.fold_models:
+                self.log_folds(run_id, record.cv)
         if record.state == "complete" and self.plots:
             # Plots render on a background thread (the second core) while the next trial
             # fits; at most a few trials wait, so memory stays bounded.
@@ -319,6 +323,41 @@ class Tracker:
                 return None
             with np.load(local, allow_pickle=False) as data:
                 return {k: data[k] for k in ("ids", "fold", "values")}
+
+    def log_folds(self, run_id: str, cv: CvResult) -> None:
+        """A trial's fitted fold models and fold fit seconds (``folds.pkl``), which the
+        bagged form of the final model averages (runner.bagging)."""
+        with tempfile.TemporaryDirectory(prefix="audioml-folds-") as tmp:
+            path = Path(tmp) / FOLDS_FILE
+            blob = {"models": cv.fold_models, "fit_s": cv.fold_fit_s}
+            path.write_bytes(pickle.dumps(blob, protocol=pickle.HIGHEST_PROTOCOL))
+            self.client.log_artifact(run_id, str(path))
+
+    def load_folds(self, run_id: str) -> dict[str, list] | None:
+        """What :meth:`log_folds` logged (``models``, ``fit_s``), or None if nothing was."""
+        with tempfile.TemporaryDirectory(prefix="audioml-folds-") as tmp:
+            try:
+                local = self.client.download_artifacts(run_id, FOLDS_FILE, tmp)
+            except (MlflowException, OSError):
+                return None
+            return pickle.loads(Path(local).read_bytes())
+
+    def log_candidate(
+        self, name: str, cv: CvResult, *, params: Mapping[str, Any], chosen: bool,
+        member_runs: Sequence[str] = (),
+    ) -> str:  # fmt: skip
+        """A final candidate built over the trials (the stacker) as a child run of its own,
+        with the trials' CV metric keys; its fit seconds are its members' summed."""
+        tags = {PARENT_TAG: self.parent_id, "candidate": name, "chosen": str(chosen).lower()}
+        run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+        run_id = run_id.info.run_id
+        metrics = self._cv_metrics(cv, *self._members_seconds(member_runs))
+        for chunk in _batched(metrics, 900):  # MLflow takes at most 1000 metrics per batch
+            self.client.log_batch(run_id, metrics=chunk)
+        self.client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+        self._log_oof_confusion(run_id, cv, f"{name}: out-of-fold")
+        self.client.set_terminated(run_id, status="FINISHED")
+        return run_id
 
     def log_ensemble(
         self,
