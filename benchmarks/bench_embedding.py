@@ -87,7 +87,8 @@ def build_model(path: Path, kind: str) -> Path:
 
 def window_rates(path: Path, batch: int, n: int = 192) -> tuple[float, float]:
     """Windows per second, one per run and ``batch`` per run, on one intra-op thread."""
-    from features.onnx_model import embed_windows, load_session
+    from features.onnx_model import load_session
+    from features.windows import embed_windows
 
     session, signature = load_session(path, 1)
     windows = np.random.default_rng(0).standard_normal((n, int(WINDOW_S * SR_MODEL)))

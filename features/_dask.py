@@ -1,7 +1,8 @@
 """Extraction on a Dask cluster (``features.executor: dask``): the same jobs, many machines.
 
 The clips that the cache lacks are cut into tasks of many clips each; every task runs the
-same :class:`~features._worker.ClipWorker` as the local pool, on whichever Dask worker the
+same :class:`~features._worker.ClipWorker` as the local pool on all its clips at once (so a
+model's windows of many clips share session runs), on whichever Dask worker the
 scheduler picks, and returns the small feature matrices to this process, which writes the
 cache packs and assembles the table exactly as a local build does. Mel images are written
 by the worker into ``features.cache_dir``, so that folder must be one file system seen by
@@ -69,11 +70,12 @@ def _client(address: str) -> Any:
 
 
 def _run_batch(worker: ClipWorker, batch: Sequence[ClipJob]) -> list[ClipResult]:
-    """One task: the clips of ``batch``, extracted in this Dask worker's process."""
+    """One task: the clips of ``batch``, extracted together in this Dask worker's process
+    (a batch-form extractor, e.g. a model, runs once over all of them)."""
     if id(worker) not in _READY:
         worker.init_process()
         _READY.add(id(worker))
-    return [worker(job) for job in batch]
+    return worker(batch)
 
 
 def _batches(jobs: Sequence[ClipJob], workers: int) -> list[list[ClipJob]]:

@@ -7,6 +7,9 @@ runs past the per-job timeout costs exactly that job. The job comes back as a
 (A ``ProcessPoolExecutor`` can do neither: one dead worker breaks the whole pool, and a
 running call cannot be cancelled.)
 
+A job of many items calls :func:`heartbeat` after each: the timeout then bounds each item
+(a job's clock restarts on every heartbeat), not the whole job.
+
 Workers ignore SIGINT (the parent handles Ctrl-C and stops them) and, on Linux, are killed
 when the parent dies, so a worker stuck in a read never outlives the build.
 """
@@ -24,12 +27,20 @@ from multiprocessing import connection
 from multiprocessing.context import BaseContext
 from typing import Any, Generic, TypeVar
 
-__all__ = ["JobLost", "run_isolated"]
+__all__ = ["JobLost", "heartbeat", "run_isolated"]
 
 J = TypeVar("J")
 R = TypeVar("R")
 
 _STOP_WAIT_S = 2.0
+# This process's pipe to its parent, when it is a worker (for heartbeat()).
+_CONN: connection.Connection | None = None
+
+
+def heartbeat() -> None:
+    """Restart the running job's timeout clock; a no-op outside a worker process."""
+    if _CONN is not None:
+        _CONN.send(("tick", None))
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,8 @@ def _serve(
     conn: connection.Connection, parent_end: connection.Connection, func: Callable[[Any], Any]
 ) -> None:
     """A worker's loop: receive a job, send ``("done", result)`` or ``("error", exc)``."""
+    global _CONN
+    _CONN = conn
     parent_end.close()  # a forked worker holds a copy: without closing it, no EOF ever comes
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
@@ -192,6 +205,9 @@ def _poll(slot: _Slot, ready: set, timeout_s: float | None) -> Any:
                 break
             if kind == "ready":  # the worker's start-up does not count against the job
                 slot.ready, slot.started = True, time.monotonic()
+                continue
+            if kind == "tick":  # one item of the job is done: the next gets the full time
+                slot.started = time.monotonic()
                 continue
             if kind == "error":
                 raise payload

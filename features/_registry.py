@@ -9,6 +9,10 @@ Two halves, so that validating a spec stays cheap:
 * :data:`FEATURES` maps names to the functions, filled by :func:`register_feature` when the
   extractor modules are imported (:func:`ensure_loaded`). Third-party extractors register the
   same way and are known to validation once their module is imported.
+* :data:`BATCHED` optionally maps a name to the extractor's batch form
+  (:func:`register_batched`): one call on the segments of many clips, for extractors with a
+  fixed cost per call, such as running a model. The build hands it every segment of a
+  worker's clips at once (``features.batch``); extractors without one need nothing.
 
 A new built-in extractor is one module plus one :data:`BUILTIN` line.
 """
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,16 +32,19 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALL_EXTRACTORS",
+    "BATCHED",
     "BUILTIN",
     "FEATURES",
     "MODEL_EXTRACTORS",
     "VOICE_EXTRACTORS",
+    "BatchExtractor",
     "Extractor",
     "ExtractorOutput",
     "Requirement",
     "ensure_loaded",
     "known_extractors",
     "missing_requirement",
+    "register_batched",
     "register_feature",
 ]
 
@@ -46,6 +53,9 @@ __all__ = [
 #: per segment that become columns ``<name>_<suffix>`` as they are (e.g. ``tempo_bpm``).
 ExtractorOutput = "np.ndarray | Mapping[str, float]"
 Extractor = Callable[["SpectralContext"], "np.ndarray | Mapping[str, float]"]
+#: The batch form of an extractor: contexts of many segments (of many clips) to one output
+#: per context, in order, each equal (to float rounding) to the extractor's on that context.
+BatchExtractor = Callable[[Sequence["SpectralContext"]], "list[np.ndarray | Mapping[str, float]]"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,27 @@ def register_feature(name: str) -> Callable[[Extractor], Extractor]:
         if name in FEATURES:
             raise ValueError(f"Feature extractor '{name}' is registered twice.")
         FEATURES[name] = fn
+        return fn
+
+    return decorator
+
+
+#: name -> batch form, for the extractors that have one (optional).
+BATCHED: dict[str, BatchExtractor] = {}
+
+
+def register_batched(name: str) -> Callable[[BatchExtractor], BatchExtractor]:
+    """Register ``fn`` as the batch form of extractor ``name``; returns it unchanged.
+
+    ``fn(contexts)`` must return what the extractor returns on each context, in order. The
+    extractor itself stays registered with :func:`register_feature` (served models and the
+    feature layout call it one segment at a time). Duplicate names are refused.
+    """
+
+    def decorator(fn: BatchExtractor) -> BatchExtractor:
+        if name in BATCHED:
+            raise ValueError(f"Batch form of feature extractor '{name}' is registered twice.")
+        BATCHED[name] = fn
         return fn
 
     return decorator

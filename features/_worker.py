@@ -1,36 +1,61 @@
-"""Per-clip extraction jobs and the worker processes that run them.
+"""Extraction jobs of one or more clips and the worker processes that run them.
 
-A job opens the file once, hashes all of its bytes (streamed, so memory does not grow with
-the file), and when that content is already cached returns only the hash; otherwise it
-decodes at most ``features.max_duration_s`` seconds from the same open file, extracts,
-stores the mel images itself and returns only the small feature matrix. A file that changes
-while it is read is reported and retried next run, so the cache key always matches the
-content extracted.
+For each clip of a job the worker opens the file once, hashes all of its bytes (streamed, so
+memory does not grow with the file), and when that content is already cached returns only
+the hash; otherwise it decodes at most ``features.max_duration_s`` seconds from the same open
+file. The decoded clips of a job are then extracted together (``features.batch``: an
+extractor with a batch form, e.g. a model, runs once over all their segments), the worker
+stores the mel images itself and returns only the small feature matrices. A file that
+changes while it is read is reported and retried next run, so the cache key always matches
+the content extracted.
 
-Jobs always run in worker processes (``features._pool``): a clip that hangs past
-``features.clip_timeout_s`` or kills its worker costs that clip only.
+A job is one clip unless a configured extractor has a batch form; then a job holds several
+clips (:func:`clips_per_job`) so that the windows of many clips share model runs. Jobs
+always run in worker processes (``features._pool``): the worker's heartbeat after each
+clip keeps ``features.clip_timeout_s`` a bound on one clip, and a job of several clips that
+hangs or kills its worker is run again one clip per job, so it still costs only the clip
+that caused it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
+import math
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from multiprocessing.context import BaseContext
+from typing import cast
 
 import numpy as np
 
-from features._pool import JobLost, run_isolated
-from features.audio import decode_clip
+from features._pool import JobLost, heartbeat, run_isolated
+from features.audio import Decoded, decode_clip
+from features.batch import Extracted, batched_names, extract_signals
 from features.cache import FeatureStore
 from features.config import FeaturesSpec, SegmentsSpec
-from features.extract import extract_signal, feature_layout
+from features.extract import feature_layout
 from runner.errors import FeatureError
 
-__all__ = ["ClipJob", "ClipResult", "ClipWorker", "resolve_jobs", "run_jobs"]
+__all__ = [
+    "ClipJob",
+    "ClipResult",
+    "ClipWorker",
+    "clips_per_job",
+    "resolve_jobs",
+    "run_jobs",
+]
+
+# Clips of a job with a batch-form extractor: enough to fill a model's batches with short
+# clips, few enough that the workers still share a build's clips about evenly.
+_MAX_CLIPS_PER_JOB = 32
+_JOBS_PER_WORKER = 2
+# Decoded samples a worker holds before it extracts them (64 MB of float32): long clips
+# are extracted in smaller groups, whatever the job's length.
+_MAX_PENDING_SAMPLES = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -68,7 +93,8 @@ def _stamp(st: os.stat_result) -> tuple[int, int]:
 
 @dataclass
 class ClipWorker:
-    """Extracts one clip with a fixed config (picklable, sent once per worker process).
+    """Extracts the clips of a job with a fixed config (picklable, sent once per worker
+    process).
 
     ``cached`` holds the content keys whose rows (and images) are complete in the store.
     """
@@ -90,7 +116,28 @@ class ClipWorker:
         threadpool_limits(1)
         feature_layout(self.features)
 
-    def __call__(self, job: ClipJob) -> ClipResult:
+    def __call__(self, jobs: Sequence[ClipJob]) -> list[ClipResult]:
+        """The result of every clip of ``jobs``, in order."""
+        results: list[ClipResult | None] = []
+        pending: list[tuple[int, ClipJob, str, Decoded]] = []
+        for i, job in enumerate(jobs):
+            if i:  # the job's timeout restarts for each clip (a one-clip job: as before)
+                heartbeat()
+            read = self._read(job)
+            if isinstance(read, ClipResult):
+                results.append(read)
+                continue
+            pending.append((len(results), job, *read))
+            results.append(None)
+            if sum(len(p[3].y) for p in pending) >= _MAX_PENDING_SAMPLES:
+                self._extract(pending, results)
+                pending = []
+        self._extract(pending, results)
+        return cast("list[ClipResult]", results)  # every place is filled by now
+
+    def _read(self, job: ClipJob) -> ClipResult | tuple[str, Decoded]:
+        """The clip's content key and decoded samples, or its result when nothing is left
+        to extract (a cache hit, an unreadable or undecodable file)."""
         max_s = self.features.max_duration_s
         try:
             with open(job.path, "rb") as handle:
@@ -108,23 +155,48 @@ class ClipWorker:
                     return ClipResult(job.clip_id, None, reason=reason, cacheable=False)
         except OSError as exc:  # missing or unreadable now: may change, never cached
             return ClipResult(job.clip_id, None, reason=str(_read_error(exc)), cacheable=False)
-        try:
-            frame, images = extract_signal(
-                decoded.y, self.features.sample_rate, self.features, self.segments
-            )
-        except FeatureError as exc:
-            return ClipResult(job.clip_id, key, reason=str(exc))
-        except Exception as exc:  # an extractor bug must not stop the batch; retry next run
-            reason = f"extraction failed: {type(exc).__name__}: {exc}"
+        return key, decoded
+
+    def _extract(
+        self, pending: list[tuple[int, ClipJob, str, Decoded]], results: list[ClipResult | None]
+    ) -> None:
+        """Extract the decoded clips together; their results go to their places."""
+        if not pending:
+            return
+        signals = [decoded.y for _, _, _, decoded in pending]
+        outcomes = extract_signals(
+            signals, self.features.sample_rate, self.features, self.segments, on_each=heartbeat
+        )
+        for (place, job, key, decoded), outcome in zip(pending, outcomes, strict=True):
+            results[place] = self._finish(job, key, decoded, outcome)
+
+    def _finish(
+        self, job: ClipJob, key: str, decoded: Decoded, outcome: Extracted | Exception
+    ) -> ClipResult:
+        if isinstance(outcome, FeatureError):
+            return ClipResult(job.clip_id, key, reason=str(outcome))
+        if isinstance(outcome, Exception):  # an extractor bug must not stop the batch
+            reason = f"extraction failed: {type(outcome).__name__}: {outcome}"
             return ClipResult(job.clip_id, key, reason=reason, cacheable=False)
+        frame, images = outcome
         if list(frame.columns) != self.store.columns:
             raise FeatureError("extractor output does not match the feature layout")
         if images is not None:
             self.store.save_mel(key, images)
         note = None
         if decoded.cut_from_s is not None:
+            max_s = self.features.max_duration_s
             note = f"cut: read the first {max_s:g} s of {decoded.cut_from_s:.0f} s"
         return ClipResult(job.clip_id, key, rows=frame.to_numpy(dtype=np.float64), note=note)
+
+
+def clips_per_job(features: FeaturesSpec, total: int, workers: int) -> int:
+    """Clips per job: one, unless a configured extractor has a batch form; then about
+    :data:`_JOBS_PER_WORKER` jobs per worker, at most :data:`_MAX_CLIPS_PER_JOB` clips each."""
+    if not batched_names(features):
+        return 1
+    share = math.ceil(total / max(1, workers * _JOBS_PER_WORKER))
+    return max(1, min(_MAX_CLIPS_PER_JOB, share))
 
 
 def resolve_jobs(n_jobs: int) -> int:
@@ -137,6 +209,12 @@ def resolve_jobs(n_jobs: int) -> int:
         return os.cpu_count() or 1
 
 
+def _chunks(jobs: Iterable[ClipJob], size: int) -> Iterator[tuple[ClipJob, ...]]:
+    iterator = iter(jobs)
+    while chunk := tuple(itertools.islice(iterator, size)):
+        yield chunk
+
+
 def run_jobs(
     worker: ClipWorker,
     jobs: Iterable[ClipJob],
@@ -147,20 +225,46 @@ def run_jobs(
 ) -> Iterator[ClipResult]:
     """Run ``jobs`` in ``n_jobs`` worker processes, yielding results as they finish.
 
-    A job whose worker died or timed out comes back as a non-cacheable skip with the
-    reason. ``on_done`` is called after each result.
+    A clip whose worker died or timed out comes back as a non-cacheable skip with the
+    reason. A job of several clips that was lost so is run again one clip per job (in new
+    workers, after the others), so that only the clip that caused it is lost. ``on_done``
+    is called after each clip's result.
     """
     workers = min(resolve_jobs(n_jobs), max(total, 1))
-    results = run_isolated(
+    size = clips_per_job(worker.features, total, workers)
+    lost: list[ClipJob] = []
+    for chunk, outcome in _run(worker, _chunks(jobs, size), workers):
+        if isinstance(outcome, JobLost) and len(chunk) > 1:
+            lost.extend(chunk)
+            continue
+        yield from _each(chunk, outcome, on_done)
+    if lost:
+        singles = ((job,) for job in lost)
+        for chunk, outcome in _run(worker, singles, min(workers, len(lost))):
+            yield from _each(chunk, outcome, on_done)
+
+
+def _run(
+    worker: ClipWorker, chunks: Iterator[tuple[ClipJob, ...]], workers: int
+) -> Iterator[tuple[tuple[ClipJob, ...], list[ClipResult] | JobLost]]:
+    return run_isolated(
         worker,
-        iter(jobs),
+        chunks,
         workers=workers,
         timeout_s=worker.features.clip_timeout_s,
         context=_context(),
     )
-    for job, result in results:
-        if isinstance(result, JobLost):
-            result = ClipResult(job.clip_id, None, reason=result.reason, cacheable=False)
+
+
+def _each(
+    chunk: tuple[ClipJob, ...],
+    outcome: list[ClipResult] | JobLost,
+    on_done: Callable[[], None] | None,
+) -> Iterator[ClipResult]:
+    if isinstance(outcome, JobLost):
+        reason = outcome.reason
+        outcome = [ClipResult(j.clip_id, None, reason=reason, cacheable=False) for j in chunk]
+    for result in outcome:
         yield result
         if on_done:
             on_done()

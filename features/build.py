@@ -262,6 +262,6 @@ def _mel_table(
     extract = replace(worker, cached=frozenset())  # extract again even though rows are cached
 
     def repair(clip_id: str) -> None:
-        extract(ClipJob(clip_id, paths[clip_id]))
+        extract([ClipJob(clip_id, paths[clip_id])])
 
     return build_mel_table(store, frame, plan.keys, digest, repair)

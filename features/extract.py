@@ -34,6 +34,7 @@ samples (one frame).
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Mapping
 from functools import cache, lru_cache
 
@@ -55,15 +56,18 @@ __all__ = [
     "BEAT_GROUP",
     "MIN_BEATS",
     "SILENCE_PEAK",
+    "extract_contexts",
     "extract_signal",
     "feature_layout",
     "few_beats",
+    "signal_contexts",
 ]
 
 SILENCE_PEAK = 2.0**-24
 #: Beats a segment needs for beat-level statistics (3 full beat intervals).
 MIN_BEATS = 4
 BEAT_GROUP = "beat"
+Output = np.ndarray | Mapping[str, float]
 
 
 @cache
@@ -129,9 +133,12 @@ def _summarise_output(
 
 
 def _extract_segment(
-    ctx: SpectralContext, features: FeaturesSpec
+    ctx: SpectralContext, features: FeaturesSpec, given: Mapping[str, Output] | None = None
 ) -> tuple[dict[str, list[str]], list[np.ndarray]]:
-    """Run every configured extractor on one segment's context: groups and values."""
+    """Run every configured extractor on one segment's context: groups and values.
+
+    ``given`` holds outputs already computed for this segment (by a batch form), by name.
+    """
     groups: dict[str, list[str]] = {}
     parts: list[np.ndarray] = []
     stats = list(features.stats)
@@ -139,7 +146,7 @@ def _extract_segment(
     beat_parts: list[np.ndarray] = []
     beats = ctx.beats[1] if features.beat_level else None
     for name in features.extractors:
-        output = FEATURES[name](ctx)
+        output = given[name] if given and name in given else FEATURES[name](ctx)
         cols, values = _summarise_output(name, output, stats)
         groups[name] = cols
         parts.append(values)
@@ -184,18 +191,44 @@ def extract_signal(
     Raises:
         FeatureError: the signal is unusable (see the module docstring).
     """
+    return extract_contexts(signal_contexts(y, sr, features, segments), features)
+
+
+def signal_contexts(
+    y: np.ndarray, sr: int, features: FeaturesSpec, segments: SegmentsSpec
+) -> list[SpectralContext]:
+    """The checked signal's segments, one (lazy) :class:`SpectralContext` each.
+
+    Raises:
+        FeatureError: the signal is unusable (see the module docstring).
+    """
     ensure_loaded()
     y = _check_signal(y, sr, features)
-    rate = features.sample_rate
+    contexts = []
+    for segment in segment_signal(y, features.sample_rate, segments):
+        if len(segment) < features.n_fft:
+            raise FeatureError(f"segment shorter than one frame (n_fft={features.n_fft})")
+        contexts.append(SpectralContext.from_spec(segment, features.sample_rate, features))
+    return contexts
+
+
+def extract_contexts(
+    contexts: list[SpectralContext],
+    features: FeaturesSpec,
+    given: list[dict[str, Output]] | None = None,
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """:func:`extract_signal` on a signal's :func:`signal_contexts`, with ``given[i]`` the
+    outputs already computed for segment ``i`` (by name). Empties ``contexts`` as it goes, so
+    each segment's spectra are freed once its row is made."""
     names: list[str] = []
     rows: list[np.ndarray] = []
     images: list[np.ndarray] = []
+    queue = deque(contexts)
+    contexts.clear()
     with _blas().limit(limits=1, user_api="blas"):
-        for segment in segment_signal(y, rate, segments):
-            if len(segment) < features.n_fft:
-                raise FeatureError(f"segment shorter than one frame (n_fft={features.n_fft})")
-            ctx = SpectralContext.from_spec(segment, rate, features)
-            groups, parts = _extract_segment(ctx, features)
+        for i in range(len(queue)):
+            ctx = queue.popleft()
+            groups, parts = _extract_segment(ctx, features, given[i] if given else None)
             names = [col for cols in groups.values() for col in cols]
             rows.append(np.concatenate(parts))
             if features.mel_image:

@@ -1,4 +1,4 @@
-"""ONNX embedding models: signature, content hash, one session per process, batched windows.
+"""ONNX embedding models: signature, content hash, one session per process.
 
 A model fits when it has one float input shaped ``[batch, samples]`` or ``[batch, 1,
 samples]`` and one float output shaped ``[batch, dim]`` or ``[batch, frames, dim]`` (frames
@@ -8,11 +8,15 @@ equal ``window_s * sample_rate``; a fixed batch size is honoured by padding the 
 Speed: each process holds one ``InferenceSession`` per model file, created on first use and
 kept (never one per clip), with ``intra_op_num_threads`` set to this process's share of the
 cores (the cores divided by the extraction workers, so the pool does not oversubscribe them).
-Windows go through the session ``batch_size`` at a time. A forked worker never reuses its
-parent's session: onnxruntime's thread pool does not survive ``fork``.
+Windows go through the session ``batch_size`` at a time (``features.windows``), those of
+many clips together (the extractor's batch form). A forked worker never
+reuses its parent's session: onnxruntime's thread pool does not survive ``fork``. With
+``AUDIOML_SESSION_LOG=<file>`` set, every session created appends ``<pid> <file name>`` to
+that file (how the tests count sessions per process).
 
 onnxruntime is optional (``pip install "audioml[embeddings]"``) and imported only here, on
-first use; this module imports numpy alone, so validation can describe a model cheaply.
+first use; this module imports only the standard library, so validation can describe a
+model cheaply.
 """
 
 from __future__ import annotations
@@ -27,8 +31,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 if TYPE_CHECKING:
     from features.config import EmbeddingSpec
 
@@ -38,10 +40,8 @@ __all__ = [
     "SignatureError",
     "cache_token",
     "describe_model",
-    "embed_windows",
     "embedding_model",
     "file_sha256",
-    "frame_windows",
     "load_session",
     "model_problem",
     "read_signature",
@@ -207,45 +207,10 @@ def load_session(path: Path, threads: int) -> tuple[Any, ModelSignature]:
             del _SESSIONS[old]
         session = _session(path, threads)
         _SESSIONS[key] = (session, _signature(session))
+        if log := os.environ.get("AUDIOML_SESSION_LOG"):
+            with open(log, "a") as handle:  # one short append: whole lines, many processes
+                handle.write(f"{os.getpid()} {path.name}\n")
     return _SESSIONS[key]
-
-
-def frame_windows(
-    y: np.ndarray, sr: int, window_s: float, hop_s: float, fixed: int | None = None
-) -> np.ndarray:
-    """Windows ``(n_windows, samples)`` of ``y``: every ``hop_s``, plus one aligned to the end
-    when the hops leave a tail uncovered. A signal shorter than one window is one window
-    (zero-padded to ``fixed`` samples when the model takes a fixed length). A view: no copy.
-    """
-    win = fixed or max(1, round(window_s * sr))
-    hop = max(1, round(hop_s * sr))
-    if len(y) < win:
-        return (np.pad(y, (0, win - len(y))) if fixed else y)[None, :]
-    view = np.lib.stride_tricks.sliding_window_view(y, win)
-    starts = list(range(0, len(y) - win + 1, hop))
-    if starts[-1] != len(y) - win:
-        starts.append(len(y) - win)
-    return view[starts]
-
-
-def embed_windows(
-    session: Any, signature: ModelSignature, windows: np.ndarray, batch_size: int
-) -> np.ndarray:
-    """Embeddings ``(n_windows, dim)`` float64, ``batch_size`` windows per run (the model's
-    fixed batch size when it has one); a frames axis is averaged."""
-    batch = signature.batch or batch_size
-    out = []
-    for start in range(0, len(windows), batch):
-        chunk = np.ascontiguousarray(windows[start : start + batch], dtype=np.float32)
-        n = len(chunk)
-        if signature.batch and n < batch:  # a fixed batch: pad, then drop the padding
-            chunk = np.concatenate([chunk, np.zeros((batch - n, chunk.shape[1]), np.float32)])
-        if len(signature.input_shape) == 3:
-            chunk = chunk[:, None, :]
-        (result,) = session.run([signature.output_name], {signature.input_name: chunk})
-        result = np.asarray(result, dtype=np.float64)[:n]
-        out.append(result.mean(axis=1) if result.ndim == 3 else result)
-    return np.concatenate(out)
 
 
 def model_problem(path: Path, spec: EmbeddingSpec) -> str | None:

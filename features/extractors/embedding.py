@@ -2,7 +2,7 @@
 
 Configured under ``features.embedding`` (:class:`features.config.EmbeddingSpec`). Per
 segment: the samples are resampled once to ``embedding.sample_rate`` (soxr, as decoding
-does), cut into windows of ``window_s`` every ``hop_s`` (``features.onnx_model.frame_windows``:
+does), cut into windows of ``window_s`` every ``hop_s`` (``features.windows.frame_windows``:
 a segment shorter than a window is one window), run through the model ``batch_size`` windows
 at a time, and each embedding dimension is pooled over the windows with ``pooling`` (mean,
 std, max).
@@ -15,54 +15,87 @@ switches on and off like the handcrafted groups.
 The session is this process's own, loaded on first use and kept
 (``features.onnx_model.load_session``), with intra-op threads set to the cores divided by
 ``features.n_jobs`` extraction processes. Does not read the shared STFT.
+
+Batch form (:func:`embedding_many`): the build hands it the segments of many clips at once
+(``features.batch``), and the windows of all of them go through the session together,
+``batch_size`` per run, so short clips of one window each still fill the batches. Windows of
+one length run together (a segment shorter than a window is a window of its own length).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import librosa
 import numpy as np
 
-from features._registry import register_feature
+from features._registry import register_batched, register_feature
+from features.config import FeaturesSpec
 from features.context import SpectralContext
-from features.onnx_model import (
-    embed_windows,
-    frame_windows,
-    load_session,
-    resolve_model_path,
-    threads_for,
-)
+from features.onnx_model import load_session, resolve_model_path, threads_for
+from features.windows import embed_windows, frame_windows
 
-__all__ = ["embedding", "embedding_matrix"]
+__all__ = ["embedding", "embedding_many", "embedding_matrices"]
 
 _POOL = {"mean": np.mean, "std": np.std, "max": np.max}
 
 
-def embedding_matrix(ctx: SpectralContext) -> np.ndarray:
-    """The model's embedding of every window of the segment, ``(n_windows, dim)`` float64.
+def _windows(ctx: SpectralContext, features: FeaturesSpec, fixed: int | None) -> np.ndarray:
+    spec = features.embedding
+    y = ctx.y
+    if ctx.sr != spec.sample_rate:  # type: ignore[union-attr]  # checked by the caller
+        y = librosa.resample(y, orig_sr=ctx.sr, target_sr=spec.sample_rate, res_type="soxr_hq")
+    return frame_windows(y, spec.sample_rate, spec.window_s, spec.hop, fixed)
+
+
+def embedding_matrices(contexts: Sequence[SpectralContext]) -> list[np.ndarray]:
+    """The model's embedding of every window of each segment, ``(n_windows, dim)`` float64
+    each; the windows of all segments go through the session together.
 
     Raises:
-        ValueError: the context carries no ``features.embedding`` config.
+        ValueError: the contexts carry no ``features.embedding`` config.
     """
-    features = ctx.features
+    if not contexts:
+        return []
+    features = contexts[0].features
     if features is None or features.embedding is None:
         raise ValueError("extractor 'embedding' needs features.embedding (see docs/embeddings.md)")
     spec = features.embedding
     session, signature = load_session(resolve_model_path(spec.model), threads_for(features.n_jobs))
-    y = ctx.y
-    if ctx.sr != spec.sample_rate:
-        y = librosa.resample(y, orig_sr=ctx.sr, target_sr=spec.sample_rate, res_type="soxr_hq")
-    windows = frame_windows(y, spec.sample_rate, spec.window_s, spec.hop, signature.samples)
-    return embed_windows(session, signature, windows, spec.batch_size)
+    windows = [_windows(ctx, features, signature.samples) for ctx in contexts]
+    by_length: dict[int, list[int]] = {}
+    for i, w in enumerate(windows):
+        by_length.setdefault(w.shape[1], []).append(i)
+    out: list[np.ndarray] = [np.empty(0)] * len(contexts)
+    for members in by_length.values():
+        stacked = np.concatenate([windows[i] for i in members])
+        embedded = embed_windows(session, signature, stacked, spec.batch_size)
+        ends = np.cumsum([len(windows[i]) for i in members])
+        for i, part in zip(members, np.split(embedded, ends[:-1]), strict=True):
+            out[i] = part
+    return out
 
 
-@register_feature("embedding")
-def embedding(ctx: SpectralContext) -> dict[str, float]:
-    """Each embedding dimension pooled over the windows: ``{"<k>_<stat>": value}``."""
-    matrix = embedding_matrix(ctx)
-    pooling = ctx.features.embedding.pooling  # type: ignore[union-attr]  # checked above
+def _pooled(matrix: np.ndarray, pooling: Sequence[str]) -> dict[str, float]:
     pooled = {stat: _POOL[stat](matrix, axis=0) for stat in pooling}
     return {
         f"{k:03d}_{stat}": float(pooled[stat][k])
         for k in range(matrix.shape[1])
         for stat in pooling
     }
+
+
+@register_batched("embedding")
+def embedding_many(contexts: Sequence[SpectralContext]) -> list[dict[str, float]]:
+    """:func:`embedding` of each context, the windows of all of them run together."""
+    matrices = embedding_matrices(contexts)
+    if not matrices:
+        return []
+    pooling = contexts[0].features.embedding.pooling  # type: ignore[union-attr]  # checked
+    return [_pooled(matrix, pooling) for matrix in matrices]
+
+
+@register_feature("embedding")
+def embedding(ctx: SpectralContext) -> dict[str, float]:
+    """Each embedding dimension pooled over the windows: ``{"<k>_<stat>": value}``."""
+    return embedding_many([ctx])[0]

@@ -125,3 +125,31 @@ def test_features_command_with_executor_dask_writes_the_local_table(
                  "--set", f"features.cache_dir={tmp_path / 'c2'}"]) == 0  # fmt: skip
     pd.testing.assert_frame_equal(pd.read_parquet(dask), pd.read_parquet(local))
     assert len(pd.read_parquet(local)) == 12
+
+
+@pytest.mark.slow
+def test_dask_tasks_run_embedding_windows_of_many_clips_together(
+    tmp_path: Path, cluster: Cluster
+) -> None:
+    """A task's clips go through the embedding's batch form together, as a local job's do:
+    every clip gets its numpy twin's rows and a broken clip among them is named."""
+    from tests.features.test_embedding_batches import (
+        LENGTHS,
+        assert_rows_are_the_twins,
+        corpus,
+        spec_of,
+    )
+    from tests.runner._onnx_fixtures import conv_embedder
+
+    model = conv_embedder(tmp_path / "m.onnx", dim=6, frame=400)
+    lengths = LENGTHS * 3  # 19 clips for 2 workers: tasks of 3 clips (features._dask)
+    clips = corpus(tmp_path / "audio", lengths)
+    (tmp_path / "audio" / "broken.wav").write_bytes(b"RIFF not audio")
+    broken = {"clip_id": "broken", "path": str(tmp_path / "audio/broken.wav"), "label": "a",
+              "group": None}  # fmt: skip
+    with_broken = pd.concat([clips.iloc[:2], pd.DataFrame([broken]), clips.iloc[2:]])
+    spec = spec_of(model).model_copy(update={"executor": "dask", "scheduler": cluster.address})
+    table = build(with_broken.reset_index(drop=True), spec, tmp_path / "dask")
+    assert table.skipped["clip_id"].tolist() == ["broken"]
+    assert list(table.frame["clip_id"]) == list(clips["clip_id"])
+    assert_rows_are_the_twins(table, clips, lengths)

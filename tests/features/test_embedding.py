@@ -17,13 +17,8 @@ import soundfile as sf
 
 from features import FeaturesSpec, SegmentsSpec, build_table, extract_signal, feature_layout
 from features.cache import config_key
-from features.onnx_model import (
-    frame_windows,
-    load_session,
-    model_problem,
-    read_signature,
-    threads_for,
-)
+from features.onnx_model import load_session, model_problem, read_signature, threads_for
+from features.windows import frame_windows
 from tests.runner._onnx_fixtures import conv_embedder, reference, weights, wrong_signature
 
 SR = 16000
