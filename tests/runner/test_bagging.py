@@ -129,3 +129,23 @@ def test_only_the_best_trials_keep_their_fold_models() -> None:
     for v in range(KEEP + 2):
         minimize.add_trial(optuna.trial.create_trial(value=float(v)))
     assert worth_keeping(minimize, KEEP - 1.5) and not worth_keeping(minimize, KEEP - 0.5)
+
+
+@pytest.mark.slow
+def test_keras_fold_models_bag_after_a_pickle_round_trip(rng) -> None:
+    pytest.importorskip("keras")
+    X, y = _table(rng, 60)
+    family = get_family("keras_mlp", "classification")
+    params = {"n_layers": 1, "units": 16, "dropout": 0.0, "learning_rate": 1e-2,
+              "batch_size": 16, "epochs": 20}  # fmt: skip
+    inputs = Inputs(TABLE, Rows(pd.DataFrame(X, columns=[*"wxyz"])), [*"wxyz"])
+    cv = cross_validate(
+        lambda: family.make(params, task="classification", seed=0), inputs, y,
+        np.asarray([f"c{i}" for i in range(60)]), _folds(60, 3), task="classification",
+        classes=["a", "b", "c"], keep_models=True,
+    )  # fmt: skip
+    blob = pickle.dumps(BaggedModel(cv.fold_models, "classification", "abc"))
+    bagged = pickle.loads(blob).fit(None)  # how folds.pkl and the logged model travel
+    expected = np.mean([m.predict_proba(X) for m in cv.fold_models], axis=0)
+    np.testing.assert_allclose(bagged.predict_proba(X), expected, rtol=1e-6)
+    assert (bagged.predict(X) == y).mean() > 0.6  # chance is 1/3
