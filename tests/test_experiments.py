@@ -182,8 +182,9 @@ def _assert_run(workdir: Path, spec: ExperimentSpec, n_trials: int = 2):
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     trials = [r for r in children if "trial_number" in r.data.tags]
     assert len(trials) == n_trials
-    # At most one more: the ensemble selection, when two trials or more completed.
-    assert len(children) - len(trials) <= 1
+    # At most two more: the ensemble selection and the stacker, when two trials or more
+    # completed.
+    assert len(children) - len(trials) <= 2
     score = parent.data.metrics[f"test_{spec.search.metric}"]
     assert np.isfinite(score)
     if spec.task == "classification":

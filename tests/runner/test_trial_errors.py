@@ -15,6 +15,7 @@ from test_search import _spec, _table
 
 from runner.pipeline import RunOptions
 from runner.session import run_experiment
+from runner.spec import FinalSpec
 
 
 class EngineError(Exception):
@@ -44,6 +45,8 @@ def test_family_errors_fail_trials_and_repeat_offenders_are_dropped(
     _table(workdir / "table.csv")
     models = ["raising_for_test", "buggy_for_test", "logistic"]
     spec = _spec(workdir, models=models, n_trials=20, sampler="random")
+    # The best trial, not a stack of logistic trials: the family that works is what is served.
+    spec = spec.model_copy(update={"final": FinalSpec(candidate="trial")})
     summary = run_experiment(spec, RunOptions(progress=False))
     assert summary["best_model"] == "logistic"
     study = optuna.load_study(
