@@ -282,8 +282,10 @@ def _say_candidates(
     console: Any, metric: str, best: Any, selection: Any, stack: Any, pick: str
 ) -> None:
     line = f"best trial {best.number}: cv {metric}={best.value:.4f}"
-    if selection is not None:
+    if selection is not None and selection.size >= 2:
         line += f"; ensemble of {selection.size}: {selection.score:.4f}"
+    elif selection is not None:
+        line += "; ensemble selection kept it alone"
     if stack is not None:
         line += f"; {stack.kind} stack of {len(stack.members)}: {stack.value:.4f}"
     console.print(f"{line}; serving the {pick}")
