@@ -1,0 +1,203 @@
+"""How the runner fills a big machine: the feature pool at 1-16 workers, the search plan on
+every core against one core with the same trials, and a Keras CNN fit on CPU and GPU.
+
+    python -m benchmarks.bench_scaling --workers 1 2 4 8 16 --clips 96 --trials 48 --keras
+
+* **Feature pool.** ``features.build_table`` on ``--clips`` synthesized clips of
+  ``--seconds`` s (the genre benchmark's clips and default genre set), a cold cache each time,
+  with 1, 2, 4, ... workers. Efficiency = the 1-worker wall time / (workers x wall time).
+  CPU s is the whole machine's busy time (run it on an idle machine); the CPU time each
+  extra worker adds is its start-up (imports, numba's compiled caches, the test extraction)
+  plus contention.
+* **Search plan.** The plan benchmark's table and families (``benchmarks.bench_plan``), no
+  pruner: the ``auto`` plan (a window of trials side by side on shared fold slots) twice,
+  which must give the same trials, then ``n_jobs=1`` replaying exactly those trials (their
+  parameters enqueued in order), which must give the same scores. Busy cores = CPU s / wall s.
+* **Keras on a GPU** (``--keras``): the keras_cnn family fitting 500 mel images (64 x 128)
+  for 5 epochs, in a fresh process each, with ``JAX_PLATFORMS=cpu`` and then on the default
+  device; the first fit includes XLA's compilation, the second is warm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+
+from benchmarks._table import table_spec, write_gtzan_like
+from benchmarks.bench_plan import MODELS
+from runner.budget import run_budget
+from runner.pipeline import RunOptions, prepare
+from runner.plan import available_cores
+from runner.search import make_objective, make_pruner, make_sampler, resource_plan
+from runner.spec import ExperimentSpec
+
+OUT = Path(__file__).with_name("RESULTS_scaling.md")
+
+
+def _cpu() -> float:
+    """Busy CPU seconds of the whole machine (``/proc/stat``): the feature pool's workers are
+    children of a fork server, not of this process, so this process's own counters miss
+    them. Meaningful on an otherwise idle machine."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def feature_pool(workers: list[int], clips: int, seconds: float) -> list[str]:
+    from benchmarks.bench_features import FEATURES, synthesize
+    from features import SegmentsSpec, build_table
+
+    rows, base = [], None
+    with tempfile.TemporaryDirectory() as tmp:
+        table = synthesize(Path(tmp) / "clips", clips, seconds)
+        # Imports and numba's compiled caches, once in this process (the 1-worker build runs
+        # here); each worker process of a larger pool pays its own start-up, which is measured.
+        build_table(table.head(1), FEATURES, SegmentsSpec(), cache_dir=Path(tmp) / "warm",
+                    n_jobs=1, progress=False)  # fmt: skip
+        for n in workers:
+            cache = Path(tmp) / f"cache{n}"
+            wall, cpu = time.perf_counter(), _cpu()
+            build_table(table, FEATURES, SegmentsSpec(), cache_dir=cache, n_jobs=n, progress=False)
+            wall, cpu = time.perf_counter() - wall, _cpu() - cpu
+            base = base or (wall, cpu)
+            eff = base[0] / (n * wall)
+            rows.append(f"| {n} | {wall:.1f} | {base[0] / wall:.2f}x | {eff:.2f} | {cpu:.1f} |")
+    return [
+        f"## Feature pool: {clips} clips of {seconds:g} s, default genre set, cold cache",
+        "",
+        "| workers | wall s | speed-up | efficiency | CPU s |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+        *rows,
+    ]
+
+
+def _spec(root: Path, trials: int, n_jobs: int | str, folds: int) -> ExperimentSpec:
+    raw = table_spec(root, models=MODELS, n_trials=trials, n_jobs=n_jobs)
+    raw["search"].update(pruner="none", cv={"folds": folds}, warm_start=False)
+    return ExperimentSpec.model_validate(raw)
+
+
+def _search(spec: ExperimentSpec, root: Path, trials: int, replay: list | None = None):
+    from threadpoolctl import threadpool_limits
+
+    p = prepare(spec, RunOptions(progress=False, tracking_uri=f"sqlite:///{root}/m.db"))
+    study = optuna.create_study(
+        direction="maximize", sampler=make_sampler(spec), pruner=make_pruner(spec)
+    )
+    for params in replay or ():
+        study.enqueue_trial(params)
+    plan = resource_plan(spec)
+    wall, cpu = time.perf_counter(), time.process_time()
+    with threadpool_limits(limits=plan.threads):  # as runner.session does
+        run_budget(study, make_objective(spec, p.data), n_trials=trials, deadline=None,
+                   n_jobs=plan.trials)  # fmt: skip
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    done = [(t.params, t.value) for t in study.trials if t.state.is_finished()]
+    return plan, wall, cpu, done
+
+
+def search_plan(trials: int, rows: int, folds: int) -> list[str]:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_gtzan_like(root / "features.csv", rows=rows)
+        runs = [_search(_spec(root, trials, "auto", folds), root, trials) for _ in range(2)]
+        replay = [params for params, _ in runs[0][3]]
+        one = _search(_spec(root, trials, 1, folds), root, trials, replay)
+    out = [
+        f"## Search plan: {trials} trials, {rows} rows, {folds} folds, no pruner",
+        "",
+        "| search | plan | wall s | CPU s | busy cores |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for name, (plan, wall, cpu, _) in [("n_jobs=1 (replay)", one), ("auto", runs[0]),
+                                       ("auto again", runs[1])]:  # fmt: skip
+        out.append(f"| {name} | {plan.describe()} | {wall:.1f} | {cpu:.1f} | {cpu / wall:.1f} |")
+    same_auto = runs[0][3] == runs[1][3]
+    scores = [round(v, 9) for _, v in one[3]] == [round(v, 9) for _, v in runs[0][3]]
+    cores = runs[0][0].cores
+    return [
+        *out,
+        "",
+        f"- The two auto runs drew the same trials and scores: {same_auto}",
+        f"- The one-core replay scored those trials the same: {scores}",
+        f"- Speed-up of auto over n_jobs=1: {one[1] / runs[0][1]:.2f}x; busy fraction "
+        f"{runs[0][2] / runs[0][1] / cores:.2f} of {cores} cores",
+    ]
+
+
+def _keras_child() -> None:
+    import numpy as np
+
+    from runner.models._device import keras_device
+    from runner.models._keras_cnn_estimator import KerasCNNClassifier
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 500)
+    X = (rng.normal(0, 1, (500, 64, 128)) + y[:, None, None] * 0.3).astype(np.float32)
+    times = []
+    for _ in range(2):
+        model = KerasCNNClassifier(epochs=5, patience=5, random_state=0)
+        start = time.perf_counter()
+        model.fit(X, y.astype(str))
+        times.append(time.perf_counter() - start)
+    print(json.dumps({"device": keras_device(), "first_s": times[0], "warm_s": times[1]}))
+
+
+def keras_fit() -> list[str]:
+    out = ["## Keras CNN: 500 mel images (64 x 128), 5 epochs", "",
+           "| device | first fit s | warm fit s |", "| --- | ---: | ---: |"]  # fmt: skip
+    for env in ({"JAX_PLATFORMS": "cpu"}, {}):
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmarks.bench_scaling", "--keras-child"],
+            env={**os.environ, "KERAS_BACKEND": "jax", **env}, capture_output=True, text=True,
+        )  # fmt: skip
+        if proc.returncode:
+            out.append(f"| {env or 'default'} | failed: {proc.stderr.strip()[-300:]} | |")
+            continue
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        out.append(f"| {got['device']} | {got['first_s']:.1f} | {got['warm_s']:.1f} |")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workers", type=int, nargs="*", default=[1, 2])
+    parser.add_argument("--clips", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--trials", type=int, default=0, help="search plan trials (0: skip)")
+    parser.add_argument("--rows", type=int, default=1000)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--keras", action="store_true")
+    parser.add_argument("--keras-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    if args.keras_child:
+        return _keras_child()
+    command = "python -m benchmarks.bench_scaling " + " ".join(argv or sys.argv[1:])
+    lines = ["# Filling a big machine", "", f"Command: `{command.strip()}`", "",
+             f"Machine: {platform.machine()}, {available_cores()} cores, Python "
+             f"{platform.python_version()}, optuna {optuna.__version__}", ""]  # fmt: skip
+    parts = {
+        "plan": lambda: search_plan(args.trials, args.rows, args.folds) if args.trials else [],
+        "keras": lambda: keras_fit() if args.keras else [],
+        "features": lambda: feature_pool(args.workers, args.clips, args.seconds),
+    }
+    for name in ("plan", "keras", "features"):  # the search first: the figure that matters most
+        part = parts[name]() if name != "features" or args.workers else []
+        lines += [*part, ""] if part else []
+        print("\n".join(part), flush=True)
+        args.out.write_text("\n".join(lines))  # what finished survives a cut-off run
+
+
+if __name__ == "__main__":
+    main()
