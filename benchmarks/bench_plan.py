@@ -1,4 +1,6 @@
-"""What the resource plan buys: the same seeded search on one core and on the default plan.
+"""What folds side by side buy: the same seeded search on one core and with one trial at a
+time on every core (``parallel_trials: 1``; the window of trials that ``auto`` adds on more
+cores is measured by ``benchmarks.bench_scaling``).
 
 Both runs fit exactly the same trials (the plan changes where folds run, not what the sampler
 draws; the script checks it), on a GTZAN-shaped feature table with the families of

@@ -94,9 +94,13 @@ def _versions(workdir: Path) -> list:
 
 
 @pytest.mark.slow
-def test_parallel_trials_2_on_default_sqlite(workdir: Path, corpus: Path) -> None:
+def test_sixteen_cores_run_trials_side_by_side_on_default_sqlite(
+    workdir: Path, corpus: Path
+) -> None:
+    """`--set search.n_jobs=16`: the auto plan keeps 16 fold fits in flight (16 trials of 2
+    folds at a time, told in order), logged on the parent run; every trial ends once."""
     args = ["run", str(DEMO), *SMALL, "--set", f"data.root={corpus}"]
-    assert main([*args, "--set", "search.n_trials=6", "--set", "search.parallel_trials=2"]) == 0
+    assert main([*args, "--set", "search.n_trials=6", "--set", "search.n_jobs=16"]) == 0
     (summary,) = optuna.get_all_study_summaries(f"sqlite:///{workdir / 'optuna.db'}")
     study = optuna.load_study(
         study_name=summary.study_name, storage=make_storage(f"sqlite:///{workdir / 'optuna.db'}")
@@ -110,6 +114,10 @@ def test_parallel_trials_2_on_default_sqlite(workdir: Path, corpus: Path) -> Non
     )
     assert numbers == list(range(6)), "one child run per trial"
     assert len(_versions(workdir)) == 1
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    plan = {k: int(v) for k, v in parent.data.params.items() if k.startswith("plan_")}
+    assert plan == {"plan_cores": 16, "plan_trials": 16, "plan_folds": 2, "plan_threads": 1,
+                    "plan_slots": 16}  # fmt: skip
 
 
 @pytest.mark.slow
