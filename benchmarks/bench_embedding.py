@@ -2,154 +2,147 @@
 
 Usage::
 
-    python benchmarks/bench_embedding.py --clips 48 --seconds 30
+    python benchmarks/bench_embedding.py --clips 48 --seconds 30 --batch 32 --repeats 2 --jobs 2
 
-Builds two synthetic ONNX embedders with ``onnx.helper`` (no download):
+Builds three synthetic ONNX embedders with ``onnx.helper`` (no download):
 
 * ``conv``: realistic-ish compute, a learned-filterbank front end (Conv 1->64 over 25-ms
   frames every 10 ms) and four Conv+ReLU layers of width 3 (64->128->128->256->256), mean
   over time: 256-d, about 0.23 GFLOP per 3-s window (published speaker and tagging networks
   are heavier still, which only makes the model's share of the time larger);
-* ``light``: the tests' framed projection (one strided Conv to 64-d, Abs, mean), about
-  6 MFLOP per window: the case where a fixed cost per ``session.run`` would show most.
+* ``light``: the tests' framed projection (one strided Conv to 64-d over 25-ms frames, Abs,
+  mean): about 6 MFLOP per 3-s window, 0.2 MFLOP per 0.1-s window;
+* ``tiny``: the same projection to 8-d (25 kFLOP per 0.1-s window): a model whose fixed
+  cost per ``session.run`` is nearly all of its time.
 
-Measures, in one run:
+Four scenarios on the same ``--clips`` synthesized 22.05-kHz WAV clips of ``--seconds`` s:
+``tiny`` and ``light`` on 0.1-s windows, ``light`` and ``conv`` on 3-s windows every 1.5 s.
+For each, in one run:
 
-1. windows per second of each model at one intra-op thread, one window per ``session.run``
-   against batches of ``--batch`` windows (the same session);
-2. clips per second on ``--clips`` synthesized 22.05-kHz WAV clips of ``--seconds`` s with
-   3-s windows every 1.5 s: the naive loop (``librosa.load(sr=16000)`` per file, a session
-   with onnxruntime's defaults loaded once, one window per run) against ``build_table`` with
-   ``extractors: [embedding]`` (cold cache) with 1 and 2 extraction processes;
-3. the embedding's cost in ms per minute of audio beside other extractors', each alone through
-   ``extract_signal`` on the same decoded clips (its own STFT included where it reads one).
+1. the model alone: windows per CPU second on the decoded clips' windows, one window per
+   ``session.run`` against ``--batch`` windows of many clips per run (one intra-op thread,
+   so CPU time is the work done, however busy the machine);
+2. clips per second, end to end from the WAV files: decoding alone (``librosa.load`` at
+   16 kHz: what no batching can speed up), the naive loop (``librosa.load``, a session with
+   onnxruntime's defaults loaded once, one window per run), and ``build_table`` with
+   ``extractors: [embedding]`` into a fresh cache: ``batch_size: 1`` in one process (the
+   engine without batching), then batched (``--batch``; windows of many clips per run) in one
+   process and in ``--jobs`` processes.
 
-Results are printed and written as Markdown to ``--out``. Compare ratios within one run.
+Then the embedding's cost in ms per minute of audio beside other extractors', each alone
+through ``extract_signal`` (conv model, 3-s windows). Each time is the best of
+``--repeats``. Results are printed and written as Markdown to ``--out``; compare ratios
+within one run.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
+import itertools
+import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pandas as pd
-import soundfile as sf
-from onnx import TensorProto, helper, numpy_helper
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-SR_FILE, SR_MODEL = 22050, 16000
-WINDOW_S, HOP_S = 3.0, 1.5
+from benchmarks._embedding_report import render  # noqa: E402
+from benchmarks._embedding_setup import build_model, make_clips  # noqa: E402
+
+SR_MODEL = 16000
 
 
-def _conv(name: str, cin: int, cout: int, k: int, s: int, x: str, nodes: list, inits: list):
-    rng = np.random.default_rng(len(inits))
-    w = (rng.standard_normal((cout, cin, k)) / np.sqrt(cin * k)).astype(np.float32)
-    inits.append(numpy_helper.from_array(w, f"{name}_w"))
-    nodes.append(helper.make_node("Conv", [x, f"{name}_w"], [name], strides=[s]))
-    return name
+@dataclass(frozen=True)
+class Scenario:
+    """A model and the windows it runs on."""
+
+    name: str
+    model: str
+    window_s: float
+    hop_s: float
 
 
-def build_model(path: Path, kind: str) -> Path:
-    """Write the ``conv`` or ``light`` embedder (input [batch, samples], output [batch, dim])."""
-    nodes: list = [helper.make_node("Unsqueeze", ["waveform", "axis1"], ["x3"])]
-    inits: list = [numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1")]
-    if kind == "conv":
-        h = _conv("c1", 1, 64, 400, 160, "x3", nodes, inits)
-        layers = (("c2", 64, 128), ("c3", 128, 128), ("c4", 128, 256), ("c5", 256, 256))
-        for name, cin, cout in layers:
-            nodes.append(helper.make_node("Relu", [h], [f"{h}_r"]))
-            h = _conv(name, cin, cout, 3, 1, f"{h}_r", nodes, inits)
-        nodes.append(helper.make_node("Relu", [h], ["act"]))
-        dim = 256
-    else:
-        h = _conv("c1", 1, 64, 400, 400, "x3", nodes, inits)
-        nodes.append(helper.make_node("Abs", [h], ["act"]))
-        dim = 64
-    nodes.append(helper.make_node("ReduceMean", ["act"], ["embedding"], axes=[2], keepdims=0))
-    x = helper.make_tensor_value_info("waveform", TensorProto.FLOAT, ["batch", "samples"])
-    y = helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", dim])
-    graph = helper.make_graph(nodes, f"bench_{kind}", [x], [y], initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
+SCENARIOS = (
+    Scenario("tiny, 0.1-s windows", "tiny", 0.1, 0.1),
+    Scenario("light, 0.1-s windows", "light", 0.1, 0.1),
+    Scenario("light, 3-s windows", "light", 3.0, 1.5),
+    Scenario("conv, 3-s windows", "conv", 3.0, 1.5),
+)
 
 
-def window_rates(path: Path, batch: int, n: int = 192) -> tuple[float, float]:
-    """Windows per second, one per run and ``batch`` per run, on one intra-op thread."""
+def decode(paths: list[str]) -> list[np.ndarray]:
+    """Every clip decoded at the model's rate (``librosa.load``)."""
+    import librosa
+
+    return [librosa.load(p, sr=SR_MODEL)[0] for p in paths]
+
+
+def windows_of(y: np.ndarray, window_s: float, hop_s: float) -> np.ndarray:
+    """The naive loop's windows (equal to the engine's when the hops end on the last sample)."""
+    win, hop = round(window_s * SR_MODEL), round(hop_s * SR_MODEL)
+    return np.stack([y[s : s + win] for s in range(0, len(y) - win + 1, hop)])
+
+
+def model_rates(
+    path: Path, signals: list[np.ndarray], scenario: Scenario, batch: int, repeats: int
+) -> tuple[float, float, int]:
+    """Windows per second of the model alone (one intra-op thread, the same session), one
+    window per run and ``batch`` windows of many clips per run; and windows per clip."""
     from features.onnx_model import load_session
     from features.windows import embed_windows
 
     session, signature = load_session(path, 1)
-    windows = np.random.default_rng(0).standard_normal((n, int(WINDOW_S * SR_MODEL)))
-    windows = (0.1 * windows).astype(np.float32)
+    per_clip = [windows_of(y, scenario.window_s, scenario.hop_s) for y in signals]
+    windows = np.concatenate(per_clip).astype(np.float32)
     embed_windows(session, signature, windows[:batch], batch)  # warm-up
-    rates = []
-    for size in (1, batch):
-        started = time.perf_counter()
-        embed_windows(session, signature, windows, size)
-        rates.append(n / (time.perf_counter() - started))
-    return rates[0], rates[1]
+
+    def run(size: int) -> Callable[[], object]:
+        return lambda: embed_windows(session, signature, windows, size)
+
+    # CPU time: on one thread, the work done, not the waits of a busy machine.
+    one, many = (len(windows) / best(repeats, run(size)).cpu for size in (1, batch))
+    return one, many, len(per_clip[0])
 
 
-def make_clips(folder: Path, clips: int, seconds: float) -> pd.DataFrame:
-    """Synthesized clips (a few harmonic tones plus noise, each its own seed) as WAV files."""
-    folder.mkdir(parents=True, exist_ok=True)
-    t = np.arange(int(seconds * SR_FILE)) / SR_FILE
-    rows = []
-    for i in range(clips):
-        rng = np.random.default_rng(i)
-        f0 = rng.uniform(100, 400)
-        y = sum(0.2 / k * np.sin(2 * np.pi * k * f0 * t) for k in range(1, 5))
-        y = y + 0.05 * rng.standard_normal(len(t))
-        path = folder / f"clip{i:04d}.wav"
-        sf.write(path, y.astype(np.float32), SR_FILE, subtype="PCM_16")
-        rows.append({"clip_id": f"c{i}", "path": str(path), "label": "x", "group": None})
-    return pd.DataFrame(rows)
-
-
-def naive(clips: pd.DataFrame, model: Path, *, batched: bool = False) -> float:
-    """Seconds for the naive loop: one window per run (or, ``batched``, a clip's windows in
-    one run), after one untimed clip (imports, first-call set-up)."""
+def naive(paths: list[str], model: Path, scenario: Scenario, threads: int) -> Callable[[], None]:
+    """The naive loop, one window per run (``threads`` intra-op threads; 0: onnxruntime's
+    default), after one untimed clip (imports, first-call set-up)."""
     import librosa
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    win, hop = int(WINDOW_S * SR_MODEL), int(HOP_S * SR_MODEL)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
 
     def one(path: str) -> np.ndarray:
         y, _ = librosa.load(path, sr=SR_MODEL)
-        windows = np.stack([y[s : s + win] for s in range(0, len(y) - win + 1, hop)])
-        if batched:
-            return session.run(None, {"waveform": windows})[0].mean(axis=0)
+        windows = windows_of(y, scenario.window_s, scenario.hop_s)
         return np.mean([session.run(None, {"waveform": w[None]})[0][0] for w in windows], 0)
 
-    one(clips["path"].iloc[0])
-    started = time.perf_counter()
-    for path in clips["path"]:
-        one(path)
-    return time.perf_counter() - started
+    one(paths[0])
+    return lambda: [one(path) for path in paths] and None
 
 
-def engine(clips: pd.DataFrame, model: Path, n_jobs: int, cache: Path) -> tuple[float, dict]:
-    """Seconds for ``build_table`` with only the embedding (cold cache), and its stats."""
+def engine(
+    clips: pd.DataFrame, model: Path, scenario: Scenario, *, n_jobs: int, batch: int, cache: Path
+) -> tuple[float, dict]:
+    """Seconds for ``build_table`` with only the embedding into the empty ``cache``, and its
+    stats."""
     from features import FeaturesSpec, SegmentsSpec, build_table
 
+    embedding = {"model": str(model), "window_s": scenario.window_s, "hop_s": scenario.hop_s,
+                 "pooling": ["mean"], "batch_size": batch}  # fmt: skip
     spec = FeaturesSpec(
-        sample_rate=SR_MODEL, extractors=["embedding"], n_jobs=n_jobs,
-        embedding={"model": str(model), "window_s": WINDOW_S, "hop_s": HOP_S,
-                   "pooling": ["mean"]},
-    )  # fmt: skip
+        sample_rate=SR_MODEL, extractors=["embedding"], n_jobs=n_jobs, embedding=embedding
+    )
     started = time.perf_counter()
     table = build_table(clips, spec, SegmentsSpec(), cache_dir=cache, n_jobs=n_jobs,
                         progress=False)  # fmt: skip
@@ -161,7 +154,7 @@ def per_minute(clips: pd.DataFrame, model: Path, seconds: float) -> dict[str, fl
     from features import FeaturesSpec, SegmentsSpec, decode_audio, extract_signal
 
     signals = [decode_audio(Path(p), SR_MODEL) for p in clips["path"][:8]]
-    embedding = {"model": str(model), "window_s": WINDOW_S, "hop_s": HOP_S}
+    embedding = {"model": str(model), "window_s": 3.0, "hop_s": 1.5}
     out = {}
     for name in ("embedding", "mfcc", "chroma", "pitch", "hpss"):
         spec = FeaturesSpec(sample_rate=SR_MODEL, extractors=[name], n_jobs=1,
@@ -175,78 +168,82 @@ def per_minute(clips: pd.DataFrame, model: Path, seconds: float) -> dict[str, fl
     return out
 
 
+@dataclass(frozen=True)
+class Timing:
+    """Wall seconds, and CPU seconds of this process and the worker processes it reaped."""
+
+    wall: float
+    cpu: float
+
+
+def _cpu() -> float:
+    own, workers = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
+
+
+def best(repeats: int, run: Callable[[], object]) -> Timing:
+    """The least wall and the least CPU time of ``repeats`` runs (the machine is shared:
+    noise only adds time)."""
+    times = []
+    for _ in range(repeats):
+        cpu, started = _cpu(), time.perf_counter()
+        run()
+        times.append(Timing(time.perf_counter() - started, _cpu() - cpu))
+    return Timing(min(t.wall for t in times), min(t.cpu for t in times))
+
+
+def measure(args: argparse.Namespace, root: Path, clips: pd.DataFrame) -> dict[str, dict]:
+    """Every figure of every scenario."""
+    paths = list(clips["path"])
+    signals = decode(paths)  # also the warm-up: imports, soxr's first call
+    decoding = best(args.repeats, lambda: decode(paths))
+    models = {sc.model: build_model(root / f"{sc.model}.onnx", sc.model) for sc in SCENARIOS}
+    out: dict[str, dict] = {}
+    caches = itertools.count()
+    for sc in SCENARIOS:
+        model = models[sc.model]
+
+        def build(n_jobs: int, batch: int, model: Path = model, sc: Scenario = sc) -> None:
+            cache = root / f"cache{next(caches)}"
+            engine(clips, model, sc, n_jobs=n_jobs, batch=batch, cache=cache)
+
+        one, many, per_clip = model_rates(model, signals, sc, args.batch, args.repeats + 1)
+        out[sc.name] = {
+            "one": one, "many": many, "per_clip": per_clip, "decode": decoding,
+            "naive": best(args.repeats, naive(paths, model, sc, 0)),
+            "naive_1": best(args.repeats, naive(paths, model, sc, 1)),
+            "engine_1": best(args.repeats, lambda: build(1, 1)),
+            "batched_1": best(args.repeats, lambda: build(1, args.batch)),
+            "batched_n": best(args.repeats, lambda: build(args.jobs, args.batch)),
+        }  # fmt: skip
+        print(sc.name, out[sc.name], flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clips", type=int, default=48)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=2, help="processes of the last build")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/RESULTS_embedding.md")
     args = parser.parse_args()
     import onnxruntime as ort
 
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-embedding-") as tmp:
         root = Path(tmp)
-        models = {kind: build_model(root / f"{kind}.onnx", kind) for kind in ("conv", "light")}
-        rates = {kind: window_rates(path, args.batch) for kind, path in models.items()}
         clips = make_clips(root / "clips", args.clips, args.seconds)
-        naive_s = naive(clips, models["conv"])
-        naive_batched_s = naive(clips, models["conv"], batched=True)
-        runs = {n: engine(clips, models["conv"], n, root / f"cache{n}") for n in (1, 2)}
-        costs = per_minute(clips, models["conv"], args.seconds)
-    report = render(args, rates, (naive_s, naive_batched_s), runs, costs, ort.__version__)
+        figures = measure(args, root, clips)
+        costs = per_minute(clips, root / "conv.onnx", args.seconds)
+    elapsed = time.perf_counter() - started
+    report = render(args, figures, costs, ort.__version__, elapsed)
     print(report)
     args.out.write_text(report)
-
-
-def render(args, rates, naive_times, runs, costs, ort_version: str) -> str:
-    """The Markdown report."""
-    n = args.clips
-    naive_s, naive_batched_s = naive_times
-    cores = len(os.sched_getaffinity(0))
-    lines = [
-        "# Embedding extractor benchmark",
-        "",
-        f"Command: `python benchmarks/bench_embedding.py --clips {n} --seconds "
-        f"{args.seconds:g} --batch {args.batch}`",
-        "",
-        f"Machine: {platform.platform()}, {cores} cores, Python {platform.python_version()}, "
-        f"onnxruntime {ort_version}; load average at the end "
-        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}.",
-        "",
-        "## Windows per second (one intra-op thread, the same session)",
-        "",
-        f"| model | one window per run | {args.batch} per run | speed-up |",
-        "|---|---|---|---|",
-    ]
-    for kind, (one, many) in rates.items():
-        lines.append(f"| {kind} | {one:.0f} | {many:.0f} | {many / one:.2f}x |")
-    lines += [
-        "",
-        f"## Clips per second ({n} clips of {args.seconds:g} s, conv model, 3-s windows "
-        "every 1.5 s)",
-        "",
-        "| way | wall s | clips/s | vs naive |",
-        "|---|---|---|---|",
-        f"| naive loop (librosa.load, default session, one window per run) | {naive_s:.1f} "
-        f"| {n / naive_s:.2f} | 1.00x |",
-        f"| the same loop, a clip's windows in one run | {naive_batched_s:.1f} "
-        f"| {n / naive_batched_s:.2f} | {naive_s / naive_batched_s:.2f}x |",
-    ]
-    for jobs, (seconds, stats) in runs.items():
-        lines.append(
-            f"| build_table, {jobs} process(es), cold cache (extracted={stats['extracted']}) "
-            f"| {seconds:.1f} | {n / seconds:.2f} | {naive_s / seconds:.2f}x |"
-        )
-    lines += [
-        "",
-        "## CPU ms per minute of audio, each extractor alone (8 clips, 16 kHz)",
-        "",
-        "| extractor | ms per clip-minute |",
-        "|---|---|",
-        *(f"| {name} | {ms:.0f} |" for name, ms in costs.items()),
-        "",
-    ]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -20,17 +20,17 @@ def frame_windows(
 ) -> np.ndarray:
     """Windows ``(n_windows, samples)`` of ``y``: every ``hop_s``, plus one aligned to the end
     when the hops leave a tail uncovered. A signal shorter than one window is one window
-    (zero-padded to ``fixed`` samples when the model takes a fixed length). A view: no copy.
+    (zero-padded to ``fixed`` samples when the model takes a fixed length). A strided view
+    of ``y`` when the hops end on its last sample, else a copy with the tail window.
     """
     win = fixed or max(1, round(window_s * sr))
     hop = max(1, round(hop_s * sr))
     if len(y) < win:
         return (np.pad(y, (0, win - len(y))) if fixed else y)[None, :]
     view = np.lib.stride_tricks.sliding_window_view(y, win)
-    starts = list(range(0, len(y) - win + 1, hop))
-    if starts[-1] != len(y) - win:
-        starts.append(len(y) - win)
-    return view[starts]
+    if (len(y) - win) % hop == 0:
+        return view[::hop]
+    return np.concatenate([view[::hop], view[-1:]])
 
 
 def embed_windows(
