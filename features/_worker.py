@@ -25,7 +25,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from multiprocessing.context import BaseContext
 from typing import cast
@@ -231,6 +231,10 @@ def run_jobs(
     is called after each clip's result.
     """
     workers = min(resolve_jobs(n_jobs), max(total, 1))
+    # Per-process settings (a model session's intra-op threads: the cores divided by
+    # n_jobs) follow the processes started here, not features.n_jobs (predict --n-jobs,
+    # fewer clips than processes); n_jobs is not part of the cache key.
+    worker = replace(worker, features=worker.features.model_copy(update={"n_jobs": workers}))
     size = clips_per_job(worker.features, total, workers)
     lost: list[ClipJob] = []
     for chunk, outcome in _run(worker, _chunks(jobs, size), workers):

@@ -9,10 +9,10 @@ Speed: each process holds one ``InferenceSession`` per model file, created on fi
 kept (never one per clip), with ``intra_op_num_threads`` set to this process's share of the
 cores (the cores divided by the extraction workers, so the pool does not oversubscribe them).
 Windows go through the session ``batch_size`` at a time (``features.windows``), those of
-many clips together (the extractor's batch form). A forked worker never
-reuses its parent's session: onnxruntime's thread pool does not survive ``fork``. With
-``AUDIOML_SESSION_LOG=<file>`` set, every session created appends ``<pid> <file name>`` to
-that file (how the tests count sessions per process).
+many clips together (the extractor's batch form). A forked worker never reuses its parent's
+session: onnxruntime's thread pool does not survive ``fork``. With
+``AUDIOML_SESSION_LOG=<file>`` set, every session created appends ``<pid> <file name>
+<threads>`` to that file (how the tests count sessions per process).
 
 onnxruntime is optional (``pip install "audioml[embeddings]"``) and imported only here, on
 first use; this module imports only the standard library, so validation can describe a
@@ -209,7 +209,7 @@ def load_session(path: Path, threads: int) -> tuple[Any, ModelSignature]:
         _SESSIONS[key] = (session, _signature(session))
         if log := os.environ.get("AUDIOML_SESSION_LOG"):
             with open(log, "a") as handle:  # one short append: whole lines, many processes
-                handle.write(f"{os.getpid()} {path.name}\n")
+                handle.write(f"{os.getpid()} {path.name} {threads}\n")
     return _SESSIONS[key]
 
 

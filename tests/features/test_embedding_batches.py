@@ -147,14 +147,17 @@ def test_one_session_per_worker_process(tmp_path: Path, monkeypatch) -> None:
     model = conv_embedder(tmp_path / "m.onnx", dim=DIM, frame=FRAME)
     lengths = LENGTHS + LENGTHS[:2]
     clips = corpus(tmp_path / "audio", lengths)
-    spec = spec_of(model, n_jobs=2)
+    spec = spec_of(model, n_jobs=1)  # the build below starts 2 processes all the same
     assert clips_per_job(spec, len(clips), 2) == 2  # four jobs for two workers
-    table = _build(clips, spec, tmp_path / "cache")
+    table = build_table(clips, spec, SegmentsSpec(), cache_dir=tmp_path / "c", n_jobs=2,
+                        progress=False)  # fmt: skip
     assert_rows_are_the_twins(table, clips, lengths)
-    pids = [line.split()[0] for line in log.read_text().splitlines()]
-    workers = [pid for pid in pids if pid != str(os.getpid())]
-    assert len(workers) == 2 and len(set(workers)) == 2  # once per worker, never per clip
-    assert all(line.endswith(" m.onnx") for line in log.read_text().splitlines())
+    lines = [line.split() for line in log.read_text().splitlines()]
+    workers = [(pid, threads) for pid, name, threads in lines if pid != str(os.getpid())]
+    assert len(workers) == 2 and len({pid for pid, _ in workers}) == 2  # never per job
+    cores = len(os.sched_getaffinity(0))
+    assert {int(threads) for _, threads in workers} == {max(1, cores // 2)}  # the plan's
+    assert {name for _, name, _ in lines} == {"m.onnx"}
 
 
 # The batch protocol itself, on an extractor registered here (a third-party extractor).
