@@ -14,7 +14,8 @@ switches on and off like the handcrafted groups.
 
 The session is this process's own, loaded on first use and kept
 (``features.onnx_model.load_session``), with intra-op threads set to the cores divided by
-``features.n_jobs`` extraction processes. Does not read the shared STFT.
+``features.n_jobs``, which the build sets to the extraction processes it starts. Does not
+read the shared STFT.
 
 Batch form (:func:`embedding_many`): the build hands it the segments of many clips at once
 (``features.batch``), and the windows of all of them go through the session together,
