@@ -9,7 +9,8 @@ Failures stay per signal: a signal that is unusable (:class:`FeatureError`) or w
 extraction raises comes back as its exception, and the others still get rows. A batch call
 that raises is not retried as a batch: every signal then runs that extractor on its own
 segments, so the error is raised by (and reported for) the clip that causes it, in the same
-order of extractors as a clip-by-clip build.
+order of extractors as a clip-by-clip build. A batch form that returns a wrong number of
+outputs is a bug of its own and raises :class:`ValueError` (no clip is to blame).
 """
 
 from __future__ import annotations
@@ -43,16 +44,22 @@ def _given(
     given: list[list[dict[str, Output]]] = [
         [{} for _ in c] if isinstance(c, list) else [] for c in contexts
     ]
-    ok = [i for i, c in enumerate(contexts) if isinstance(c, list) and c]
-    flat = [ctx for i in ok for ctx in contexts[i]]  # type: ignore[union-attr]
-    for name in names:
+    ok = {i: c for i, c in enumerate(contexts) if isinstance(c, list) and c}
+    flat = [ctx for segments in ok.values() for ctx in segments]
+    for name in names if flat else []:
         try:
-            outputs = iter(BATCHED[name](flat))
+            outputs = list(BATCHED[name](flat))
         except Exception:  # each clip runs the extractor alone and raises its own error
             continue
+        if len(outputs) != len(flat):  # a bug in the batch form: no clip is to blame
+            raise ValueError(
+                f"the batch form of extractor '{name}' returned {len(outputs)} outputs for "
+                f"{len(flat)} segments"
+            )
+        each = iter(outputs)
         for i in ok:
             for per_segment in given[i]:
-                per_segment[name] = next(outputs)
+                per_segment[name] = next(each)
     return given
 
 
