@@ -31,22 +31,21 @@ import librosa
 import numpy as np
 
 from features._registry import register_batched, register_feature
-from features.config import FeaturesSpec
+from features.config import EmbeddingSpec
 from features.context import SpectralContext
 from features.onnx_model import load_session, resolve_model_path, threads_for
-from features.windows import embed_windows, frame_windows
+from features.windows import embed_windows, window_views
 
 __all__ = ["embedding", "embedding_many", "embedding_matrices"]
 
 _POOL = {"mean": np.mean, "std": np.std, "max": np.max}
 
 
-def _windows(ctx: SpectralContext, features: FeaturesSpec, fixed: int | None) -> np.ndarray:
-    spec = features.embedding
+def _windows(ctx: SpectralContext, spec: EmbeddingSpec, fixed: int | None) -> list[np.ndarray]:
     y = ctx.y
-    if ctx.sr != spec.sample_rate:  # type: ignore[union-attr]  # checked by the caller
+    if ctx.sr != spec.sample_rate:
         y = librosa.resample(y, orig_sr=ctx.sr, target_sr=spec.sample_rate, res_type="soxr_hq")
-    return frame_windows(y, spec.sample_rate, spec.window_s, spec.hop, fixed)
+    return window_views(y, spec.sample_rate, spec.window_s, spec.hop, fixed)
 
 
 def embedding_matrices(contexts: Sequence[SpectralContext]) -> list[np.ndarray]:
@@ -63,15 +62,15 @@ def embedding_matrices(contexts: Sequence[SpectralContext]) -> list[np.ndarray]:
         raise ValueError("extractor 'embedding' needs features.embedding (see docs/embeddings.md)")
     spec = features.embedding
     session, signature = load_session(resolve_model_path(spec.model), threads_for(features.n_jobs))
-    windows = [_windows(ctx, features, signature.samples) for ctx in contexts]
+    windows = [_windows(ctx, spec, signature.samples) for ctx in contexts]
     by_length: dict[int, list[int]] = {}
-    for i, w in enumerate(windows):
-        by_length.setdefault(w.shape[1], []).append(i)
+    for i, parts in enumerate(windows):  # a segment's parts share one window length
+        by_length.setdefault(parts[0].shape[1], []).append(i)
     out: list[np.ndarray] = [np.empty(0)] * len(contexts)
     for members in by_length.values():
-        stacked = np.concatenate([windows[i] for i in members])
-        embedded = embed_windows(session, signature, stacked, spec.batch_size)
-        ends = np.cumsum([len(windows[i]) for i in members])
+        group = [part for i in members for part in windows[i]]
+        embedded = embed_windows(session, signature, group, spec.batch_size)
+        ends = np.cumsum([sum(len(part) for part in windows[i]) for i in members])
         for i, part in zip(members, np.split(embedded, ends[:-1]), strict=True):
             out[i] = part
     return out

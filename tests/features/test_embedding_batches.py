@@ -23,6 +23,8 @@ from features._registry import BATCHED, FEATURES, register_batched, register_fea
 from features._worker import clips_per_job
 from features.batch import extract_signals
 from features.context import SpectralContext
+from features.onnx_model import load_session
+from features.windows import _batches, embed_windows
 from runner.errors import FeatureError
 from tests.features.test_build_faults import with_fifo
 from tests.runner._onnx_fixtures import conv_embedder, reference, weights
@@ -35,8 +37,9 @@ WIN, HOP = 8000, 4000  # 0.5-s windows every 0.25 s at 16 kHz
 LENGTHS = [4800, 8000, 20800, 32000, 12000, 26000]
 
 
-def spec_of(model: Path, n_jobs: int = 1, **update: object) -> FeaturesSpec:
-    embedding = {"model": str(model), "window_s": 0.5, "hop_s": 0.25, "pooling": ["mean", "max"]}
+def spec_of(model: Path, n_jobs: int = 1, batch_size: int = 32, **update: object) -> FeaturesSpec:
+    embedding = {"model": str(model), "window_s": 0.5, "hop_s": 0.25, "pooling": ["mean", "max"],
+                 "batch_size": batch_size}  # fmt: skip
     settings = {"sample_rate": SR, "extractors": ["rms", "embedding"], "n_jobs": n_jobs}
     return FeaturesSpec(**settings, embedding=embedding, **update)
 
@@ -87,10 +90,11 @@ def _build(clips: pd.DataFrame, spec: FeaturesSpec, cache: Path):
     )
 
 
-def test_a_job_of_many_clips_gives_the_clip_by_clip_table(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch_size", [32, 3], ids=["one-run-per-length", "runs-span-clips"])
+def test_a_job_of_many_clips_gives_the_clip_by_clip_table(tmp_path: Path, batch_size) -> None:
     model = conv_embedder(tmp_path / "m.onnx", dim=DIM, frame=FRAME)
     clips = corpus(tmp_path / "audio", LENGTHS)
-    spec = spec_of(model)
+    spec = spec_of(model, batch_size=batch_size)
     assert clips_per_job(spec, len(clips), 1) == 3  # two jobs of three clips
     table = _build(clips, spec, tmp_path / "cache")
     assert table.stats["extracted"] == len(clips) and table.skipped.empty
@@ -158,6 +162,20 @@ def test_one_session_per_worker_process(tmp_path: Path, monkeypatch) -> None:
     cores = len(os.sched_getaffinity(0))
     assert {int(threads) for _, threads in workers} == {max(1, cores // 2)}  # the plan's
     assert {name for _, name, _ in lines} == {"m.onnx"}
+
+
+def test_windows_of_several_arrays_run_as_one_sequence(tmp_path: Path) -> None:
+    session, signature = load_session(conv_embedder(tmp_path / "m.onnx", dim=DIM), 1)
+    rng = np.random.default_rng(3)
+    parts = [rng.standard_normal((n, 800)).astype(np.float32) for n in (2, 5, 1, 4)]
+    whole = embed_windows(session, signature, np.concatenate(parts), 100)
+    for size in (1, 3, 4, 12):  # batches that cut parts, end with them, or hold them all
+        np.testing.assert_allclose(embed_windows(session, signature, parts, size), whole,
+                                   rtol=1e-6)  # fmt: skip
+    assert whole.shape == (12, DIM)
+    batches = list(_batches(parts, 5))  # every run holds batch_size windows but the last
+    assert [len(b) for b in batches] == [5, 5, 2]
+    assert np.array_equal(np.concatenate(batches), np.concatenate(parts))
 
 
 # The batch protocol itself, on an extractor registered here (a third-party extractor).
