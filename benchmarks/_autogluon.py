@@ -91,8 +91,8 @@ def run_autogluon(s: RunnerSplit, *, budget_s: float, presets: str = "medium_qua
     with tempfile.TemporaryDirectory(prefix="bench-autogluon-") as tmp:
         model = fit_autogluon(s, budget_s=budget_s, path=Path(tmp), presets=presets)
         score = held_out(s, model, s.X_test)[s.metric]
-        trained = len(model.predictor.model_names())
-        detail = f"best {model.predictor.model_best} of {trained} models; {presets}; "
+        trained = ", ".join(model.predictor.model_names())
+        detail = f"best {model.predictor.model_best} (trained {trained}); {presets}; "
     detail += f"time_limit {budget_s:.0f} s"
     if excluded := excluded_models():
         detail += f"; no {', '.join(excluded)} (no PyTorch)"

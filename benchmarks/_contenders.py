@@ -97,6 +97,7 @@ class Result:
     score: float  # the spec's metric on the held-out clips
     wall_s: float
     detail: str = ""
+    seed: int | None = None  # set by the benchmark loop
 
 
 def _encoder(s: RunnerSplit) -> Any:

@@ -54,10 +54,22 @@ def _summary(results: list[Result]) -> tuple[float, float, float, float]:
     return statistics.median(scores), min(scores), max(scores), statistics.median(walls)
 
 
+def _common(run: TaskRun, mine: str, who: str) -> tuple[tuple, tuple, str] | None:
+    """Both contenders' summaries over the seeds both finished (a cut run has fewer)."""
+    a, b = run.results.get(mine, []), run.results.get(who, [])
+    if not (both := {r.seed for r in a} & {r.seed for r in b}):
+        return None
+    a, b = [r for r in a if r.seed in both], [r for r in b if r.seed in both]
+    over = "" if len(both) == max(len(run.results[mine]), len(run.results[who])) else (
+        f", over the {len(both)} seeds both finished"
+    )  # fmt: skip
+    return _summary(a), _summary(b), over
+
+
 def verdicts(run: TaskRun) -> list[str]:
-    """One line per target: the runner's median against each peer's (and the grid's time)."""
-    med = {who: _summary(rs) for who, rs in run.results.items()}
-    if "audioml" not in med:
+    """One line per target: the runner's median against each peer's (and the grid's time),
+    over the seeds both finished."""
+    if "audioml" not in run.results:
         return []
     as_good = (lambda a, b: a >= b) if run.greater else (lambda a, b: a <= b)
     pairs = [
@@ -68,28 +80,26 @@ def verdicts(run: TaskRun) -> list[str]:
     for peer in ("autogluon", "forest"):
         pairs.append(("audioml", peer, "(the runner's search at the budget)"))
         pairs.append(("audioml_1x", peer, "(the runner's whole run aimed at the budget)"))
+    pairs += [("audioml", "grid", ""), ("audioml_third", "grid", "")]
     lines = []
     for mine, who, when in pairs:
-        if who in med and mine in med:
-            ours, theirs = med[mine][0], med[who][0]
-            met = "met" if as_good(ours, theirs) else "NOT met"
-            walls = f"; wall {med[mine][3]:.0f} s vs {med[who][3]:.0f} s"
-            name = PEERS[who.removesuffix("_wall")]
+        if (common := _common(run, mine, who)) is None:
+            continue
+        (ours, *_, wall), (theirs, *_, their_wall), over = common
+        if who == "grid":
+            ratio = wall / their_wall
+            met = "met" if as_good(ours, theirs) and ratio <= 1 / 3 else "NOT met"
             lines.append(
-                f"{mine} at least as good as {name} {when} ({ours:.4f} vs {theirs:.4f}{walls}): "
-                f"{met}"
+                f"{mine} at least as good as the grid in <= 1/3 of its time ({ours:.4f} vs "
+                f"{theirs:.4f}; wall-time ratio {ratio:.2f}{over}): {met}"
             )
-    if "grid" in med:
-        for who in ("audioml", "audioml_third"):
-            if who not in med:
-                continue
-            mine, theirs = med[who][0], med["grid"][0]
-            ratio = med[who][3] / med["grid"][3]
-            met = "met" if as_good(mine, theirs) and ratio <= 1 / 3 else "NOT met"
-            lines.append(
-                f"{who} at least as good as the grid in <= 1/3 of its time ({mine:.4f} vs "
-                f"{theirs:.4f}; wall-time ratio {ratio:.2f}): {met}"
-            )
+            continue
+        met = "met" if as_good(ours, theirs) else "NOT met"
+        name = PEERS[who.removesuffix("_wall")]
+        lines.append(
+            f"{mine} at least as good as {name} {when} ({ours:.4f} vs {theirs:.4f}; wall "
+            f"{wall:.0f} s vs {their_wall:.0f} s{over}): {met}"
+        )
     return lines
 
 
@@ -116,11 +126,12 @@ def _task_lines(run: TaskRun, seeds: Sequence[int]) -> list[str]:
         med, lo, hi, wall = _summary(rs)
         out.append(f"| {who} | {med:.4f} | {lo:.4f}-{hi:.4f} | {wall:.1f} | {rs[-1].detail} |")
     out += ["", *(f"- {line}" for line in verdicts(run)), "", "Per seed (score, wall s):", ""]
-    for i, seed in enumerate(seeds):
+    for seed in seeds:
         cells = [
-            f"{who} {rs[i].score:.4f} in {rs[i].wall_s:.0f}"
+            f"{who} {r.score:.4f} in {r.wall_s:.0f}"
             for who, rs in run.results.items()
-            if i < len(rs)
+            for r in rs
+            if r.seed == seed
         ]
         if cells:
             out.append(f"- seed {seed}: " + "; ".join(cells))
@@ -151,34 +162,44 @@ def load(path: Path) -> Report:
     data = json.loads(path.read_text(encoding="utf-8"))
     runs = []
     for run in data.pop("runs"):
-        results = {who: [Result(**r) for r in rs] for who, rs in run.pop("results").items()}
+        results = {
+            # results saved before they carried their seed: the i-th is the i-th seed's
+            who: [
+                Result(**{"seed": seed, **r}) for r, seed in zip(rs, data["seeds"], strict=False)
+            ]
+            for who, rs in run.pop("results").items()
+        }
         runs.append(TaskRun(**run, results=results))
     return Report(**data, runs=runs)
 
 
 def merge(reports: Sequence[Report], order: Sequence[str]) -> Report:
-    """One report of several over the same seeds and budget: each task's contenders from all
-    of them, in ``order``; a contender measured twice on a task is an error."""
+    """One report of several at the same budget: each task's contenders and seeds from all
+    of them (contenders in ``order``, seeds sorted); a contender measured twice on one task
+    and seed is an error."""
     first = reports[0]
     for other in reports[1:]:
-        if (other.seeds, other.budget_s) != (first.seeds, first.budget_s):
-            raise ValueError(
-                f"cannot merge seeds {other.seeds} at {other.budget_s:g} s with seeds "
-                f"{first.seeds} at {first.budget_s:g} s"
-            )
+        if other.budget_s != first.budget_s:
+            raise ValueError(f"cannot merge runs at {other.budget_s:g} s and {first.budget_s:g} s")
     runs: dict[str, TaskRun] = {}
     for report in reports:
         for run in report.runs:
             empty = TaskRun(**{**asdict(run), "results": {}, "loads": []})
             into = runs.setdefault(run.name, empty)
-            if twice := set(into.results) & set(run.results):
-                raise ValueError(f"{run.name}: {sorted(twice)} measured in two reports")
-            into.results.update(run.results)
+            for who, rs in run.results.items():
+                have = into.results.setdefault(who, [])
+                if twice := {r.seed for r in have} & {r.seed for r in rs}:
+                    raise ValueError(f"{run.name}: {who} seeds {sorted(twice)} measured twice")
+                have += rs
             into.loads += run.loads
     for run in runs.values():
-        run.results = {who: run.results[who] for who in order if who in run.results}
+        run.results = {
+            who: sorted(run.results[who], key=lambda r: r.seed) for who in order
+            if who in run.results
+        }  # fmt: skip
+    seeds = sorted({seed for r in reports for seed in r.seeds})
     notes = [r.note for r in reports if r.note]
     return Report(
-        [c for r in reports for c in r.commands], first.seeds, first.budget_s, first.cores,
+        [c for r in reports for c in r.commands], seeds, first.budget_s, first.cores,
         list(runs.values()), " ".join(notes),
     )  # fmt: skip

@@ -190,7 +190,7 @@ def run_task(
             out.rows = len(p.dataset.frame)
         for who in contenders:
             kwargs = {"seed": seed, "budget_s": budget_s, "cache": cache, "extra": extra}
-            r = _run_one(who, out, p, corpus, **kwargs)
+            r = dataclasses.replace(_run_one(who, out, p, corpus, **kwargs), seed=seed)
             out.results.setdefault(who, []).append(r)
             out.loads.append(os.getloadavg()[0])
             log(f"{name} seed={seed} {who}: {out.metric}={r.score:.4f} {r.wall_s:.1f}s {r.detail}")

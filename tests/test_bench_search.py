@@ -12,7 +12,7 @@ import pytest
 from benchmarks._contenders import Result, held_out, run_flaml, run_forest, run_grid, split_of
 from benchmarks._corpora import ensure
 from benchmarks._genres import GENRES as TASKS_GENRES
-from benchmarks._search_report import Report, TaskRun, markdown, merge, verdicts
+from benchmarks._search_report import Report, TaskRun, load, markdown, merge, save, verdicts
 from benchmarks.bench_search import CONTENDERS, TASKS, prepared, run_audioml
 
 GENRE = TASKS["genre_features"]
@@ -89,8 +89,8 @@ def test_flaml_learns_on_the_runners_rows(genre: tuple[Path, Path]) -> None:
 def test_autogluon_is_tested_on_the_runners_test_clips(
     genre: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    """AutoGluon (the bench extra, like FLAML) fits on the runner's training rows and its
-    figure is held_out() of its predictions on every test clip: macro F1 over the clips."""
+    """AutoGluon (the bench extra, like FLAML) fits on the runner's training rows, predicts
+    every test clip, and its figure is held_out() of those predictions: macro F1 over clips."""
     pytest.importorskip("autogluon.tabular", reason="needs the bench extra (AutoGluon)")
     from sklearn.metrics import f1_score
 
@@ -106,10 +106,10 @@ def test_autogluon_is_tested_on_the_runners_test_clips(
     truth = s.test_truth.loc[s.test_clips].to_numpy()
     expected = f1_score(truth, pred, average="macro")
     assert held_out(s, model, s.X_test)["f1_macro"] == pytest.approx(expected)
-    assert expected > 0.2  # twice chance (10 genres)
-    result = run_autogluon(s, budget_s=3)
-    assert result.contender == "autogluon" and result.score > 0.2, result
-    assert "medium_quality; time_limit 3 s" in result.detail
+    # How well it learns in a few seconds depends on the machine's load: the benchmark's
+    # question, not this test's.
+    result = run_autogluon(s, budget_s=2)
+    assert result.contender == "autogluon" and "; medium_quality; time_limit 2 s" in result.detail
     without_torch = excluded_models() == ["NN_TORCH", "FASTAI"]
     assert ("no NN_TORCH, FASTAI (no PyTorch)" in result.detail) == without_torch
 
@@ -192,30 +192,43 @@ def test_peers_lines_and_partial_seeds_in_the_report() -> None:
     contenders have fewer seeds, and its per-seed lines list only what finished."""
 
     def res(who: str, *scores: float) -> list[Result]:
-        return [Result(who, s, 30.0) for s in scores]
+        return [Result(who, s, 30.0, seed=seed) for seed, s in enumerate(scores)]
 
     run = TaskRun("age", metric="mae", greater=False, note="n", rows=9, results={
         "audioml": res("audioml", 5.0, 5.2), "autogluon": res("autogluon", 5.5, 5.4),
         "forest": res("forest", 4.0),
     })  # fmt: skip
-    lines = verdicts(run)
+    lines = verdicts(run)  # the forest has seed 0 only: 5.0 against 4.0
+    assert lines[1].endswith("(5.0000 vs 4.0000; wall 30 s vs 30 s, over the 1 seeds both "
+                              "finished): NOT met")  # fmt: skip
     assert [line.split(" (")[0] for line in lines] == [
         "audioml at least as good as AutoGluon", "audioml at least as good as the notebook's "
         "300-tree forest",
     ]  # fmt: skip
-    assert [line.endswith(": met") for line in lines] == [True, False]  # 5.1 <= 5.45; 5.1 > 4.0
+    assert [line.endswith(": met") for line in lines] == [True, False]  # 5.1 <= 5.45
     text = markdown(Report(["cmd"], [0, 1], 30.0, 2, [run]))
     assert "**Partial**: seeds finished, where fewer than 2: forest 1." in text
     assert "- seed 1: audioml 5.2000 in 30; autogluon 5.4000 in 30\n" in text
 
 
-def test_merge_puts_two_runs_into_one_table_in_contender_order() -> None:
-    def report(**results: float) -> Report:
-        rs = {who: [Result(who, s, 1.0)] for who, s in results.items()}
-        return Report([f"cmd {sorted(rs)}"], [0], 30.0, 2, [TaskRun("t", results=rs)])
+def test_merge_puts_runs_into_one_table_by_contender_and_seed(tmp_path: Path) -> None:
+    """The peers and the runner (or seeds 0-2 and 3-4) run apart are one table after."""
 
-    both = merge([report(autogluon=0.5, forest=0.4), report(audioml=0.6)], CONTENDERS)
-    assert list(both.runs[0].results) == ["audioml", "autogluon", "forest"]
-    assert both.commands == ["cmd ['autogluon', 'forest']", "cmd ['audioml']"]
-    with pytest.raises(ValueError, match=r"\['forest'\] measured in two reports"):
-        merge([report(forest=0.4), report(forest=0.3)], CONTENDERS)
+    def report(seeds: list[int], **results: float) -> Report:
+        rs = {who: [Result(who, s, 1.0, seed=i) for i in seeds] for who, s in results.items()}
+        return Report([f"cmd {sorted(rs)} {seeds}"], seeds, 30.0, 2, [TaskRun("t", results=rs)])
+
+    both = merge(
+        [report([3, 4], audioml=0.7), report([0, 1, 2, 3, 4], forest=0.4, autogluon=0.5),
+         report([0, 1, 2], audioml=0.6)], CONTENDERS,
+    )  # fmt: skip
+    results = both.runs[0].results
+    assert list(results) == ["audioml", "autogluon", "forest"] and both.seeds == [0, 1, 2, 3, 4]
+    assert [(r.seed, r.score) for r in results["audioml"]] == [
+        (0, 0.6), (1, 0.6), (2, 0.6), (3, 0.7), (4, 0.7)
+    ]  # fmt: skip
+    assert both.commands[0] == "cmd ['audioml'] [3, 4]"
+    save(both, tmp_path / "r.json")
+    assert load(tmp_path / "r.json") == both  # what --merge reads back is what ran
+    with pytest.raises(ValueError, match=r"t: forest seeds \[1\] measured twice"):
+        merge([report([0, 1], forest=0.4), report([1, 2], forest=0.3)], CONTENDERS)
