@@ -10,9 +10,11 @@ every core against one core with the same trials, and a Keras CNN fit on CPU and
   extra worker adds is its start-up (imports, numba's compiled caches, the test extraction)
   plus contention.
 * **Search plan.** The plan benchmark's table and families (``benchmarks.bench_plan``), no
-  pruner: the ``auto`` plan (a window of trials side by side on shared fold slots) twice,
-  which must give the same trials, then ``n_jobs=1`` replaying exactly those trials (their
-  parameters enqueued in order), which must give the same scores. Busy cores = CPU s / wall s.
+  pruner: the ``auto`` plan (a window of trials side by side on shared fold slots) with the
+  folds fitted in threads and in worker processes (``search.fold_workers``), then
+  ``n_jobs=1`` replaying exactly the first run's trials (their parameters enqueued in
+  order). Equal digests of (params, score) show the same trials and scores. Busy cores =
+  the machine's CPU s / wall s.
 * **Keras on a GPU** (``--keras``): the keras_cnn family fitting 500 mel images (64 x 128)
   for 5 epochs, in a fresh process each, with ``JAX_PLATFORMS=cpu`` and then on the default
   device; the first fit includes XLA's compilation, the second is warm.
@@ -21,6 +23,7 @@ every core against one core with the same trials, and a Keras CNN fit on CPU and
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -80,9 +83,9 @@ def feature_pool(workers: list[int], clips: int, seconds: float) -> list[str]:
     ]
 
 
-def _spec(root: Path, trials: int, n_jobs: int | str, folds: int) -> ExperimentSpec:
+def _spec(root: Path, trials: int, n_jobs: int | str, folds: int, how: str) -> ExperimentSpec:
     raw = table_spec(root, models=MODELS, n_trials=trials, n_jobs=n_jobs)
-    raw["search"].update(pruner="none", cv={"folds": folds}, warm_start=False)
+    raw["search"].update(pruner="none", cv={"folds": folds}, warm_start=False, fold_workers=how)
     return ExperimentSpec.model_validate(raw)
 
 
@@ -96,43 +99,57 @@ def _search(spec: ExperimentSpec, root: Path, trials: int, replay: list | None =
     for params in replay or ():
         study.enqueue_trial(params)
     plan = resource_plan(spec)
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall, cpu = time.perf_counter(), _cpu()
     with threadpool_limits(limits=plan.threads):  # as runner.session does
-        run_budget(study, make_objective(spec, p.data), n_trials=trials, deadline=None,
-                   n_jobs=plan.trials)  # fmt: skip
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    done = [(t.params, t.value) for t in study.trials if t.state.is_finished()]
+        objective = make_objective(spec, p.data)
+        run_budget(study, objective, n_trials=trials, deadline=None, n_jobs=plan.trials)
+    wall, cpu = time.perf_counter() - wall, _cpu() - cpu
+    if objective.procs is not None:
+        objective.procs.close()
+    done = [(t.params, round(t.value, 9)) for t in study.trials if t.state.is_finished()]
     return plan, wall, cpu, done
 
 
-def search_plan(trials: int, rows: int, folds: int) -> list[str]:
+def _digest(done: list) -> str:
+    return hashlib.sha256(json.dumps(done, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def search_plan(trials: int, rows: int, folds: int, modes: list[str]) -> list[str]:
+    """``modes``: ``threads`` / ``processes`` (auto plan, folds in threads or in worker
+    processes), ``replay`` (n_jobs=1 replaying the first mode's trials)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    runs: dict[str, tuple] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_gtzan_like(root / "features.csv", rows=rows)
-        runs = [_search(_spec(root, trials, "auto", folds), root, trials) for _ in range(2)]
-        replay = [params for params, _ in runs[0][3]]
-        one = _search(_spec(root, trials, 1, folds), root, trials, replay)
+        for mode in modes:
+            if mode == "replay":
+                first = runs[next(iter(runs))][3]
+                spec = _spec(root, trials, 1, folds, "threads")
+                runs[mode] = _search(spec, root, trials, [params for params, _ in first])
+            else:
+                runs[mode] = _search(_spec(root, trials, "auto", folds, mode), root, trials)
+            _, wall, cpu, done = runs[mode]
+            print(f"{mode}: {wall:.1f} s wall, {cpu:.1f} CPU s, {_digest(done)}", flush=True)
     out = [
         f"## Search plan: {trials} trials, {rows} rows, {folds} folds, no pruner",
         "",
-        "| search | plan | wall s | CPU s | busy cores |",
-        "| --- | --- | ---: | ---: | ---: |",
+        "| search | plan | wall s | CPU s (machine) | busy cores | trials digest |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
     ]
-    for name, (plan, wall, cpu, _) in [("n_jobs=1 (replay)", one), ("auto", runs[0]),
-                                       ("auto again", runs[1])]:  # fmt: skip
-        out.append(f"| {name} | {plan.describe()} | {wall:.1f} | {cpu:.1f} | {cpu / wall:.1f} |")
-    same_auto = runs[0][3] == runs[1][3]
-    scores = [round(v, 9) for _, v in one[3]] == [round(v, 9) for _, v in runs[0][3]]
-    cores = runs[0][0].cores
-    return [
-        *out,
-        "",
-        f"- The two auto runs drew the same trials and scores: {same_auto}",
-        f"- The one-core replay scored those trials the same: {scores}",
-        f"- Speed-up of auto over n_jobs=1: {one[1] / runs[0][1]:.2f}x; busy fraction "
-        f"{runs[0][2] / runs[0][1] / cores:.2f} of {cores} cores",
-    ]
+    for mode, (plan, wall, cpu, done) in runs.items():
+        name = "n_jobs=1 (replay)" if mode == "replay" else f"auto, folds in {mode}"
+        out.append(f"| {name} | {plan.describe()} | {wall:.1f} | {cpu:.1f} | "
+                   f"{cpu / wall:.1f} | {_digest(done)} |")  # fmt: skip
+    out.append("")
+    if "replay" in runs:
+        base = runs["replay"][1]
+        for mode, (plan, wall, cpu, _) in runs.items():
+            if mode != "replay":
+                busy = cpu / wall / plan.cores
+                out.append(f"- auto with folds in {mode}: {base / wall:.2f}x over n_jobs=1; "
+                           f"busy fraction {busy:.2f} of {plan.cores} cores")  # fmt: skip
+    return out
 
 
 def _keras_child() -> None:
@@ -177,6 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trials", type=int, default=0, help="search plan trials (0: skip)")
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--plan-modes", nargs="+", default=["threads", "processes", "replay"])
     parser.add_argument("--keras", action="store_true")
     parser.add_argument("--keras-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=OUT)
@@ -188,7 +206,9 @@ def main(argv: list[str] | None = None) -> None:
              f"Machine: {platform.machine()}, {available_cores()} cores, Python "
              f"{platform.python_version()}, optuna {optuna.__version__}", ""]  # fmt: skip
     parts = {
-        "plan": lambda: search_plan(args.trials, args.rows, args.folds) if args.trials else [],
+        "plan": lambda: (
+            search_plan(args.trials, args.rows, args.folds, args.plan_modes) if args.trials else []
+        ),
         "keras": lambda: keras_fit() if args.keras else [],
         "features": lambda: feature_pool(args.workers, args.clips, args.seconds),
     }

@@ -153,6 +153,10 @@ def _fit_fold(
     return estimator, pred, proba, mid - start, time.perf_counter() - mid
 
 
+#: Fits fold ``k`` of ``inputs`` elsewhere: (estimator or None, pred, proba, fit s, predict s).
+FoldFitter = Callable[..., tuple]
+
+
 def _fold_results(
     fit: Callable[[int, Split], tuple | None],
     folds: list[Split],
@@ -199,15 +203,17 @@ def cross_validate(
     deadline: float | None = None,
     keep_models: bool = False,
     pool: ThreadPoolExecutor | None = None,
+    fitter: FoldFitter | None = None,
 ) -> CvResult:
     """Fit ``make()`` on each fold's training rows; score on its clips.
 
     ``jobs`` folds are fitted at once (on ``pool`` when given); ``on_fold`` still sees them
     in fold order, in the calling thread (it may raise to stop, e.g. ``optuna.TrialPruned``).
     ``threads`` caps the native thread pools (OpenMP, BLAS) of each fit in the thread that
-    runs it. Against
-    ``deadline`` (``time.monotonic()``), folds start as :class:`runner.fold_gate.FoldGate`
-    admits them. With ``keep_models`` the fitted fold estimators stay in
+    runs it. ``fitter`` (``runner.fold_procs.FoldProcesses.fit``) fits the folds of tabular
+    inputs elsewhere, e.g. in worker processes. Against ``deadline``
+    (``time.monotonic()``), folds start as :class:`runner.fold_gate.FoldGate` admits them.
+    With ``keep_models`` the fitted fold estimators stay in
     ``CvResult.fold_models`` (the bagged form of the final model averages them).
 
     Raises:
@@ -227,8 +233,13 @@ def cross_validate(
         # OpenMP's thread count is per thread: a limit set by the caller does not reach the
         # fold threads, and two folds of HistGradientBoosting would each start every core.
         # (``limits=None`` changes nothing.)
-        with threadpool_limits(limits=threads):
-            out = _fit_fold(make, inputs, labels, k, split, task=task, classes=classes)
+        if fitter is not None and not inputs.kind.images:
+            keep = keep_models or k == len(folds) - 1  # the last fold's feeds importance
+            out = fitter(make, inputs, k, split, task=task, classes=classes, threads=threads,
+                         keep=keep)  # fmt: skip
+        else:
+            with threadpool_limits(limits=threads):
+                out = _fit_fold(make, inputs, labels, k, split, task=task, classes=classes)
         gate.ended(out[3] + out[4])  # the fold's fit and predict seconds
         return out
 

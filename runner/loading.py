@@ -151,7 +151,8 @@ def spec_hash(spec: ExperimentSpec, *, exclude_budget: bool = True) -> str:
     """A short stable hash of what makes trials comparable (budget and tracking excluded)."""
     data = spec.model_dump(mode="json")
     if exclude_budget:
-        for key in ("n_trials", "timeout_s", "n_jobs", "parallel_trials", "ensemble"):
+        for key in ("n_trials", "timeout_s", "n_jobs", "parallel_trials", "fold_workers",
+                    "ensemble"):  # fmt: skip
             data["search"].pop(key, None)
         data.pop("tracking", None)
         data.pop("register", None)

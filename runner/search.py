@@ -38,9 +38,10 @@ from runner.errors import TrialFailed, TrialSkipped
 from runner.evaluation import CvResult, cross_validate
 from runner.faults import pause_point
 from runner.fold_gate import OutOfTime
+from runner.fold_procs import FoldProcesses
 from runner.horizon import HorizonPruner
 from runner.models import MODELS, ColumnRoles, InputKind, Inputs, Rows, get_family, resolve_space
-from runner.plan import ResourcePlan, plan_resources
+from runner.plan import ResourcePlan, available_cores, plan_resources
 from runner.spec import ExperimentSpec
 from runner.splits import Split
 from runner.study import FINISHED, counted
@@ -269,6 +270,7 @@ def _evaluate(
     plan: ResourcePlan,
     deadline: float | None = None,
     pool: ThreadPoolExecutor | None = None,
+    fitter: Callable[..., tuple] | None = None,
 ) -> float:
     """Cross-validate ``record.setup``, reporting each fold to the pruner; fills ``record``.
     Against ``deadline`` (``time.monotonic()``) a trial goes on only while it will end within
@@ -290,7 +292,7 @@ def _evaluate(
             lambda: build_estimator(record.setup, spec, inputs.roles, threads=plan.threads),
             inputs, data.y, data.clip_ids, data.folds, task=spec.task, classes=data.classes,
             aggregate=spec.segments.aggregate, on_fold=on_fold, jobs=jobs,
-            threads=plan.threads, deadline=deadline, pool=pool,
+            threads=plan.threads, deadline=deadline, pool=pool, fitter=fitter,
             keep_models=keeps_folds(spec),
         )  # fmt: skip
     except OutOfTime as exc:
@@ -322,6 +324,15 @@ def dropped_families(study: optuna.Study, streak: int = FAIL_STREAK) -> dict[str
     }
 
 
+def _fold_processes(setting: str, plan: ResourcePlan) -> bool:
+    """Whether folds side by side fit in worker processes: from four slots on a machine with
+    four cores or more, where threads of one process stall on the interpreter's lock
+    (``runner.fold_procs``); never on fewer real cores, where start-up would cost more."""
+    if setting != "auto":
+        return setting == "processes"
+    return min(plan.slots, available_cores()) >= 4
+
+
 class Objective:
     """The objective: sample a setup, cross-validate it, report folds, notify the observers
     (``on_start`` once the setup is drawn, before any fitting; ``observer`` at the end).
@@ -345,9 +356,13 @@ class Objective:
         self.on_start, self.deadline = on_start, deadline
         self.plan = resource_plan(spec)
         self.pool: ThreadPoolExecutor | None = None
+        self.procs: FoldProcesses | None = None
         if self.plan.trials > 1 and self.plan.slots > 1:
             self.pool = ThreadPoolExecutor(self.plan.slots, thread_name_prefix="audioml-fold")
             weakref.finalize(self, self.pool.shutdown, wait=False, cancel_futures=True)
+            if _fold_processes(spec.search.fold_workers, self.plan):
+                self.procs = FoldProcesses(data.rows, data.y, self.plan.slots)
+                weakref.finalize(self, self.procs.close)
 
     def __call__(self, trial: optuna.Trial) -> float:
         return self.draw(trial)()
@@ -367,9 +382,11 @@ class Objective:
 
         def fit() -> float:
             with self._ending(trial, record, started, last=True):
+                fitter = self.procs.fit if self.procs is not None else None
                 value = _evaluate(
-                    trial, record, self.spec, self.data, self.plan, self.deadline, self.pool
-                )
+                    trial, record, self.spec, self.data, self.plan, self.deadline, self.pool,
+                    fitter,
+                )  # fmt: skip
                 record.state = "complete"
                 return value
             raise AssertionError("unreachable")  # _ending re-raises every error

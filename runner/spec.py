@@ -158,6 +158,11 @@ class SearchSpec(StrictModel):
         description="trials at a time (auto: enough that their folds fill the cores); asked "
         "together and told in trial order, so a seed and a plan fix the trials",
     )
+    fold_workers: Literal["auto", "threads", "processes"] = Field(
+        "auto",
+        description="where trials side by side fit their folds: threads of this process, or "
+        "worker processes (auto: processes from 4 fold slots on a machine of 4+ cores)",
+    )
     warm_start: bool = Field(True, description="try each family's known-good settings first")
     ensemble: bool = Field(
         True, description="greedy ensemble selection over the trials' out-of-fold predictions"

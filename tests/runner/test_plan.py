@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -248,3 +249,24 @@ def test_trials_side_by_side_are_the_same_for_one_seed_and_plan(workdir: Path, r
     assert all(t.datetime_start < told0 for t in trials[1:4])
     assert trials[4].datetime_start >= told0  # asked once trial 0 was told, not before
     assert isinstance(make_pruner(spec), HorizonPruner)
+
+
+def test_folds_in_worker_processes_score_the_trials_as_threads_do(workdir: Path, rng) -> None:
+    """search.fold_workers=processes: the same window of trials, their folds fitted in worker
+    processes (not this one), gives the same trials and scores as fold threads."""
+    _csv(workdir, rng)
+    runs, objectives = [], []
+    for how in ("threads", "processes"):
+        spec = _spec(workdir, n_jobs=6, n_trials=6, warm_start=False, fold_workers=how)
+        p = prepare(spec, RunOptions(progress=False, tracking_uri=f"sqlite:///{workdir / how}.db"))
+        p.storage = f"sqlite:///{workdir / how}-optuna.db"
+        study = open_spec_study(p)
+        objective = make_objective(spec, p.data)
+        run_budget(study, objective, n_trials=6, deadline=None, n_jobs=resource_plan(spec).trials)
+        runs.append([(t.params, round(t.value, 12)) for t in study.get_trials()])
+        objectives.append(objective)
+    assert runs[0] == runs[1] and len(runs[0]) == 6
+    assert objectives[0].procs is None
+    pids = objectives[1].procs.pids
+    assert len(pids) >= 2 and os.getpid() not in pids
+    objectives[1].procs.close()
