@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 
 from runner.errors import TrialFailed, TrialSkipped
 from runner.liveness import Heartbeat
+from runner.optuna_private import frozen
 from runner.study import UNCOUNTED_ATTR, StudyLock
 from runner.trials import REASON_ATTR, Hooks, abandon, claim
 
@@ -34,7 +35,6 @@ MAX_SKIPS = 25
 
 def _outcome(study: optuna.Study, trial: optuna.Trial, run: Callable[[], float]) -> str:
     """Run the trial's work and tell the study; returns the outcome."""
-    frozen = lambda: study._storage.get_trial(trial._trial_id)  # noqa: E731
     try:
         value = run()
     except optuna.TrialPruned:
@@ -48,7 +48,7 @@ def _outcome(study: optuna.Study, trial: optuna.Trial, run: Callable[[], float])
     except BaseException as exc:
         # Ctrl-C twice, SystemExit, or an error outside the trial's own work (e.g. tracking):
         # the trial did not end by itself, so it is retried.
-        abandon(study, frozen(), f"interrupted: {type(exc).__name__}: {exc}"[:500])
+        abandon(study, frozen(study, trial), f"interrupted: {type(exc).__name__}: {exc}"[:500])
         raise
     return _tell(study, trial, "complete", values=value)
 
@@ -157,7 +157,7 @@ def _windowed(b: _Budget, objective: Callable, window: int) -> None:
         for trial, beat, future in pending:  # a second Ctrl-C: the window's trials are retried
             future.cancel()
             beat.stop()
-            abandon(b.study, b.study._storage.get_trial(trial._trial_id), "interrupted")
+            abandon(b.study, frozen(b.study, trial), "interrupted")
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -20,6 +20,7 @@ import optuna
 from optuna.trial import TrialState
 
 from runner.liveness import Heartbeat, describe, is_alive, is_stopped, me
+from runner.optuna_private import frozen, stale_trial_ids, storage_of, trial_id
 from runner.study import MAX_RETRY, UNCOUNTED_ATTR, StudyLock, count_claimed
 
 __all__ = [
@@ -49,17 +50,13 @@ class Hooks:
     on_interrupt: Callable[[], None] | None = None
 
 
-def _storage(study: optuna.Study):
-    return study._storage
-
-
 def abandon(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> bool:
     """Fail a RUNNING trial that did not end by itself and queue its parameters again (at most
     ``MAX_RETRY`` times on one parameter set; after that the trial is lost). Either way it does
     not count against the budget, so a fresh trial takes a lost one's place.
 
     Returns False when the trial had finished meanwhile (someone else got there first)."""
-    storage, tid = _storage(study), trial._trial_id
+    storage, tid = storage_of(study), trial_id(trial)
     history = [*trial.system_attrs.get("retry_history", ()), trial.number]
     retry = bool(trial.params) and len(history) <= MAX_RETRY
     if not retry and trial.params:
@@ -91,10 +88,7 @@ def reap_dead(study: optuna.Study, lock: StudyLock) -> list[optuna.trial.FrozenT
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if not running:
         return []
-    storage = _storage(study)
-    stale: set[int] = set()
-    if getattr(storage, "get_heartbeat_interval", lambda: None)():
-        stale = set(storage._get_stale_trial_ids(study._study_id))
+    stale = stale_trial_ids(study)
     dead = []
     for trial in running:
         owner = trial.user_attrs.get(OWNER_ATTR)
@@ -102,12 +96,12 @@ def reap_dead(study: optuna.Study, lock: StudyLock) -> list[optuna.trial.FrozenT
             gone = lock.across_processes  # its claim died holding the lock (see above)
         else:
             alive = is_alive(owner)
-            silent = trial._trial_id in stale and (alive is None or is_stopped(owner))
+            silent = trial_id(trial) in stale and (alive is None or is_stopped(owner))
             gone = alive is False or silent
         if gone and abandon(study, trial, DIED):
             who = describe(owner) if owner else "a process that died while claiming it"
             log.warning("trial %d: %s is gone; marked failed", trial.number, who)
-            dead.append(study._storage.get_trial(trial._trial_id))
+            dead.append(frozen(study, trial))
     return dead
 
 
@@ -128,5 +122,5 @@ def claim(study: optuna.Study, lock: StudyLock, n_trials: int, hooks: Hooks):
         owner = me()
         trial.set_user_attr(OWNER_ATTR, owner)
         trial.set_user_attr(WORKER_ATTR, f"{owner['host']}:{owner['pid']}")
-        beat = Heartbeat(_storage(study), trial._trial_id).start()
+        beat = Heartbeat(storage_of(study), trial_id(trial)).start()
     return trial, beat
