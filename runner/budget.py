@@ -135,13 +135,14 @@ def _windowed(b: _Budget, objective: Callable, window: int) -> None:
     the order the fits end in: one seed and one window give one sequence of trials."""
     pending: deque[tuple[optuna.Trial, Heartbeat, Future]] = deque()
     pool = ThreadPoolExecutor(max_workers=window, thread_name_prefix="audioml-trial")
-    exhausted = False
+    stopped = False  # too many skipped draws in a row
     try:
         while True:
-            while not exhausted and len(pending) < window and b.open():
+            while not stopped and len(pending) < window and b.open():
                 claimed = claim(b.study, b.lock, b.n_trials, b.hooks)
                 if claimed is None:
-                    exhausted = True
+                    # Not for good: a pending trial that ends skipped no longer counts, so
+                    # the claim is tried again after the next tell.
                     break
                 trial, beat = claimed
                 pending.append((trial, beat, pool.submit(_drawn(objective, trial))))
@@ -152,7 +153,7 @@ def _windowed(b: _Budget, objective: Callable, window: int) -> None:
                 outcome = _outcome(b.study, trial, future.result)
             finally:
                 beat.stop()
-            exhausted = exhausted or not b.counted(outcome)
+            stopped = stopped or not b.counted(outcome)
     except BaseException:
         for trial, beat, future in pending:  # a second Ctrl-C: the window's trials are retried
             future.cancel()

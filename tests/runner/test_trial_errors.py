@@ -14,6 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from test_search import _spec, _table
 
 from runner.pipeline import RunOptions
+from runner.search import resource_plan
 from runner.session import run_experiment
 from runner.spec import FinalSpec
 
@@ -56,7 +57,11 @@ def test_family_errors_fail_trials_and_repeat_offenders_are_dropped(
     assert len(ran) == 20, "skipped draws of dropped families do not use the budget"
     for family in ("raising_for_test", "buggy_for_test"):
         mine = [t for t in ran if t.params["model"] == family]
-        assert len(mine) == 5 and all(t.state == TrialState.FAIL for t in mine), family
+        # A failure is known when the trial is told: trials side by side already drawn by
+        # then still run, at most one window (resource_plan(spec).trials) less one.
+        window = resource_plan(spec).trials
+        assert 5 <= len(mine) <= 5 + window - 1, family
+        assert all(t.state == TrialState.FAIL for t in mine), family
     skipped = [t for t in study.trials if t.user_attrs.get("uncounted")]
     assert skipped and all("dropped" in t.user_attrs["fail_reason"] for t in skipped)
     out = " ".join(capsys.readouterr().out.split())
