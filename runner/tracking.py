@@ -22,16 +22,16 @@ from typing import TYPE_CHECKING, Any
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from threadpoolctl import threadpool_limits
 
 from runner import plots, svg
 from runner.faults import pause_point
 from runner.liveness import me
 from runner.metrics import greater_is_better, metric_names
+from runner.mlflow_models import dataset_input, log_pyfunc
 from runner.search import TrialRecord
 
 if TYPE_CHECKING:
@@ -247,10 +247,9 @@ class Tracker:
             # MLflow hints about integer columns and ambiguous local sources; neither applies.
             warnings.simplefilter("ignore", UserWarning)
             dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest[:36])
-            entity = dataset._to_mlflow_entity()  # infers the schema: the integer-column hint
+            entry = dataset_input(dataset, "training")  # infers the schema: the integer hint
         # Through the client: the fluent start_run context would end the parent run here,
         # while its trials are still to come.
-        entry = DatasetInput(entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")])
         self.client.log_inputs(self.parent_id, datasets=[entry])
 
     def end_parent(self, status: str = "FINISHED") -> None:
@@ -557,22 +556,13 @@ class Tracker:
         with warnings.catch_warnings():
             # Image models log no example on purpose (they read audio; see finalize).
             warnings.filterwarnings("ignore", message=".*input example was not provided")
-            # The fluent API's run context would end the parent FINISHED on exit, before the
-            # model is registered; "ending" it as RUNNING only pops it off the fluent stack.
-            mlflow.start_run(run_id=self.parent_id)
-            try:
-                info = mlflow.pyfunc.log_model(
-                    name="model",
-                    python_model=AudioModel(),
-                    artifacts=artifacts,
-                    signature=signature,
-                    input_example=input_example,
-                    pip_requirements=pip_requirements,
-                    code_paths=code_paths,
-                )
-            finally:
-                mlflow.end_run(status="RUNNING")
-        return info.model_uri
+            # Saved and attached to the parent run without the fluent run context, whose
+            # exit would end the parent FINISHED before the model is registered.
+            return log_pyfunc(
+                self.client, self.parent_id, name="model", python_model=AudioModel(),
+                artifacts=artifacts, signature=signature, input_example=input_example,
+                pip_requirements=pip_requirements, code_paths=code_paths,
+            )  # fmt: skip
 
     def register(
         self,
