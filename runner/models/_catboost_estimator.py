@@ -40,6 +40,7 @@ class _CatBoost(BaseEstimator):
         learning_rate: shrinkage of each tree.
         depth: depth of the (symmetric) trees.
         l2_leaf_reg: L2 regularisation of the leaf values.
+        border_count: split candidates per numeric feature; a tree's cost grows with it.
         categorical: names of the categorical columns of a DataFrame ``X``.
         balanced: weight classes inversely to their frequency (classifier only).
         early_stopping_rounds: patience in trees; ``None`` fits ``iterations`` trees.
@@ -54,6 +55,7 @@ class _CatBoost(BaseEstimator):
         learning_rate: float = 0.08,
         depth: int = 6,
         l2_leaf_reg: float = 3.0,
+        border_count: int = 254,
         *,
         categorical: Sequence[str] = (),
         balanced: bool = False,
@@ -66,6 +68,7 @@ class _CatBoost(BaseEstimator):
         self.learning_rate = learning_rate
         self.depth = depth
         self.l2_leaf_reg = l2_leaf_reg
+        self.border_count = border_count
         self.categorical = categorical
         self.balanced = balanced
         self.early_stopping_rounds = early_stopping_rounds
@@ -90,6 +93,7 @@ class _CatBoost(BaseEstimator):
             l2_leaf_reg=self.l2_leaf_reg,
             random_seed=self.random_state,
             thread_count=max(1, int(self.n_jobs or 1)),
+            border_count=self.border_count,
             # Quiet, and no catboost_info/ folder in the working directory of every fit.
             verbose=False,
             allow_writing_files=False,
