@@ -37,8 +37,8 @@ from features.audio import Decoded, decode_clip
 from features.batch import Extracted, batched_names, extract_signals
 from features.cache import FeatureStore
 from features.config import FeaturesSpec, SegmentsSpec
+from features.errors import FeatureError
 from features.extract import feature_layout
-from runner.errors import FeatureError
 
 __all__ = [
     "ClipJob",

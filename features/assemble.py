@@ -11,8 +11,8 @@ import pandas as pd
 
 from features._atomic import CHECK_SUFFIX, TEMP_PREFIX, checked_ok, write_checked
 from features.cache import FeatureStore
+from features.errors import FeatureError
 from features.table import ID_COLUMNS
-from runner.errors import FeatureError
 
 __all__ = ["MEL_TABLES_KEPT", "assemble", "build_mel_table"]
 

@@ -29,7 +29,7 @@ import librosa
 import numpy as np
 import soundfile as sf
 
-from runner.errors import FeatureError
+from features.errors import FeatureError
 
 __all__ = ["Decoded", "decode_audio", "decode_clip", "read_bytes"]
 

@@ -32,11 +32,11 @@ from features._worker import ClipJob, ClipResult, ClipWorker
 from features.assemble import assemble, build_mel_table
 from features.cache import FeatureStore, cached_layout, config_key, dedupe_rows
 from features.config import FeaturesSpec, SegmentsSpec
+from features.errors import FeatureError
 from features.executors import execute
 from features.extract import few_beats
 from features.stat_index import StatIndex
 from features.table import FeatureTable, table_digest
-from runner.errors import FeatureError
 
 __all__ = ["FLUSH_EVERY", "build_table"]
 

@@ -72,13 +72,12 @@ _META_COLUMNS = b"audioml.columns"
 
 
 def package_version() -> str:
-    """The installed audioml version (``runner.__version__`` as a fallback)."""
+    """The installed audioml version, from the package metadata (a checkout that was never
+    installed has none: its cache keys say so rather than borrow a version)."""
     try:
         return importlib.metadata.version("audioml")
     except importlib.metadata.PackageNotFoundError:
-        from runner import __version__
-
-        return __version__
+        return "0+uninstalled"
 
 
 # Settings that change how or where rows are made, never their values; the mel-image

@@ -47,10 +47,10 @@ from features._registry import FEATURES, ensure_loaded
 from features.beat import sync_frames
 from features.config import FeaturesSpec, SegmentsSpec
 from features.context import SpectralContext
+from features.errors import FeatureError
 from features.mel import fit_mel_image
 from features.segments import segment_signal
 from features.stats import summarise
-from runner.errors import FeatureError
 
 __all__ = [
     "BEAT_GROUP",

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from runner.errors import FeatureError
+from features.errors import FeatureError
 
 __all__ = ["ID_COLUMNS", "FeatureTable", "table_digest"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from runner.errors import RunnerError
+from runner.errors import REPORTED
 
 __all__ = ["main"]
 
@@ -164,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_libraries()
     try:
         return _dispatch(args)
-    except RunnerError as exc:
+    except REPORTED as exc:
         # Messages hold ranges like [low, high] and extras like audioml[voice], not markup.
         err_console.print(f"[red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
         return exc.exit_code

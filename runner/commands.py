@@ -18,7 +18,7 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
-from runner.errors import DataError, RunnerError
+from runner.errors import REPORTED, DataError
 from runner.loading import load_spec, resolve_spec
 from runner.resources import shipped, shipped_specs, spec_file
 
@@ -138,7 +138,7 @@ def validate(args: argparse.Namespace, console: Console) -> int:
             console.print(f"[green]ok[/] {path}")
             for note in notes:
                 console.print(f"  note: {escape(note)}", soft_wrap=True)
-        except RunnerError as exc:
+        except REPORTED as exc:
             failed += 1
             message = str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
             console.print(f"[red]invalid[/] {escape(message)}", soft_wrap=True)

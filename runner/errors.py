@@ -1,8 +1,13 @@
-"""The error hierarchy of the runner: one place, built-in second bases (as in scikit-learn)."""
+"""The error hierarchy of the runner: one place, built-in second bases (as in scikit-learn).
+
+``FeatureError`` lives in ``features.errors`` and is re-exported here."""
 
 from __future__ import annotations
 
+from features.errors import FeatureError
+
 __all__ = [
+    "REPORTED",
     "DataError",
     "FeatureError",
     "RegistryError",
@@ -31,12 +36,6 @@ class DataError(RunnerError, ValueError):
     exit_code = 2
 
 
-class FeatureError(RunnerError, ValueError):
-    """A feature could not be computed or the feature table is unusable."""
-
-    exit_code = 2
-
-
 class RegistryError(RunnerError, KeyError):
     """An unknown or unsuitable name in a registry (model family, feature extractor)."""
 
@@ -52,3 +51,8 @@ class TrialFailed(RunnerError):
 
 class TrialSkipped(TrialFailed):
     """A trial not run at all (its model family was dropped); it does not count as a trial."""
+
+
+#: What a command reports as a message and an exit code instead of a traceback: the runner's
+#: errors and the feature engine's (which stands alone, so it is no RunnerError).
+REPORTED = (RunnerError, FeatureError)

@@ -74,12 +74,12 @@ def score_champion(p: Any, model_uri: str, *, tracking_uri: str) -> ChampionScor
 
 
 def _load(model_uri: str, tracking_uri: str) -> Any:
-    from runner.errors import RunnerError
+    from runner.errors import REPORTED
     from runner.predict_model import load_model
 
     try:
         return load_model(model_uri, tracking_uri).audio
-    except RunnerError as exc:
+    except REPORTED as exc:
         raise _Unscorable(f"cannot load it: {exc}") from None
     except Exception as exc:  # a model pickled by code that is gone, a missing package
         raise _Unscorable(f"cannot load it: {type(exc).__name__}: {exc}") from None

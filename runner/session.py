@@ -24,7 +24,7 @@ from rich.markup import escape
 from threadpoolctl import threadpool_limits
 
 from runner.budget import run_budget
-from runner.errors import RunnerError
+from runner.errors import REPORTED, RunnerError
 from runner.faults import pause_point
 from runner.liveness import describe, is_alive, me
 from runner.pipeline import (
@@ -259,7 +259,7 @@ class Session:
         """Leave the study finalizable: release the claim, end the parent with the reason;
         returns what to tell the user."""
         self.study.set_user_attr(FINALIZING_ATTR, {})
-        cause = str(exc) if isinstance(exc, RunnerError) else f"{type(exc).__name__}: {exc}"
+        cause = str(exc) if isinstance(exc, REPORTED) else f"{type(exc).__name__}: {exc}"
         status = "FAILED" if isinstance(exc, Exception) else "KILLED"
         self.tracker.flush()
         self.tracker.terminate(self.parent, status, f"finalize failed: {cause}"[:4000])
