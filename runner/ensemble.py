@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from runner.evaluation import CvResult
-from runner.metrics import greater_is_better, score_all
+from runner.metrics import get_metric, greater_is_better, score_all
 
 __all__ = ["ROUNDS", "Oof", "Selection", "ensemble_cv", "fast_score", "select_ensemble"]
 
@@ -68,32 +68,17 @@ def fast_score(
     classes: Sequence | None = None,
 ) -> float:
     """``metric`` of one fold: ``truth`` as class indices (or numbers), ``values`` as
-    probabilities (or predictions). Same definitions as :func:`runner.metrics.score_all`."""
+    probabilities (or predictions). The metric's fast scorer where it has one, else its
+    reference definition (:func:`runner.metrics.score_all`)."""
+    fast = get_metric(metric).fast
+    if fast is not None:
+        return fast(truth, values, n_classes)
     if task == "regression":
-        err = values - truth
-        if metric == "mae":
-            return float(np.abs(err).mean())
-        if metric == "rmse":
-            return float(np.sqrt((err**2).mean()))
-        total = ((truth - truth.mean()) ** 2).sum()
-        return float(1 - (err**2).sum() / total) if len(truth) > 1 and total else float("nan")
-    pred = values.argmax(axis=1)
-    if metric == "accuracy":
-        return float((pred == truth).mean())
-    if metric in ("f1_macro", "recall_macro"):
-        cm = np.bincount(truth * n_classes + pred, minlength=n_classes**2)
-        cm = cm.reshape(n_classes, n_classes)
-        tp, actual, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
-        present = (actual + predicted) > 0  # scikit-learn averages over labels seen at all
-        if metric == "recall_macro":
-            per = np.divide(tp, actual, out=np.zeros(n_classes), where=actual > 0)
-        else:
-            denom = actual + predicted
-            per = np.divide(2 * tp, denom, out=np.zeros(n_classes), where=denom > 0)
-        return float(per[present].mean())
-    # Probability metrics are rare as the search metric: use the reference definitions.
+        return score_all(task, truth, values)[metric]
     names = np.asarray(classes)
-    return score_all(task, names[truth], names[pred], values, list(classes))[metric]
+    return score_all(task, names[truth], names[values.argmax(axis=1)], values, list(classes))[
+        metric
+    ]
 
 
 def select_ensemble(

@@ -1,24 +1,78 @@
-"""Metrics of both tasks, with their directions, computed from labels and probabilities."""
+"""Metrics of both tasks: one :class:`Metric` record each, registered by name.
+
+A metric is its task, its direction, whether it reads probabilities, and its scorer; an
+optional fast scorer on class indices serves ensemble selection, which scores thousands of
+blends. A new metric is one :func:`register_metric` call (tests/runner/test_extension_points.py
+registers one from a test file and runs a study on it); no other module tests a metric's name.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
-from sklearn import metrics as skm
 
-from runner.spec import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from runner.errors import RegistryError
 
-__all__ = ["greater_is_better", "metric_names", "score_all"]
+__all__ = [
+    "METRICS",
+    "Metric",
+    "get_metric",
+    "greater_is_better",
+    "metric_names",
+    "register_metric",
+    "score_all",
+]
+
+#: (y_true, y_pred, proba or None, classes or None) -> score.
+Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray | None, list | None], float]
+#: (truth as class indices or numbers, probabilities or predictions, n_classes) -> score.
+FastScorer = Callable[[np.ndarray, np.ndarray, int], float]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: ``task`` is ``classification`` or ``regression``; a metric that
+    ``needs_proba`` is NaN where a model gives no probabilities."""
+
+    name: str
+    task: str
+    greater_is_better: bool
+    score: Scorer
+    needs_proba: bool = False
+    fast: FastScorer | None = None
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(metric: Metric) -> Metric:
+    """Add ``metric`` to the registry; returns it. A name is registered once."""
+    if metric.name in METRICS:
+        raise RegistryError(f"metric '{metric.name}' is already registered")
+    if metric.task not in ("classification", "regression"):
+        raise RegistryError(f"metric '{metric.name}': task must be classification or regression")
+    METRICS[metric.name] = metric
+    return metric
+
+
+def get_metric(name: str) -> Metric:
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise RegistryError(
+            f"unknown metric '{name}'; choose one of {', '.join(sorted(METRICS))}"
+        ) from None
 
 
 def metric_names(task: str) -> list[str]:
-    """Every metric computed for ``task`` (primary and secondary), in a stable order."""
-    return list(CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS)
+    """Every metric of ``task`` (primary and secondary), in registration order."""
+    return [m.name for m in METRICS.values() if m.task == task]
 
 
 def greater_is_better(metric: str) -> bool:
-    return {**CLASSIFICATION_METRICS, **REGRESSION_METRICS}[metric]
+    return get_metric(metric).greater_is_better
 
 
 def score_all(
@@ -30,33 +84,17 @@ def score_all(
 ) -> dict[str, float]:
     """All metrics of ``task``; probability metrics are NaN when no probabilities exist."""
     if task == "regression":
-        y_true = np.asarray(y_true, dtype=float)
-        y_pred = np.asarray(y_pred, dtype=float)
-        return {
-            "mae": float(skm.mean_absolute_error(y_true, y_pred)),
-            "rmse": float(np.sqrt(skm.mean_squared_error(y_true, y_pred))),
-            "r2": float(skm.r2_score(y_true, y_pred)) if len(y_true) > 1 else float("nan"),
-        }
-    out = {
-        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
-        "f1_macro": float(skm.f1_score(y_true, y_pred, average="macro", zero_division=0)),
-        "recall_macro": float(skm.recall_score(y_true, y_pred, average="macro", zero_division=0)),
-        "roc_auc_ovr": float("nan"),
-        "log_loss": float("nan"),
-    }
-    if proba is not None and classes is not None:
-        out["log_loss"] = float(skm.log_loss(y_true, proba, labels=list(classes)))
-        out["roc_auc_ovr"] = _roc_auc(y_true, proba, list(classes))
+        y_true, y_pred = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    labels = list(classes) if classes is not None else None
+    out = {}
+    for metric in METRICS.values():
+        if metric.task != task:
+            continue
+        if metric.needs_proba and (proba is None or labels is None):
+            out[metric.name] = float("nan")
+        else:
+            out[metric.name] = float(metric.score(y_true, y_pred, proba, labels))
     return out
 
 
-def _roc_auc(y_true: np.ndarray, proba: np.ndarray, classes: list) -> float:
-    # AUC is undefined when a fold holds a single class; NaN says so instead of failing.
-    present = np.unique(y_true)
-    if len(present) < 2:
-        return float("nan")
-    if len(classes) == 2:
-        return float(skm.roc_auc_score(y_true == classes[1], proba[:, 1]))
-    if len(present) < len(classes):
-        return float("nan")
-    return float(skm.roc_auc_score(y_true, proba, multi_class="ovr", labels=classes))
+from runner import metric_defs  # noqa: E402, F401  (the built-in metrics register themselves)

@@ -14,10 +14,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from features.config import FeaturesSpec, SegmentsSpec, StrictModel
+from runner.metrics import greater_is_better, metric_names
 
 __all__ = [
-    "CLASSIFICATION_METRICS",
-    "REGRESSION_METRICS",
     "CvSpec",
     "DataSpec",
     "ExperimentSpec",
@@ -27,16 +26,6 @@ __all__ = [
     "SearchSpec",
     "TrackingSpec",
 ]
-
-#: metric -> True when greater is better.
-CLASSIFICATION_METRICS: dict[str, bool] = {
-    "accuracy": True,
-    "f1_macro": True,
-    "recall_macro": True,
-    "roc_auc_ovr": True,
-    "log_loss": False,
-}
-REGRESSION_METRICS: dict[str, bool] = {"mae": False, "rmse": False, "r2": True}
 
 
 class MetadataSpec(StrictModel):
@@ -336,13 +325,12 @@ class ExperimentSpec(StrictModel):
         return self
 
     def metrics_for_task(self) -> list[str]:
-        """The metrics that fit this spec's task."""
-        table = CLASSIFICATION_METRICS if self.task == "classification" else REGRESSION_METRICS
-        return list(table)
+        """The metrics that fit this spec's task (``runner.metrics``' registry)."""
+        return metric_names(self.task)
 
     @property
     def greater_is_better(self) -> bool:
-        return {**CLASSIFICATION_METRICS, **REGRESSION_METRICS}[self.search.metric]
+        return greater_is_better(self.search.metric)
 
     @property
     def model_name(self) -> str:
