@@ -152,7 +152,7 @@ def spec_hash(spec: ExperimentSpec, *, exclude_budget: bool = True) -> str:
     data = spec.model_dump(mode="json")
     if exclude_budget:
         for key in ("n_trials", "timeout_s", "n_jobs", "parallel_trials", "fold_workers",
-                    "ensemble"):  # fmt: skip
+                    "ensemble", "drop_dominated"):  # fmt: skip
             data["search"].pop(key, None)
         data.pop("tracking", None)
         data.pop("register", None)

@@ -5,7 +5,8 @@ under family-prefixed names (``random_forest.max_depth``) and, when searched, wh
 groups to keep (``features.mfcc``). It is scored by k-fold CV on the training split only;
 per-fold scores feed the pruner. Any Exception while sampling, fitting or scoring fails that
 trial with its type, message and traceback, and the study goes on; a family that fails
-:data:`FAIL_STREAK` trials in a row is dropped: its later draws are skipped (not counted).
+:data:`FAIL_STREAK` trials in a row is dropped, and so is one dominated by cost
+(``search.drop_dominated``, :mod:`runner.dominance`): its later draws are skipped (not counted).
 KeyboardInterrupt and SystemExit are not Exceptions and stop the study.
 """
 
@@ -34,6 +35,7 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 
 from runner.bagging import keeps_folds, worth_keeping
+from runner.dominance import dominated_families, drops_dominated
 from runner.errors import TrialFailed, TrialSkipped
 from runner.evaluation import CvResult, cross_validate
 from runner.faults import pause_point
@@ -310,18 +312,25 @@ def _evaluate(
     return value
 
 
-def dropped_families(study: optuna.Study, streak: int = FAIL_STREAK) -> dict[str, str]:
+def dropped_families(
+    study: optuna.Study, streak: int = FAIL_STREAK, *, spec: ExperimentSpec | None = None
+) -> dict[str, str]:
     """Families whose last ``streak`` trials (that ended by themselves) all failed, with the
-    last reason. From the storage, so every worker and every rerun agrees."""
+    last reason; with ``spec`` and its ``search.drop_dominated``, also those dominated by
+    cost (:mod:`runner.dominance`, reasons starting "dominated by"). From the storage, so
+    every worker and every rerun agrees."""
     finished = [t for t in counted(study.get_trials(deepcopy=False)) if t.state in FINISHED]
     by_family: dict[str, list[optuna.trial.FrozenTrial]] = {}
     for t in sorted(finished, key=lambda t: t.number):
         by_family.setdefault(t.params.get("model", "?"), []).append(t)
-    return {
+    dropped = {
         fam: trials[-1].user_attrs.get("fail_reason", "")
         for fam, trials in by_family.items()
         if len(trials) >= streak and all(t.state == TrialState.FAIL for t in trials[-streak:])
     }
+    if spec is not None and drops_dominated(spec):
+        dropped |= dominated_families(study, spec.search.models, exclude=dropped)
+    return dropped
 
 
 def _fold_processes(setting: str, plan: ResourcePlan) -> bool:
@@ -373,7 +382,7 @@ class Objective:
         started = time.monotonic()
         with self._ending(trial, record, started, last=False):
             record.setup = _sample_setup(trial, self.spec, self.data)
-            if record.setup.family in dropped_families(trial.study):
+            if record.setup.family in dropped_families(trial.study, spec=self.spec):
                 record.state = "skipped"
                 raise TrialSkipped(f"family {record.setup.family} was dropped")
             record.columns = record.setup.columns(self.data.groups, self.data.feature_columns)

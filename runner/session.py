@@ -24,6 +24,7 @@ from rich.markup import escape
 from threadpoolctl import threadpool_limits
 
 from runner.budget import run_budget
+from runner.dominance import DOMINATED
 from runner.errors import REPORTED, RunnerError
 from runner.faults import pause_point
 from runner.liveness import describe, is_alive, me
@@ -196,13 +197,20 @@ class Session:
             return False
         if self._only_requeued and not _requeued(study):
             return False
-        dropped = dropped_families(study)
+        dropped = dropped_families(study, spec=self.p.spec)
         self._warn_dropped(dropped)
         return len(dropped) < len(self.p.spec.search.models)
 
     def _warn_dropped(self, dropped: dict[str, str]) -> None:
         for family, reason in dropped.items():
-            if family not in self._warned:
+            if family not in self._warned and reason.startswith(DOMINATED):
+                self._warned.add(family)
+                self.console.print(
+                    f"[yellow]warning: {family} is {escape(reason)}; "
+                    f"dropped for the rest of study {self.p.study_name}[/]"
+                )
+                self.tracker.set_tags({f"dominated.{family}": reason[:500]})
+            elif family not in self._warned:
                 self._warned.add(family)
                 self.console.print(
                     f"[yellow]warning: {family} failed 5 trials in a row (last: {reason}); "

@@ -153,6 +153,12 @@ class SearchSpec(StrictModel):
         "worker processes (auto: processes from 4 fold slots on a machine of 4+ cores)",
     )
     warm_start: bool = Field(True, description="try each family's known-good settings first")
+    drop_dominated: bool | None = Field(
+        None,
+        description="stop drawing a family another family beats with cheaper trials once it "
+        "has taken more than its share of the time (runner.dominance); default: on when "
+        "timeout_s is set",
+    )
     ensemble: bool = Field(
         True, description="greedy ensemble selection over the trials' out-of-fold predictions"
     )
