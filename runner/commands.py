@@ -21,6 +21,7 @@ from rich.markup import escape
 from runner.errors import REPORTED, DataError
 from runner.loading import load_spec, resolve_spec
 from runner.resources import shipped, shipped_specs, spec_file
+from runner.source_registry import get_source
 
 if TYPE_CHECKING:
     from runner.pipeline import RunOptions
@@ -55,7 +56,7 @@ def check_paths(spec: ExperimentSpec, *, source: Path) -> None:
     if not root.is_dir():
         what = "is a file, not a folder" if root.exists() else "does not exist"
         raise DataError(f"{source}: data.root: '{root}' {what}; {_data_hint(spec)}")
-    if spec.data.source != "folder" and spec.data.manifest:
+    if get_source(spec.data.source).needs_manifest and spec.data.manifest:
         path = root / Path(spec.data.manifest).expanduser()
         if not path.is_file():
             near = sorted(p.name for p in root.iterdir() if p.is_file())

@@ -23,6 +23,7 @@ from features.config import RUNTIME_KEYS
 from runner.dataset import cache_dir_for, targets
 from runner.evaluation import aggregate_clips, predict_rows
 from runner.metrics import score_all
+from runner.source_registry import get_source
 
 __all__ = ["ChampionScore", "score_champion"]
 
@@ -133,7 +134,7 @@ def _extract(audio: Any, p: Any, test: pd.DataFrame) -> tuple[pd.DataFrame, Any]
     from features import build_table
     from runner.sources import load_source
 
-    if audio.audio_reason or p.spec.data.source == "feature_table":
+    if audio.audio_reason or not get_source(p.spec.data.source).audio:
         raise _Unscorable("its feature config differs and this data has no audio to extract")
     clips = load_source(p.spec).clips
     clips = clips[clips["clip_id"].astype(str).isin(set(test["clip_id"].astype(str)))]

@@ -50,10 +50,25 @@ class MetadataSpec(StrictModel):
         return [*self.numeric, *self.categorical]
 
 
+def _source(name: str) -> Any:
+    """The registered data source ``name`` (``runner.source_registry``, imported when a spec
+    is checked: it imports the spec's package in turn)."""
+    from runner.source_registry import get_source
+
+    try:
+        return get_source(name)
+    except KeyError as exc:  # RegistryError: pydantic reports ValueErrors with the key
+        raise ValueError(str(exc)) from None
+
+
 class DataSpec(StrictModel):
     """Where the clips (or a pre-extracted feature table) come from."""
 
-    source: Literal["folder", "manifest", "labels_json", "feature_table"] = "folder"
+    source: str = Field(
+        "folder",
+        description="folder, manifest, labels_json, feature_table, or a registered source "
+        "(runner.sources.register_source)",
+    )
     root: str = Field(description="dataset folder; relative paths below are inside it")
     # Where files live, not what they hold: kept out of model_dump, so out of the spec hash.
     allow_outside_root: bool = Field(
@@ -88,8 +103,13 @@ class DataSpec(StrictModel):
     )
 
     @model_validator(mode="after")
+    def check_source(self) -> DataSpec:
+        _source(self.source)  # a registered name, or the error lists them
+        return self
+
+    @model_validator(mode="after")
     def check_manifest(self) -> DataSpec:
-        if self.source != "folder" and not self.manifest:
+        if _source(self.source).needs_manifest and not self.manifest:
             raise ValueError(f"data.manifest: source '{self.source}' needs a manifest file")
         return self
 
@@ -97,10 +117,12 @@ class DataSpec(StrictModel):
     def check_metadata_columns(self) -> DataSpec:
         if not self.metadata.columns:
             return self
-        if self.source not in ("manifest", "feature_table"):
+        if not _source(self.source).metadata:
+            from runner.source_registry import with_metadata
+
             raise ValueError(
                 f"data.metadata: source '{self.source}' has no metadata columns; "
-                "use source manifest or feature_table"
+                f"use source {' or '.join(with_metadata())}"
             )
         roles = {
             "data.label_column": self.label_column or "label",
@@ -117,8 +139,8 @@ class DataSpec(StrictModel):
 
     @model_validator(mode="after")
     def check_label_column(self) -> DataSpec:
-        if self.source == "manifest" and not self.label_column:
-            raise ValueError("data.label_column: source 'manifest' needs a label column")
+        if _source(self.source).needs_label_column and not self.label_column:
+            raise ValueError(f"data.label_column: source '{self.source}' needs a label column")
         return self
 
 
@@ -292,16 +314,17 @@ class ExperimentSpec(StrictModel):
 
     @model_validator(mode="after")
     def check_feature_table_source(self) -> ExperimentSpec:
-        if self.data.source == "feature_table":
+        if not _source(self.data.source).audio:
             from runner.models import MODELS
 
+            name = self.data.source
             needs = [n for n in self.search.models if MODELS[n].input.images]
             if needs:
                 raise ValueError(
-                    f"search.models: '{needs[0]}' needs audio; source 'feature_table' has none"
+                    f"search.models: '{needs[0]}' needs audio; source '{name}' has none"
                 )
             if self.segments.mode != "whole":
-                raise ValueError("segments.mode: source 'feature_table' has no audio to segment")
+                raise ValueError(f"segments.mode: source '{name}' has no audio to segment")
         return self
 
     @model_validator(mode="after")

@@ -10,25 +10,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
+from runner.source_registry import SOURCES, Source, get_source, register_source
 from runner.sources._common import REPORT_KEYS, SourceResult
-from runner.sources.feature_table import load_feature_table
-from runner.sources.folder import list_audio_files, load_folder
-from runner.sources.labels_json import load_labels_json
-from runner.sources.manifest import load_manifest
+from runner.sources.folder import list_audio_files
 from runner.spec import ExperimentSpec
 
-__all__ = ["REPORT_KEYS", "SOURCES", "SourceResult", "list_audio_files", "load_source"]
-
-#: ``data.source`` name -> loader; adding a layout is one module and one entry here.
-SOURCES: dict[str, Callable[..., SourceResult]] = {
-    "folder": load_folder,
-    "manifest": load_manifest,
-    "labels_json": load_labels_json,
-    "feature_table": load_feature_table,
-}
+__all__ = [
+    "REPORT_KEYS",
+    "SOURCES",
+    "Source",
+    "SourceResult",
+    "get_source",
+    "list_audio_files",
+    "load_source",
+    "register_source",
+]
 
 
 def load_source(spec: ExperimentSpec, *, base: Path | None = None) -> SourceResult:
@@ -45,4 +43,4 @@ def load_source(spec: ExperimentSpec, *, base: Path | None = None) -> SourceResu
     Raises:
         DataError: naming the file, folder or column that is missing or unusable.
     """
-    return SOURCES[spec.data.source](spec, base=base)
+    return get_source(spec.data.source).reader()(spec, base=base)

@@ -1,5 +1,6 @@
-"""Extension points are closed: a metric and a model family registered from this file alone
-are searched, tracked, refit and tested by a real run, with no other module knowing them."""
+"""Extension points are closed: a metric, a model family and a data source registered from
+this file alone are read, searched, tracked, refit and tested by a real run, with no other
+module knowing their names."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from test_search import _spec, _table
 from runner.metrics import METRICS, Metric, register_metric
 from runner.pipeline import RunOptions
 from runner.session import run_experiment
-from runner.spec import FinalSpec
+from runner.source_registry import SOURCES, Source, register_source
+from runner.spec import ExperimentSpec
 
 
 @pytest.fixture
@@ -28,14 +30,31 @@ def balanced_accuracy():
     del METRICS[metric.name]
 
 
-def test_a_metric_and_a_family_from_a_test_file_run_a_study(
-    workdir: Path, temporary_family, balanced_accuracy
+def _read_table(spec, *, base=None):
+    """A layout of its own: the feature table reader under another name."""
+    from runner.sources.feature_table import load_feature_table
+
+    return load_feature_table(spec, base=base)
+
+
+@pytest.fixture
+def table_source():
+    source = register_source(Source("table_for_test", _read_table, metadata=True, audio=False))
+    yield source
+    del SOURCES[source.name]
+
+
+def test_a_metric_a_family_and_a_source_from_a_test_file_run_a_study(
+    workdir: Path, temporary_family, balanced_accuracy, table_source
 ) -> None:
     temporary_family("bayes_for_test", lambda params, **kw: GaussianNB())
     _table(workdir / "table.csv")
     spec = _spec(workdir, models=["logistic", "bayes_for_test"], n_trials=4,
                  metric=balanced_accuracy.name)  # fmt: skip
-    spec = spec.model_copy(update={"final": FinalSpec(candidate="trial", stack=False)})
+    raw = spec.model_dump()  # validated again: the checks read the source's record
+    raw["data"]["source"] = table_source.name
+    raw["final"] = {"candidate": "trial", "stack": False}
+    spec = ExperimentSpec.model_validate(raw)
     summary = run_experiment(spec, RunOptions(progress=False))
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name(spec.name).experiment_id])
@@ -50,3 +69,12 @@ def test_a_metric_and_a_family_from_a_test_file_run_a_study(
     # The held-out score is the metric of the final model's clip predictions.
     assert test == pytest.approx(summary["test"][balanced_accuracy.name])
     assert np.isfinite(test)
+
+
+def test_an_unregistered_source_is_refused_with_the_choices(workdir: Path) -> None:
+    raw = _spec(workdir).model_dump()
+    raw["data"]["source"] = "nowhere"
+    with pytest.raises(
+        ValueError, match="unknown source 'nowhere'; choose one of folder, manifest"
+    ):
+        ExperimentSpec.model_validate(raw)

@@ -1,0 +1,78 @@
+"""The data source registry: a :class:`Source` record per ``data.source`` name.
+
+The spec's checks read what a source offers (a manifest file, metadata columns, audio) from
+its record, so a new layout is one module and one :func:`register_source` call, and no other
+module tests a source's name (tests/runner/test_extension_points.py registers one). A record
+names its reader as ``"module:function"`` or holds it: checking a spec imports no reader
+(and no pandas); ``runner.sources.load_source`` imports the one it calls.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from runner.errors import RegistryError
+
+__all__ = ["SOURCES", "Source", "get_source", "register_source"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """``load(spec, base=...)`` returns a ``SourceResult``.
+
+    Attributes:
+        needs_manifest: reads the file ``data.manifest`` names.
+        needs_label_column: needs ``data.label_column``.
+        metadata: has columns a spec may use as model inputs (``data.metadata``).
+        audio: lists audio files (else it holds pre-extracted feature rows).
+    """
+
+    name: str
+    load: str | Callable[..., Any]
+    needs_manifest: bool = True
+    needs_label_column: bool = False
+    metadata: bool = False
+    audio: bool = True
+
+    def reader(self) -> Callable[..., Any]:
+        """The reader, imported on first use when named as ``"module:function"``."""
+        if callable(self.load):
+            return self.load
+        module, _, function = self.load.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+
+SOURCES: dict[str, Source] = {}
+
+
+def register_source(source: Source) -> Source:
+    """Add ``source``; returns it. A name is registered once."""
+    if source.name in SOURCES:
+        raise RegistryError(f"data source '{source.name}' is already registered")
+    SOURCES[source.name] = source
+    return source
+
+
+def get_source(name: str) -> Source:
+    try:
+        return SOURCES[name]
+    except KeyError:
+        raise RegistryError(
+            f"data.source: unknown source '{name}'; choose one of {', '.join(SOURCES)}"
+        ) from None
+
+
+def with_metadata() -> list[str]:
+    """The sources whose columns may be model inputs, in registration order."""
+    return [s.name for s in SOURCES.values() if s.metadata]
+
+
+register_source(Source("folder", "runner.sources.folder:load_folder", needs_manifest=False))
+register_source(Source("manifest", "runner.sources.manifest:load_manifest",
+                       needs_label_column=True, metadata=True))  # fmt: skip
+register_source(Source("labels_json", "runner.sources.labels_json:load_labels_json"))
+register_source(Source("feature_table", "runner.sources.feature_table:load_feature_table",
+                       metadata=True, audio=False))  # fmt: skip
