@@ -1,7 +1,8 @@
 """After the search: refit the chosen candidate (the best trial, the selected ensemble or the
 stacker, runner.candidates) on all training data, or serve it bagged (runner.bagging), score
 it once on the held-out test split, log the final artifacts and the servable model, and
-register it."""
+register it. With ``search.timeout_s`` the optional artifacts (plots, importance) fit in the
+time the search took (runner.final_clock)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from runner.candidates import FinalModel, choose_final
 from runner.dataset import targets
 from runner.evaluation import aggregate_clips, predict_rows
 from runner.faults import pause_point
+from runner.final_clock import PLOT_S, FinalClock, log_final_importance
 from runner.gate import score_champion
 from runner.loading import spec_hash
 from runner.metrics import score_all
@@ -197,24 +199,31 @@ def finalize(p: Any, study: optuna.Study, tracker: Tracker, console: Console) ->
     and ending the parent run are the caller's (runner.session), after this returns.
     """
     spec = p.spec
-    tracker.flush()  # trial plots still rendering in the background finish first
-    final = choose_final(p, study, tracker, console)
-    estimator, test_in = _fit_final(p, final)
-    columns = final.columns
-    test_scores, truth, pred, proba = _score_test(p, estimator, test_in)
+    # The clock starts first: the trial plots still rendering in the background are waited
+    # for (flush) on the final step's time.
+    clock = FinalClock.for_study(study, spec.search.timeout_s)
+    tracker.flush()
+    with clock.part("choose"):
+        final = choose_final(p, study, tracker, console)
+    with clock.part("fit"):
+        estimator, test_in = _fit_final(p, final)
+    with clock.part("score"):
+        test_scores, truth, pred, proba = _score_test(p, estimator, test_in)
     tracker.log_metrics({f"test_{k}": v for k, v in test_scores.items() if np.isfinite(v)})
     metric = spec.search.metric
     tracker.log_metrics({f"best_cv_{metric}": final.cv_value, "best_trial": final.trial})
-    _log_final_plots(tracker, p, truth, pred, proba)
-    labels = targets(p.dataset.frame["label"].iloc[p.split.test], spec.task)
-    tracker.log_importance(
-        estimator, test_in.all(), labels, columns, kind=test_in.kind, seed=spec.seed
-    )
+    with clock.part("plots"):
+        if clock.allows("final_plots", PLOT_S * (1 if spec.task == "regression" else 3)):
+            _log_final_plots(tracker, p, truth, pred, proba)
+    with clock.part("importance"):
+        log_final_importance(p, clock, tracker, estimator, test_in, final.columns)
     board = leaderboard(
         trials_frame(study, metric), metric, greater_is_better=spec.greater_is_better
     )
     tracker.log_frame(board, "leaderboard.csv")
-    _log_study_plots(tracker, study)
+    with clock.part("study_plots"):
+        if clock.allows("study_plots", 2 * PLOT_S):
+            _log_study_plots(tracker, study)
     summary = {
         "study": p.study_name, "parent_run_id": tracker.parent_id, "best_trial": final.trial,
         "best_model": final.name, f"cv_{metric}": final.cv_value, "test": test_scores,
@@ -222,10 +231,13 @@ def finalize(p: Any, study: optuna.Study, tracker: Tracker, console: Console) ->
     }  # fmt: skip
     if spec.tracking.log_models == "best":
         pause_point("finalize")
-        summary.update(_register(tracker, p, final, estimator, test_scores, console))
+        with clock.part("register"):
+            summary.update(_register(tracker, p, final, estimator, test_scores, console))
+    tracker.log_metrics(clock.metrics())
     tracker.set_tags(
-        {"best_trial": final.trial, "best_model": final.name, "final_form": final.form}
-    )
+        {"best_trial": final.trial, "best_model": final.name, "final_form": final.form,
+         **clock.tags()}
+    )  # fmt: skip
     print_leaderboard(console, board, metric)
     _say_test(console, spec, final, test_scores)
     return summary

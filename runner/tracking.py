@@ -500,20 +500,21 @@ class Tracker:
         run_id: str | None = None,
         seed: int = 0,
         figure: str = "png",
+        n_repeats: int = 3,
     ) -> pd.Series:
         """Feature importance (native, coefficients or permutation), per feature and family.
 
         ``figure`` is ``png`` (matplotlib, the final model) or ``svg`` (a trial's, cheap).
         ``kind`` is the family's input kind: an input that is not one table (images, images
         with metadata) is permuted part by part, scored with the spec's metric, and its image
-        is a group of its own beside ``metadata``.
+        is a group of its own beside ``metadata``. ``n_repeats``: shuffles per permuted part.
         """
         from runner.evaluation import metric_scorer
         from runner.models import feature_importance, importance_by_group
 
         score = metric_scorer(self.task, self.metric, self.classes)
-        imp = feature_importance(estimator, X, y, columns, task=self.task, seed=seed, n_repeats=3,
-                                 kind=kind, score=score)  # fmt: skip
+        imp = feature_importance(estimator, X, y, columns, task=self.task, seed=seed,
+                                 n_repeats=n_repeats, kind=kind, score=score)  # fmt: skip
         known = kind.importance_groups(self.importance_groups) if kind else self.importance_groups
         groups = {g: [c for c in cols if c in imp.index] for g, cols in known.items()}
         by_group = importance_by_group(imp, {g: c for g, c in groups.items() if c})
