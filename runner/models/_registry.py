@@ -182,10 +182,13 @@ MODELS: dict[str, ModelFamily] = {}
 def register_family(family: ModelFamily) -> ModelFamily:
     """Register ``family``; returns it unchanged. Duplicate names are refused."""
     if family.name in MODELS:
-        raise ValueError(f"Model family '{family.name}' is registered twice.")
+        raise RegistryError(f"model family '{family.name}' is already registered")
     unknown = set(family.tasks) - set(TASKS)
     if unknown:
-        raise ValueError(f"Model family '{family.name}' names unknown tasks {sorted(unknown)}.")
+        raise RegistryError(
+            f"model family '{family.name}': unknown tasks {sorted(unknown)}; "
+            f"choose among {', '.join(TASKS)}"
+        )
     MODELS[family.name] = family
     return family
 
