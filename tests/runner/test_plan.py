@@ -202,13 +202,13 @@ def test_a_new_study_tries_each_familys_warm_start_first(workdir: Path, rng) -> 
         t.system_attrs["fixed_params"] for t in study.get_trials(states=(TrialState.WAITING,))
     ]
     assert [t["model"] for t in waiting] == ["logistic", "svm", "random_forest"]
-    assert waiting[0] == {"model": "logistic", "logistic.C": 1.0}
+    assert waiting[0] == {"model": "logistic", "logistic.C": 0.1}  # configs/portfolio.yaml
     assert "svm.C" not in waiting[1]  # outside the narrowed space: left to the sampler
     assert waiting[1]["svm.kernel"] == "rbf"
     assert study.user_attrs[WARM_ATTR] == 3
     study.optimize(make_objective(spec, p.data), n_trials=3, catch=(TrialFailed,))
     done = study.get_trials(states=(TrialState.COMPLETE,))
-    assert done[0].params == {"model": "logistic", "logistic.C": 1.0}
+    assert done[0].params == {"model": "logistic", "logistic.C": 0.1}
     assert 0.1 <= done[1].params["svm.C"] <= 1.0
     # Opening the study again (a resume, a worker) enqueues nothing more.
     again = open_spec_study(p)
