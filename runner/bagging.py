@@ -123,7 +123,7 @@ def apply_form(p: Any, final: Any, study: optuna.Study, tracker: Any) -> None:
     """Serve ``final`` (a :class:`runner.candidates.FinalModel`) refit or bagged by the
     ``final.form`` rule; sets its ``form`` and ``form_reason``. Only the chosen candidate's
     fold models are loaded, and only when a bagged form can be chosen."""
-    from runner.session import RUN_ATTR
+    from runner.attrs import RUN as RUN_ATTR
 
     spec, kept = p.spec, {}
     if spec.final.form != REFIT:

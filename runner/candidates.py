@@ -102,7 +102,7 @@ def _candidates(study: optuna.Study, sign: float) -> list[optuna.trial.FrozenTri
 def _oofs(p: Any, trials: list, tracker: Any) -> tuple[list[Oof], np.ndarray, np.ndarray, Any]:
     """The trials' logged out-of-fold predictions, aligned on the first one's clip order;
     also the clips' truth, folds and ids in that order."""
-    from runner.session import RUN_ATTR
+    from runner.attrs import RUN as RUN_ATTR
 
     out: list[Oof] = []
     ref_ids = folds = None
@@ -178,7 +178,7 @@ def _log_selection(
     p: Any, tracker: Any, selection: Selection, trials: dict, oof: tuple, chosen: bool
 ) -> None:
     """The ensemble's child run, with the trials' CV metrics from its out-of-fold values."""
-    from runner.session import RUN_ATTR
+    from runner.attrs import RUN as RUN_ATTR
 
     oofs, truth, folds, ids = oof
     cv = ensemble_cv(oofs, selection, truth, folds, ids, task=p.spec.task, classes=p.data.classes)
@@ -268,7 +268,7 @@ def choose_final(p: Any, study: optuna.Study, tracker: Any, console: Any) -> Fin
 
 
 def _log_stack(tracker: Any, stack: Any, trials: dict, chosen: bool) -> None:
-    from runner.session import RUN_ATTR
+    from runner.attrs import RUN as RUN_ATTR
 
     labels = [_label(trials[o.number]) for o in stack.members]
     runs = [trials[o.number].user_attrs.get(RUN_ATTR) for o in stack.members]

@@ -34,6 +34,7 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState
 
+from runner import attrs as keys
 from runner.bagging import keeps_folds, worth_keeping
 from runner.dominance import dominated_families, drops_dominated
 from runner.errors import TrialFailed, TrialSkipped
@@ -182,7 +183,7 @@ def decode_params(params: Mapping[str, Any], attrs: Mapping[str, Any] | None = N
     own = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(f"{family}.")}
     flags = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith("features.")}
     groups = [g for g, keep in flags.items() if keep] if flags else None
-    members = [(m, dict(p)) for m, p in json.loads((attrs or {}).get("members", "[]"))]
+    members = [(m, dict(p)) for m, p in json.loads((attrs or {}).get(keys.MEMBERS, "[]"))]
     return TrialSetup(family=family, params=own, groups=groups, members=members)
 
 
@@ -255,7 +256,7 @@ def _sample_setup(trial: optuna.Trial, spec: ExperimentSpec, data: SearchData) -
     ensemble = family.ensemble
     if ensemble is not None:
         setup.members = _ensemble_members(trial.study, ensemble.accepts, ensemble.size(params))
-        trial.set_user_attr("members", json.dumps(setup.members))
+        trial.set_user_attr(keys.MEMBERS, json.dumps(setup.members))
         if len(setup.members) < ensemble.min_members:
             raise TrialFailed(
                 f"{family_name} needs completed trials of at least {ensemble.min_members} "
@@ -324,7 +325,7 @@ def dropped_families(
     for t in sorted(finished, key=lambda t: t.number):
         by_family.setdefault(t.params.get("model", "?"), []).append(t)
     dropped = {
-        fam: trials[-1].user_attrs.get("fail_reason", "")
+        fam: keys.fail_reason(trials[-1])
         for fam, trials in by_family.items()
         if len(trials) >= streak and all(t.state == TrialState.FAIL for t in trials[-streak:])
     }
@@ -424,7 +425,7 @@ class Objective:
             record.state, record.reason = "failed", reason
             record.error = traceback.format_exc()
             record.error_type = type(exc.__cause__ or exc).__name__
-            trial.set_user_attr("fail_reason", reason[:1000])
+            trial.set_user_attr(keys.FAIL_REASON, reason[:1000])
             if isinstance(exc, TrialFailed):
                 raise
             raise TrialFailed(reason) from exc
@@ -443,7 +444,7 @@ class Objective:
             return
         # A trial another process already ended (reaped) must not mask this outcome.
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-            trial.set_user_attr("seconds", round(record.seconds, 3))
+            trial.set_user_attr(keys.SECONDS, round(record.seconds, 3))
         if self.observer is not None:
             if record.state == "running":  # KeyboardInterrupt or SystemExit mid-trial
                 record.state, record.reason = "failed", "interrupted"
@@ -472,10 +473,8 @@ def trials_frame(study: optuna.Study, metric: str) -> pd.DataFrame:
                 "model": t.params.get("model", "?"),
                 "state": t.state.name.lower(),
                 metric: t.value,
-                "seconds": t.user_attrs.get(
-                    "seconds", t.duration.total_seconds() if t.duration else None
-                ),
-                "reason": t.user_attrs.get("fail_reason", ""),
+                "seconds": keys.seconds(t),
+                "reason": keys.fail_reason(t),
             }
         )
     return pd.DataFrame(rows)

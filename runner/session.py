@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from threadpoolctl import threadpool_limits
 
+from runner import attrs as keys
 from runner.budget import run_budget
 from runner.dominance import DOMINATED
 from runner.errors import REPORTED, RunnerError
@@ -59,8 +60,9 @@ __all__ = [
     "start_tracking",
 ]
 
-PARENT_ATTR, BUDGET_ATTR, TRACKING_ATTR = "mlflow_parent_run_id", "n_trials", "mlflow_tracking_uri"
-FINALIZING_ATTR, FINALIZED_ATTR, RUN_ATTR = "finalizing", "finalized_run_id", "mlflow_run_id"
+# The study attribute keys under the names this module has always exported (runner.attrs).
+PARENT_ATTR, BUDGET_ATTR, TRACKING_ATTR = keys.PARENT_RUN, keys.BUDGET, keys.TRACKING_URI
+FINALIZING_ATTR, FINALIZED_ATTR, RUN_ATTR = keys.FINALIZING, keys.FINALIZED_RUN, keys.RUN
 POLL_S = 0.5
 # A trial that ended by itself ends FINISHED (its `state` tag says how); one that failed, or
 # whose process died, FAILED with a reason. KILLED is left for a person's Ctrl-C.
@@ -118,7 +120,7 @@ class Session:
                 if alive is False:
                     self.tracker.terminate(rid, "FAILED", DIED)
                 continue
-            reason = trial.user_attrs.get("fail_reason") or "its process died before the end"
+            reason = keys.fail_reason(trial) or "its process died before the end"
             if trial.state == TrialState.COMPLETE:
                 reason = "its process died before the trial's plots were logged"
             state = "FAILED" if trial.state == TrialState.FAIL else trial.state.name
@@ -139,7 +141,7 @@ class Session:
             if trial.user_attrs.get(REQUEUED_ATTR):
                 fate = "queued again with the same parameters"
             else:  # it does not count: the budget gets a fresh trial instead
-                deaths = len(trial.system_attrs.get("retry_history", ())) + 1
+                deaths = len(keys.retry_history(trial)) + 1
                 why = f"{deaths} deaths on these parameters" if trial.params else "no parameters"
                 fate = f"lost ({why}; not retried again); a fresh trial takes its place"
             self.console.print(
@@ -321,7 +323,7 @@ class Session:
             if not running:
                 return
             if not said:
-                who = sorted({describe(t.user_attrs.get("owner") or {}) for t in running})
+                who = sorted({describe(keys.owner(t)) for t in running})
                 self.console.print(
                     f"waiting for {len(running)} trial(s) still running ({', '.join(who)})"
                 )
@@ -333,7 +335,7 @@ class Session:
 def _requeued(study: optuna.Study) -> bool:
     """Whether the parameters of a trial whose process died wait to be run again."""
     waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-    return any("failed_trial" in t.system_attrs for t in waiting)
+    return any(keys.is_retry(t) for t in waiting)
 
 
 def claim_finalization(study: optuna.Study, lock: StudyLock, parent: str, force: bool) -> str:

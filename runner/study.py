@@ -26,6 +26,7 @@ import optuna
 import sqlalchemy
 from optuna.trial import TrialState
 
+from runner import attrs
 from runner.spec import ExperimentSpec
 from runner.stores import check_study_store
 
@@ -44,7 +45,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 CLAIMED = (TrialState.RUNNING, *FINISHED)
-UNCOUNTED_ATTR = "uncounted"
+UNCOUNTED_ATTR = attrs.UNCOUNTED
 # A live process refreshes its running trial's heartbeat every HEARTBEAT_S. On its own host a
 # dead process is seen at once (runner.liveness); from another host its trial is declared
 # dead once the heartbeat is GRACE_S old (a busy SQLite write may delay a beat by seconds).
@@ -131,7 +132,7 @@ def make_storage(url: str) -> str | optuna.storages.BaseStorage:
 def counted(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
     """The trials that count against ``n_trials``: running ones and those that ended by
     themselves. A trial marked ``uncounted`` or retried under another number does not."""
-    retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+    retried = {n for t in trials for n in attrs.retry_history(t)}
     return [
         t
         for t in trials

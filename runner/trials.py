@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
+from runner import attrs
 from runner.liveness import Heartbeat, describe, is_alive, is_stopped, me
 from runner.optuna_private import frozen, stale_trial_ids, storage_of, trial_id
 from runner.study import MAX_RETRY, UNCOUNTED_ATTR, StudyLock, count_claimed
@@ -35,9 +36,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-OWNER_ATTR, WORKER_ATTR, REASON_ATTR = "owner", "worker", "fail_reason"
+OWNER_ATTR, WORKER_ATTR, REASON_ATTR = attrs.OWNER, attrs.WORKER, attrs.FAIL_REASON
 # Whether a trial that did not end by itself had its parameters queued again (else: lost).
-REQUEUED_ATTR = "requeued"
+REQUEUED_ATTR = attrs.REQUEUED
 DIED = "worker died"
 
 
@@ -57,7 +58,7 @@ def abandon(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -
 
     Returns False when the trial had finished meanwhile (someone else got there first)."""
     storage, tid = storage_of(study), trial_id(trial)
-    history = [*trial.system_attrs.get("retry_history", ()), trial.number]
+    history = [*attrs.retry_history(trial), trial.number]
     retry = bool(trial.params) and len(history) <= MAX_RETRY
     if not retry and trial.params:
         reason = f"{reason} ({len(history)} times on these parameters; lost, not retried again)"
@@ -70,13 +71,13 @@ def abandon(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
     if retry:
-        first = trial.system_attrs.get("failed_trial", trial.number)
+        first = trial.system_attrs.get(attrs.FAILED_TRIAL, trial.number)
         study.add_trial(
             optuna.trial.create_trial(
                 state=TrialState.WAITING,
                 params=trial.params,
                 distributions=trial.distributions,
-                system_attrs={"failed_trial": first, "retry_history": history},
+                system_attrs={attrs.FAILED_TRIAL: first, attrs.RETRY_HISTORY: history},
             )
         )
     return True

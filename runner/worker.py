@@ -17,6 +17,7 @@ from dataclasses import replace
 import optuna
 from rich.console import Console
 
+from runner import attrs
 from runner.errors import RunnerError
 from runner.pipeline import Prepared, RunOptions, _mask, log_lineage, prepare, tracker_for
 from runner.search import make_pruner, make_sampler
@@ -104,7 +105,7 @@ def run_worker(spec: ExperimentSpec, opts: RunOptions, *, wait_s: float = 600.0)
     mine = [
         t.number
         for t in study.get_trials(deepcopy=False)
-        if t.number not in before and t.user_attrs.get("owner", {}).get("pid") == os.getpid()
+        if t.number not in before and attrs.owner(t).get("pid") == os.getpid()
     ]
     opts.console.print(f"worker done: ran {len(mine)} trial(s); `audioml run` finalizes")
     return {**summary, "trials": mine, "ok": completed}
