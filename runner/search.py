@@ -43,6 +43,7 @@ from runner.faults import pause_point
 from runner.fold_gate import OutOfTime
 from runner.fold_procs import FoldProcesses
 from runner.horizon import HorizonPruner
+from runner.live_families import LiveFamilies
 from runner.models import MODELS, ColumnRoles, InputKind, Inputs, Rows, get_family, resolve_space
 from runner.plan import ResourcePlan, available_cores, plan_resources
 from runner.spec import ExperimentSpec
@@ -124,6 +125,17 @@ class TrialRecord:
 
 
 def make_sampler(spec: ExperimentSpec) -> optuna.samplers.BaseSampler:
+    """The spec's sampler, seeded; among several families it never draws a dropped one
+    (runner.live_families)."""
+    sampler = _base_sampler(spec)
+    if len(spec.search.models) < 2:
+        return sampler  # a single family has none to take its place
+    return LiveFamilies(
+        sampler, spec.search.models, lambda study: dropped_families(study, spec=spec), spec.seed
+    )
+
+
+def _base_sampler(spec: ExperimentSpec) -> optuna.samplers.BaseSampler:
     """The spec's sampler, seeded; TPE is multivariate with grouping for the family space."""
     seed, kind = spec.seed, spec.search.sampler
     if kind == "random":

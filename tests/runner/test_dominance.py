@@ -92,7 +92,7 @@ def table_root(workdir: Path) -> Path:
     return workdir
 
 
-def test_run_skips_draws_of_a_dominated_family(
+def test_run_stops_drawing_a_dominated_family(
     table_root: Path, temporary_family, capsys: pytest.CaptureFixture
 ) -> None:
     temporary_family("slow_for_test", lambda params, **kw: _SlowConstant())
@@ -106,16 +106,17 @@ def test_run_skips_draws_of_a_dominated_family(
     study = optuna.load_study(
         study_name=summary["study"], storage=f"sqlite:///{table_root / 'optuna.db'}"
     )
-    ran = [t for t in study.trials if not t.user_attrs.get("uncounted")]
-    skipped = [t for t in study.trials if t.user_attrs.get("uncounted")]
-    assert len(ran) == 14, "skipped draws do not use the budget"
-    assert skipped and {t.params["model"] for t in skipped} == {"slow_for_test"}
-    assert all(t.user_attrs["fail_reason"] == "family slow_for_test was dropped" for t in skipped)
-    slow = [t for t in ran if t.params["model"] == "slow_for_test"]
+    assert not [t for t in study.trials if t.user_attrs.get("uncounted")], "nothing skipped"
+    assert len(study.trials) == 14
+    slow = [t for t in study.trials if t.params["model"] == "slow_for_test"]
     assert len(slow) >= 3 and all(t.state == TrialState.COMPLETE for t in slow)
-    # One trial at a time: no draw of slow_for_test ran after its first skipped draw.
-    assert max(t.number for t in slow) < min(t.number for t in skipped)
-    assert set(dominated_families(study, spec.search.models)) == {"slow_for_test"}
+    # Dominated once its last trial was told; after that the sampler drew logistic only.
+    last = max(t.number for t in slow)
+    upto = optuna.create_study(direction="maximize")
+    upto.add_trials([t for t in study.trials if t.number <= last])
+    assert set(dominated_families(upto, spec.search.models)) == {"slow_for_test"}
+    later = {t.params["model"] for t in study.trials if t.number > last}
+    assert later == {"logistic"} and last < 10, last
     out = " ".join(capsys.readouterr().out.split())
     assert "warning: slow_for_test is dominated by logistic" in out, out
     client = MlflowClient(f"sqlite:///{table_root / 'mlflow.db'}")
