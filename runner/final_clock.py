@@ -1,7 +1,9 @@
 """The final step's clock: what each part took, and the cap on its optional parts.
 
-With ``search.timeout_s`` set, the final step gets at most the wall time the search took
-(:func:`search_seconds`, from the study's told trials). Its required parts (choosing and
+With ``search.timeout_s`` set, the final step gets what is left of it, or the wall time the
+search took (:func:`search_seconds`, from the study's told trials) when that is more: a
+search that spent its budget is followed by a final step no longer than itself, one that
+ended early by ``n_trials`` keeps its artifacts within the budget. Its required parts (choosing and
 fitting the model, scoring it on the test split, the leaderboard, the registry) always run;
 the optional ones (the final plots, the feature importance, the study's plots) run only
 while what they are estimated to take fits in what is left, after a reserve for the
@@ -87,9 +89,12 @@ class FinalClock:
 
     @classmethod
     def for_study(cls, study: optuna.Study, timeout_s: float | None) -> FinalClock:
-        """The clock of a final step after ``study``: capped only with a time budget."""
+        """The clock of a final step after ``study``: capped only with a time budget, to
+        what is left of it or, when more, the time the search took."""
         spent = search_seconds(study)
-        return cls(budget_s=spent if timeout_s is not None else None, search_s=spent)
+        if timeout_s is None:
+            return cls(budget_s=None, search_s=spent)
+        return cls(budget_s=max(spent, timeout_s - spent), search_s=spent)
 
     @contextlib.contextmanager
     def part(self, name: str) -> Iterator[None]:
