@@ -36,9 +36,10 @@ __getattr__ = lazy_exports(
 
 def catboost_space(task: str) -> dict[str, BaseDistribution]:
     """A small space: ``iterations`` is a cap (early stopping picks the count). The split
-    candidates per feature (``border_count``) set a tree's cost: 64 instead of CatBoost's 254
-    made trials 3 to 18 times cheaper on the benchmark corpora, at a cost in MAE on speaker
-    age (benchmarks/RESULTS_portfolio.md), so the search chooses."""
+    candidates per feature (``border_count``) set a tree's cost: at depth 6, 64 instead of
+    CatBoost's 254 made trials 3 to 6 times cheaper on the benchmark corpora with the same
+    scores, except a worse MAE on speaker age (benchmarks/RESULTS_portfolio.md), so the
+    search chooses."""
     return {
         "iterations": IntDistribution(100, 1000, log=True),
         "learning_rate": FloatDistribution(0.01, 0.3, log=True),
