@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from runner import attrs
 from runner.spec import ExperimentSpec
 from runner.study import FINISHED, counted
 
@@ -123,7 +124,5 @@ def dominated_families(
 
 
 def _seconds(t: FrozenTrial) -> float:
-    value = t.user_attrs.get("seconds")
-    if value is None:  # ended before the objective stamped it (e.g. a reaped trial)
-        value = t.duration.total_seconds() if t.duration else 0.0
-    return float(value)
+    # Optuna's duration when the objective never stamped it (e.g. a reaped trial).
+    return attrs.seconds(t) or 0.0

@@ -24,8 +24,10 @@ import optuna
 import yaml
 from optuna.distributions import CategoricalDistribution
 
+from runner import attrs
 from runner.errors import SpecError
 from runner.models import ModelFamily, get_family, resolve_space
+from runner.optuna_private import contains
 from runner.resources import shipped
 from runner.search import SearchData
 from runner.spec import ExperimentSpec
@@ -33,16 +35,13 @@ from runner.study import StudyLock
 
 __all__ = ["WARM_ATTR", "enqueue_warm_start", "portfolio", "trial_params", "warm_start_params"]
 
-WARM_ATTR = "warm_start_enqueued"
+WARM_ATTR = attrs.WARM_STARTED
 
 
 def _inside(dist: optuna.distributions.BaseDistribution, value: Any) -> bool:
     if isinstance(dist, CategoricalDistribution):
         return value in dist.choices
-    try:
-        return bool(dist._contains(dist.to_internal_repr(value)))
-    except (TypeError, ValueError):
-        return False
+    return contains(dist, value)
 
 
 def _fits(space: dict, name: str, value: Any) -> bool:

@@ -1,0 +1,76 @@
+"""Private attributes of Optuna are read in one adapter module, MLflow is used through its public
+API, and the adapter still means what it assumes."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.storages import RDBStorage
+
+from runner.optuna_private import contains, frozen, stale_trial_ids, storage_of, trial_id
+
+ROOT = Path(__file__).resolve().parents[2]
+PRIVATE = re.compile(r"(?<!self)\.(_storage|_trial_id|_study_id|_contains)\b|_get_stale_trial_ids")
+
+
+def test_no_other_module_reads_optunas_private_attributes() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for package in ("runner", "features")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path.name != "optuna_private.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if PRIVATE.search(line)
+    ]
+    assert offenders == []
+
+
+def test_storage_keys_and_stale_heartbeats_on_a_real_rdb_storage(tmp_path: Path) -> None:
+    storage = RDBStorage(f"sqlite:///{tmp_path / 'o.db'}", heartbeat_interval=1, grace_period=1)
+    study = optuna.create_study(storage=storage)
+    study.ask()  # trial 0: its key differs from its number in a second study below
+    other = optuna.create_study(storage=storage)
+    trial = other.ask()
+    assert storage_of(other).get_heartbeat_interval() == 1  # Optuna's cache over ours
+    assert trial_id(trial) != trial.number
+    assert frozen(other, trial).number == trial.number
+    storage.record_heartbeat(trial_id(trial))
+    assert stale_trial_ids(other) == set()
+    time.sleep(2.2)  # past the 1 s grace period
+    assert stale_trial_ids(other) == {trial_id(trial)}
+    assert stale_trial_ids(optuna.create_study()) == set()  # in memory: no heartbeats
+
+
+def test_contains_follows_bounds_steps_and_choices() -> None:
+    stepped = IntDistribution(1, 10, step=3)  # 1, 4, 7, 10
+    assert [v for v in range(12) if contains(stepped, v)] == [1, 4, 7, 10]
+    assert contains(FloatDistribution(1e-3, 1.0, log=True), 0.5)
+    assert not contains(FloatDistribution(1e-3, 1.0, log=True), 2.0)
+    assert contains(CategoricalDistribution(["rbf", "linear"]), "rbf")
+    assert not contains(CategoricalDistribution(["rbf", "linear"]), "poly")
+
+
+def test_no_module_reaches_into_mlflow_internals() -> None:
+    """MLflow goes through its public API; the logged model and dataset input helpers in
+    runner.mlflow_models replace a private entity call and a fluent-run workaround."""
+    internal = re.compile(r"_to_mlflow_entity|mlflow\.utils\.mlflow_tags|end_run\(status=")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for package in ("runner", "features")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if internal.search(line)
+    ]
+    assert offenders == []
+
+
+def test_the_dataset_context_tag_is_mlflows() -> None:
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    from runner.mlflow_models import DATASET_CONTEXT_TAG
+
+    assert DATASET_CONTEXT_TAG == MLFLOW_DATASET_CONTEXT
