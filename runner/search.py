@@ -16,7 +16,6 @@ import contextlib
 import json
 import time
 import traceback
-import warnings
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +45,7 @@ from runner.horizon import HorizonPruner
 from runner.live_families import LiveFamilies
 from runner.models import MODELS, ColumnRoles, InputKind, Inputs, Rows, get_family, resolve_space
 from runner.plan import ResourcePlan, available_cores, plan_resources
+from runner.samplers import get_pruner, get_sampler
 from runner.spec import ExperimentSpec
 from runner.splits import Split
 from runner.study import FINISHED, counted
@@ -136,47 +136,20 @@ def make_sampler(spec: ExperimentSpec) -> optuna.samplers.BaseSampler:
 
 
 def _base_sampler(spec: ExperimentSpec) -> optuna.samplers.BaseSampler:
-    """The spec's sampler, seeded; TPE is multivariate with grouping for the family space."""
-    seed, kind = spec.seed, spec.search.sampler
-    if kind == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if kind == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed)
-    if kind == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
-    startup = max(3, min(10, spec.search.n_trials // 4))
-    with warnings.catch_warnings():
-        # multivariate + group are flagged experimental; they are what a conditional
-        # (family -> its own parameters) space needs.
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(
-            seed=seed,
-            multivariate=True,
-            group=True,
-            n_startup_trials=startup,
-            constant_liar=True,
-        )
+    """The spec's sampler, seeded (``runner.samplers``; TPE is multivariate with grouping for
+    the family space)."""
+    return get_sampler(spec.search.sampler).make(spec)
 
 
 def make_pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:
-    """The spec's pruner; steps are CV folds. With trials side by side it sees only the
-    trials told before each trial began (:class:`runner.horizon.HorizonPruner`), so one seed
-    prunes the same trials whatever order their fits end in."""
-    kind, folds = spec.search.pruner, spec.search.cv.folds
-    if kind == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=folds)
-    if kind == "median":
-        pruner: optuna.pruners.BasePruner = optuna.pruners.MedianPruner(
-            n_startup_trials=3, n_warmup_steps=1
-        )
-    elif kind == "wilcoxon":
-        with warnings.catch_warnings():  # flagged experimental; it is what paired folds need
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            pruner = optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2)
-    else:
-        return optuna.pruners.NopPruner()
+    """The spec's pruner (``runner.samplers``); steps are CV folds. With trials side by side
+    it sees only the trials told before each trial began
+    (:class:`runner.horizon.HorizonPruner`), so one seed prunes the same trials whatever order
+    their fits end in."""
+    kind = get_pruner(spec.search.pruner)
+    pruner = kind.make(spec)
     window = resource_plan(spec).trials
-    return HorizonPruner(pruner, window) if window > 1 else pruner
+    return HorizonPruner(pruner, window) if kind.horizon and window > 1 else pruner
 
 
 def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:

@@ -159,8 +159,13 @@ class SearchSpec(StrictModel):
     metric: str = "f1_macro"
     cv: CvSpec = Field(default_factory=CvSpec)
     test_size: float = Field(0.2, gt=0, lt=0.9)
-    sampler: Literal["tpe", "random", "cmaes", "gp"] = "tpe"
-    pruner: Literal["none", "median", "wilcoxon", "hyperband"] = "median"
+    sampler: str = Field(
+        "tpe", description="tpe, random, cmaes, gp, or a registered sampler (runner.samplers)"
+    )
+    pruner: str = Field(
+        "median",
+        description="none, median, wilcoxon, hyperband, or a registered pruner (runner.samplers)",
+    )
     n_jobs: Literal["auto"] | Annotated[int, Field(ge=1)] = Field(
         "auto", description="cores the search uses (auto: every available one)"
     )
@@ -328,14 +333,17 @@ class ExperimentSpec(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def check_gp_needs_torch(self) -> ExperimentSpec:
-        import importlib.util
+    def check_sampler_and_pruner(self) -> ExperimentSpec:
+        from runner.samplers import get_pruner, get_sampler
 
-        if self.search.sampler == "gp" and importlib.util.find_spec("torch") is None:
-            raise ValueError(
-                "search.sampler: 'gp' (Optuna's GPSampler) needs PyTorch, which is not "
-                "installed; pip install 'audioml[gp]', or choose one of tpe, random, cmaes"
-            )
+        try:
+            sampler = get_sampler(self.search.sampler)
+            get_pruner(self.search.pruner)
+        except KeyError as exc:  # RegistryError: pydantic reports ValueErrors with the key
+            raise ValueError(str(exc)) from None
+        why = sampler.missing()
+        if why:
+            raise ValueError(f"search.sampler: {why}")
         return self
 
     @model_validator(mode="after")

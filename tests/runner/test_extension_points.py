@@ -1,6 +1,6 @@
-"""Extension points are closed: a metric, a model family and a data source registered from
-this file alone are read, searched, tracked, refit and tested by a real run, with no other
-module knowing their names."""
+"""Extension points are closed: a metric, a model family, a data source and a sampler
+registered from this file alone are read, searched, tracked, refit and tested by a real run,
+with no other module knowing their names."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from test_search import _spec, _table
 
 from runner.metrics import METRICS, Metric, register_metric
 from runner.pipeline import RunOptions
+from runner.samplers import SAMPLERS, SamplerKind, register_sampler
 from runner.session import run_experiment
 from runner.source_registry import SOURCES, Source, register_source
 from runner.spec import ExperimentSpec
@@ -38,14 +39,25 @@ def _read_table(spec, *, base=None):
 
 
 @pytest.fixture
+def quasi_random():
+    import optuna
+
+    kind = register_sampler(SamplerKind(
+        "qmc_for_test", lambda spec: optuna.samplers.QMCSampler(seed=spec.seed, scramble=True)
+    ))  # fmt: skip
+    yield kind
+    del SAMPLERS[kind.name]
+
+
+@pytest.fixture
 def table_source():
     source = register_source(Source("table_for_test", _read_table, metadata=True, audio=False))
     yield source
     del SOURCES[source.name]
 
 
-def test_a_metric_a_family_and_a_source_from_a_test_file_run_a_study(
-    workdir: Path, temporary_family, balanced_accuracy, table_source
+def test_a_metric_family_source_and_sampler_from_a_test_file_run_a_study(
+    workdir: Path, temporary_family, balanced_accuracy, table_source, quasi_random
 ) -> None:
     temporary_family("bayes_for_test", lambda params, **kw: GaussianNB())
     _table(workdir / "table.csv")
@@ -53,6 +65,7 @@ def test_a_metric_a_family_and_a_source_from_a_test_file_run_a_study(
                  metric=balanced_accuracy.name)  # fmt: skip
     raw = spec.model_dump()  # validated again: the checks read the source's record
     raw["data"]["source"] = table_source.name
+    raw["search"]["sampler"] = quasi_random.name
     raw["final"] = {"candidate": "trial", "stack": False}
     spec = ExperimentSpec.model_validate(raw)
     summary = run_experiment(spec, RunOptions(progress=False))
@@ -65,6 +78,8 @@ def test_a_metric_a_family_and_a_source_from_a_test_file_run_a_study(
         0.0 < r.data.metrics[key] <= 1.0 for r in trials if r.data.tags["state"] == "COMPLETE"
     )
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.data.params["search.sampler"] == quasi_random.name
+    assert parent.data.params["data.source"] == table_source.name
     test = parent.data.metrics[f"test_{balanced_accuracy.name}"]
     # The held-out score is the metric of the final model's clip predictions.
     assert test == pytest.approx(summary["test"][balanced_accuracy.name])
