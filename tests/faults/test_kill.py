@@ -47,27 +47,34 @@ def test_kill_between_opening_a_trials_run_and_noting_it(job: Job) -> None:
 
 
 def test_kill_mid_trial_is_found_at_once_and_retried(job: Job) -> None:
+    """Killed in a fold: every trial of the window then running (two on this machine's
+    auto plan) is found dead at once by the rerun, failed and retried once, same params."""
     job.kill_at("fold")
-    (running,) = job.study().get_trials(states=(TrialState.RUNNING,))
+    running = job.study().get_trials(states=(TrialState.RUNNING,))
+    assert 1 <= len(running) <= 2
     client = job.client()
-    (child,) = client.search_runs(
-        [client.get_experiment_by_name("demo").experiment_id],
-        f"tags.trial_number = '{running.number}'",
-    )
-    assert child.info.status == "RUNNING", "the child run opened when its trial started"
+    children = {}
+    for trial in running:
+        (child,) = client.search_runs(
+            [client.get_experiment_by_name("demo").experiment_id],
+            f"tags.trial_number = '{trial.number}'",
+        )
+        assert child.info.status == "RUNNING", "the child run opened when its trial started"
+        children[trial.number] = child.info.run_id
     start = time.monotonic()
     assert job.run() == 0, job.logs()
     took = time.monotonic() - start
     assert "waiting for" not in job.logs()
     assert_nothing_lost(job)
     study = job.study()
-    dead = study.trials[running.number]
-    assert dead.state == TrialState.FAIL and dead.user_attrs["fail_reason"] == "worker died"
-    retry = [t for t in study.trials if t.system_attrs.get("failed_trial") == running.number]
-    assert len(retry) == 1 and retry[0].params == dead.params, "same parameters retried"
-    assert len(study.trials) == N_TRIALS + 1
-    assert client.get_run(child.info.run_id).info.status == "FAILED"
-    assert client.get_run(child.info.run_id).data.tags["reason"] == "worker died"
+    for number, run_id in children.items():
+        dead = study.trials[number]
+        assert dead.state == TrialState.FAIL and dead.user_attrs["fail_reason"] == "worker died"
+        retry = [t for t in study.trials if t.system_attrs.get("failed_trial") == number]
+        assert len(retry) == 1 and retry[0].params == dead.params, "same parameters retried"
+        assert client.get_run(run_id).info.status == "FAILED"
+        assert client.get_run(run_id).data.tags["reason"] == "worker died"
+    assert len(study.trials) == N_TRIALS + len(running)
     assert took < 120, f"the rerun took {took:.0f}s: it must not wait on the dead trial"
 
 
