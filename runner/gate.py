@@ -76,7 +76,7 @@ def score_champion(p: Any, model_uri: str, *, tracking_uri: str) -> ChampionScor
 
 def _load(model_uri: str, tracking_uri: str) -> Any:
     from runner.errors import REPORTED
-    from runner.predict_model import load_model
+    from runner.predict.model import load_model
 
     try:
         return load_model(model_uri, tracking_uri).audio

@@ -34,8 +34,8 @@ from runner.demo_data import synthesize_corpus
 from runner.errors import DataError
 from runner.loading import load_spec
 from runner.predict import least_certain, predict_table, uncertainty
-from runner.predict_io import list_inputs
-from runner.predict_model import LoadedModel
+from runner.predict.inputs import list_inputs
+from runner.predict.model import LoadedModel
 from runner.sources import load_source
 
 REPO = Path(__file__).resolve().parents[2]

@@ -31,14 +31,14 @@ import pandas as pd
 from rich.console import Console
 
 from runner.errors import DataError
-from runner.predict_io import (
+from runner.predict.inputs import (
     PredictInput,
     check_writable,
     list_inputs,
     write_csv,
     write_json,
 )
-from runner.predict_model import LoadedModel, load_model, log_predictions, model_uri
+from runner.predict.model import LoadedModel, load_model, log_predictions, model_uri
 from runner.stores import check_cache_dir
 
 __all__ = ["UNCERTAINTY", "PredictOptions", "predict_table", "run_predict", "uncertainty"]
