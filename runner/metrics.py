@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from runner.errors import RegistryError
+from runner.registry import Registry
 
 __all__ = [
     "METRICS",
@@ -44,26 +45,15 @@ class Metric:
     fast: FastScorer | None = None
 
 
-METRICS: dict[str, Metric] = {}
+METRICS: Registry[Metric] = Registry("metric", "search.metric")
+get_metric = METRICS.get_record
 
 
 def register_metric(metric: Metric) -> Metric:
     """Add ``metric`` to the registry; returns it. A name is registered once."""
-    if metric.name in METRICS:
-        raise RegistryError(f"metric '{metric.name}' is already registered")
     if metric.task not in ("classification", "regression"):
         raise RegistryError(f"metric '{metric.name}': task must be classification or regression")
-    METRICS[metric.name] = metric
-    return metric
-
-
-def get_metric(name: str) -> Metric:
-    try:
-        return METRICS[name]
-    except KeyError:
-        raise RegistryError(
-            f"unknown metric '{name}'; choose one of {', '.join(sorted(METRICS))}"
-        ) from None
+    return METRICS.register(metric)
 
 
 def metric_names(task: str) -> list[str]:

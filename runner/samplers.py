@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from runner.errors import RegistryError
+from runner.registry import Registry
 
 __all__ = [
     "PRUNERS",
@@ -58,38 +58,10 @@ class PrunerKind:
     horizon: bool = True
 
 
-SAMPLERS: dict[str, SamplerKind] = {}
-PRUNERS: dict[str, PrunerKind] = {}
-
-
-def register_sampler(kind: SamplerKind) -> SamplerKind:
-    if kind.name in SAMPLERS:
-        raise RegistryError(f"sampler '{kind.name}' is already registered")
-    SAMPLERS[kind.name] = kind
-    return kind
-
-
-def register_pruner(kind: PrunerKind) -> PrunerKind:
-    if kind.name in PRUNERS:
-        raise RegistryError(f"pruner '{kind.name}' is already registered")
-    PRUNERS[kind.name] = kind
-    return kind
-
-
-def get_sampler(name: str) -> SamplerKind:
-    if name not in SAMPLERS:
-        raise RegistryError(
-            f"search.sampler: unknown sampler '{name}'; choose one of {', '.join(SAMPLERS)}"
-        )
-    return SAMPLERS[name]
-
-
-def get_pruner(name: str) -> PrunerKind:
-    if name not in PRUNERS:
-        raise RegistryError(
-            f"search.pruner: unknown pruner '{name}'; choose one of {', '.join(PRUNERS)}"
-        )
-    return PRUNERS[name]
+SAMPLERS: Registry[SamplerKind] = Registry("sampler", "search.sampler")
+PRUNERS: Registry[PrunerKind] = Registry("pruner", "search.pruner")
+register_sampler, get_sampler = SAMPLERS.register, SAMPLERS.get_record
+register_pruner, get_pruner = PRUNERS.register, PRUNERS.get_record
 
 
 def _tpe(spec: Any) -> Any:

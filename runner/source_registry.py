@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from runner.errors import RegistryError
+from runner.registry import Registry
 
 __all__ = ["SOURCES", "Source", "get_source", "register_source"]
 
@@ -45,24 +45,8 @@ class Source:
         return getattr(importlib.import_module(module), function)
 
 
-SOURCES: dict[str, Source] = {}
-
-
-def register_source(source: Source) -> Source:
-    """Add ``source``; returns it. A name is registered once."""
-    if source.name in SOURCES:
-        raise RegistryError(f"data source '{source.name}' is already registered")
-    SOURCES[source.name] = source
-    return source
-
-
-def get_source(name: str) -> Source:
-    try:
-        return SOURCES[name]
-    except KeyError:
-        raise RegistryError(
-            f"data.source: unknown source '{name}'; choose one of {', '.join(SOURCES)}"
-        ) from None
+SOURCES: Registry[Source] = Registry("source", "data.source")
+register_source, get_source = SOURCES.register, SOURCES.get_record
 
 
 def with_metadata() -> list[str]:
