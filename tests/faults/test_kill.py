@@ -48,30 +48,38 @@ def test_kill_between_opening_a_trials_run_and_noting_it(job: Job) -> None:
 
 def test_kill_mid_trial_is_found_at_once_and_retried(job: Job) -> None:
     """Killed in a fold: every trial of the window then running (two on this machine's
-    auto plan) is found dead at once by the rerun, failed and retried once, same params."""
+    auto plan) is found dead at once by the rerun, failed and retried once, same params.
+    The trial in its fold has its child run open; the next one may have been claimed but not
+    yet drawn, so not yet given a run."""
     job.kill_at("fold")
     running = job.study().get_trials(states=(TrialState.RUNNING,))
     assert 1 <= len(running) <= 2
     client = job.client()
     children = {}
     for trial in running:
-        (child,) = client.search_runs(
+        found = client.search_runs(
             [client.get_experiment_by_name("demo").experiment_id],
             f"tags.trial_number = '{trial.number}'",
         )
-        assert child.info.status == "RUNNING", "the child run opened when its trial started"
-        children[trial.number] = child.info.run_id
+        assert len(found) <= 1
+        if found:
+            assert found[0].info.status == "RUNNING", "the child run opened as its trial began"
+            children[trial.number] = found[0].info.run_id
+    assert children, "the trial killed in its fold had opened its child run"
     start = time.monotonic()
     assert job.run() == 0, job.logs()
     took = time.monotonic() - start
     assert "waiting for" not in job.logs()
     assert_nothing_lost(job)
     study = job.study()
-    for number, run_id in children.items():
-        dead = study.trials[number]
+    for trial in running:
+        dead = study.trials[trial.number]
         assert dead.state == TrialState.FAIL and dead.user_attrs["fail_reason"] == "worker died"
-        retry = [t for t in study.trials if t.system_attrs.get("failed_trial") == number]
-        assert len(retry) == 1 and retry[0].params == dead.params, "same parameters retried"
+        if dead.params:  # drawn (or being drawn) before the kill: its parameters are retried
+            retry = [t for t in study.trials if t.system_attrs.get("failed_trial") == dead.number]
+            assert len(retry) == 1, "retried once"
+            assert dead.params.items() <= retry[0].params.items(), "same parameters retried"
+    for run_id in children.values():
         assert client.get_run(run_id).info.status == "FAILED"
         assert client.get_run(run_id).data.tags["reason"] == "worker died"
     assert len(study.trials) == N_TRIALS + len(running)
