@@ -93,6 +93,10 @@ def _completed(job: Job) -> bool:
 
 
 def test_kill_while_trial_plots_render(job: Job) -> None:
+    # One trial at a time: a trial's run is tagged COMPLETE as its objective ends, and in a
+    # window it is told only after the trials before it, so a kill between the two leaves a
+    # COMPLETE-tagged run of a trial that is retried (its run then ends FAILED, rightly).
+    job.args += ["--set", "search.parallel_trials=1"]
     proc = job.start("plots")
     # Paused on the plot thread, once Optuna has stored its trial as complete.
     job.kill_when(proc, lambda: job.marker.exists() and _completed(job))
