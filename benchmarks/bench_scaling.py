@@ -23,6 +23,7 @@ every core against one core with the same trials, and a Keras CNN fit on CPU and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -36,6 +37,7 @@ from pathlib import Path
 import optuna
 
 from benchmarks._table import table_spec, write_gtzan_like
+from benchmarks._timeline import Timeline
 from benchmarks.bench_plan import MODELS
 from runner.budget import run_budget
 from runner.pipeline import RunOptions, prepare
@@ -83,13 +85,18 @@ def feature_pool(workers: list[int], clips: int, seconds: float) -> list[str]:
     ]
 
 
-def _spec(root: Path, trials: int, n_jobs: int | str, folds: int, how: str) -> ExperimentSpec:
+def _spec(
+    root: Path, trials: int, n_jobs: int | str, folds: int, how: str, window: int | str = "auto"
+) -> ExperimentSpec:
     raw = table_spec(root, models=MODELS, n_trials=trials, n_jobs=n_jobs)
-    raw["search"].update(pruner="none", cv={"folds": folds}, warm_start=False, fold_workers=how)
+    raw["search"].update(pruner="none", cv={"folds": folds}, warm_start=False, fold_workers=how,
+                         parallel_trials=window)  # fmt: skip
     return ExperimentSpec.model_validate(raw)
 
 
-def _search(spec: ExperimentSpec, root: Path, trials: int, replay: list | None = None):
+def _search(
+    spec: ExperimentSpec, root: Path, trials: int, replay: list | None = None, trace: bool = False
+):
     from threadpoolctl import threadpool_limits
 
     p = prepare(spec, RunOptions(progress=False, tracking_uri=f"sqlite:///{root}/m.db"))
@@ -99,24 +106,30 @@ def _search(spec: ExperimentSpec, root: Path, trials: int, replay: list | None =
     for params in replay or ():
         study.enqueue_trial(params)
     plan = resource_plan(spec)
+    timeline = Timeline()
     wall, cpu = time.perf_counter(), _cpu()
-    with threadpool_limits(limits=plan.threads):  # as runner.session does
+    traced = timeline.installed() if trace else contextlib.nullcontext()
+    with threadpool_limits(limits=plan.threads), traced:  # the limits as runner.session sets
         objective = make_objective(spec, p.data)
         run_budget(study, objective, n_trials=trials, deadline=None, n_jobs=plan.trials)
     wall, cpu = time.perf_counter() - wall, _cpu() - cpu
     if objective.procs is not None:
         objective.procs.close()
     done = [(t.params, round(t.value, 9)) for t in study.trials if t.state.is_finished()]
-    return plan, wall, cpu, done
+    notes = timeline.breakdown(wall, plan.slots, plan.trials) if trace else []
+    return plan, wall, cpu, done, notes
 
 
 def _digest(done: list) -> str:
     return hashlib.sha256(json.dumps(done, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def search_plan(trials: int, rows: int, folds: int, modes: list[str]) -> list[str]:
+def search_plan(
+    trials: int, rows: int, folds: int, modes: list[str], trace: bool = False
+) -> list[str]:
     """``modes``: ``threads`` / ``processes`` (auto plan, folds in threads or in worker
-    processes), ``replay`` (n_jobs=1 replaying the first mode's trials)."""
+    processes; ``processes:16`` sets ``search.parallel_trials`` to 16), ``replay`` (n_jobs=1
+    replaying the first mode's trials). ``trace``: where each run's wall time went."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     runs: dict[str, tuple] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,30 +139,43 @@ def search_plan(trials: int, rows: int, folds: int, modes: list[str]) -> list[st
             if mode == "replay":
                 first = runs[next(iter(runs))][3]
                 spec = _spec(root, trials, 1, folds, "threads")
-                runs[mode] = _search(spec, root, trials, [params for params, _ in first])
+                runs[mode] = _search(spec, root, trials, [params for params, _ in first], trace)
             else:
-                runs[mode] = _search(_spec(root, trials, "auto", folds, mode), root, trials)
-            _, wall, cpu, done = runs[mode]
-            print(f"{mode}: {wall:.1f} s wall, {cpu:.1f} CPU s, {_digest(done)}", flush=True)
+                how, _, window = mode.partition(":")
+                spec = _spec(root, trials, "auto", folds, how, int(window) if window else "auto")
+                runs[mode] = _search(spec, root, trials, trace=trace)
+            _, wall, cpu, done, notes = runs[mode]
+            print(f"{mode}: {wall:.1f} s wall, {cpu:.1f} CPU s, {_digest(done)}", *notes,
+                  sep="\n", flush=True)  # fmt: skip
     out = [
         f"## Search plan: {trials} trials, {rows} rows, {folds} folds, no pruner",
         "",
         "| search | plan | wall s | CPU s (machine) | busy cores | trials digest |",
         "| --- | --- | ---: | ---: | ---: | --- |",
     ]
-    for mode, (plan, wall, cpu, done) in runs.items():
-        name = "n_jobs=1 (replay)" if mode == "replay" else f"auto, folds in {mode}"
+    for mode, (plan, wall, cpu, done, _) in runs.items():
+        name = "n_jobs=1 (replay)" if mode == "replay" else _name(mode)
         out.append(f"| {name} | {plan.describe()} | {wall:.1f} | {cpu:.1f} | "
                    f"{cpu / wall:.1f} | {_digest(done)} |")  # fmt: skip
     out.append("")
     if "replay" in runs:
         base = runs["replay"][1]
-        for mode, (plan, wall, cpu, _) in runs.items():
+        for mode, (plan, wall, cpu, *_) in runs.items():
             if mode != "replay":
                 busy = cpu / wall / plan.cores
-                out.append(f"- auto with folds in {mode}: {base / wall:.2f}x over n_jobs=1; "
+                out.append(f"- {_name(mode)}: {base / wall:.2f}x over n_jobs=1; "
                            f"busy fraction {busy:.2f} of {plan.cores} cores")  # fmt: skip
+    for mode, (*_, notes) in runs.items():
+        if notes:
+            out += ["", f"Where the wall time of {_name(mode)} went:", "", *notes]
     return out
+
+
+def _name(mode: str) -> str:
+    if mode == "replay":
+        return "n_jobs=1 (replay)"
+    how, _, window = mode.partition(":")
+    return f"auto, folds in {how}" + (f", {window} trials at a time" if window else "")
 
 
 def _keras_child() -> None:
@@ -195,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--plan-modes", nargs="+", default=["threads", "processes", "replay"])
+    parser.add_argument("--trace", action="store_true", help="where each search's time went")
     parser.add_argument("--keras", action="store_true")
     parser.add_argument("--keras-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=OUT)
@@ -207,7 +234,9 @@ def main(argv: list[str] | None = None) -> None:
              f"{platform.python_version()}, optuna {optuna.__version__}", ""]  # fmt: skip
     parts = {
         "plan": lambda: (
-            search_plan(args.trials, args.rows, args.folds, args.plan_modes) if args.trials else []
+            search_plan(args.trials, args.rows, args.folds, args.plan_modes, args.trace)
+            if args.trials
+            else []
         ),
         "keras": lambda: keras_fit() if args.keras else [],
         "features": lambda: feature_pool(args.workers, args.clips, args.seconds),

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pickle
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -21,11 +25,41 @@ from runner.splits import Split
 __all__ = [
     "CvResult",
     "Inputs",
+    "StoredModel",
     "aggregate_clips",
     "cross_validate",
     "metric_scorer",
     "predict_rows",
 ]
+
+
+class StoredModel:
+    """A fitted fold estimator that a fold worker process wrote to ``path``: loaded only by
+    whoever uses it, its file removed once this handle is dropped.
+
+    Sent back whole, each kept estimator (a forest of deep trees, a long boosting run: tens
+    of MB) passed through the process pool's one result pipe and was unpickled by its one
+    reader thread, holding every other fold's result behind it; on 16 cores that left the
+    fold slots waiting about 4 s per fold (``benchmarks/RESULTS_scaling.md``)."""
+
+    def __init__(self, path: str, folder: object = None) -> None:
+        self.path = path
+        self._folder = folder  # whatever removes the folder once nothing holds it
+        weakref.finalize(self, _unlink, path)
+
+    def load(self) -> Any:
+        with open(self.path, "rb") as f:
+            return pickle.load(f)
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def loaded(model: Any) -> Any:
+    """``model`` itself, or the estimator a :class:`StoredModel` holds."""
+    return model.load() if isinstance(model, StoredModel) else model
 
 
 @dataclass
@@ -45,6 +79,14 @@ class CvResult:
     # The fitted fold estimators in fold order, kept only when asked (a bagged final model).
     fold_models: list = field(default_factory=list)
     fold_fit_s: list[float] = field(default_factory=list)
+
+    def estimators(self) -> list:
+        """The kept fold estimators, loaded (see :class:`StoredModel`)."""
+        return [loaded(m) for m in self.fold_models]
+
+    def last(self) -> Any:
+        """The last fold's estimator (it feeds the trial's permutation importance)."""
+        return loaded(self.last_estimator)
 
     def add_oof(
         self, fold: int, ids: np.ndarray, truth: np.ndarray, pred: np.ndarray, proba: Any

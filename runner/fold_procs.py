@@ -15,8 +15,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
+import shutil
 import signal
+import tempfile
 import threading
+import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -26,20 +31,31 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from runner.errors import TrialFailed
+from runner.evaluation import StoredModel
 from runner.models import Inputs, Rows
 from runner.splits import Split
 
 __all__ = ["FoldProcesses"]
 
-# A worker's copy of the search's training rows and labels (set once by _start).
+# A worker's copy of the search's training rows and labels, and the folder its kept
+# estimators go to (set once by _start).
 _ROWS: Rows | None = None
 _LABELS: np.ndarray | None = None
+_STORE: str | None = None
 
 
-def _start(rows: Rows, labels: np.ndarray) -> None:
-    global _ROWS, _LABELS
-    _ROWS, _LABELS = rows, labels
+def _start(rows: Rows, labels: np.ndarray, store: str) -> None:
+    global _ROWS, _LABELS, _STORE
+    _ROWS, _LABELS, _STORE = rows, labels, store
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+
+
+def _store(estimator: Any) -> str:
+    """Write a kept estimator where the parent can load it: only a path travels back."""
+    path = os.path.join(_STORE or tempfile.gettempdir(), f"{uuid.uuid4().hex}.pkl")
+    with open(path, "wb") as f:
+        pickle.dump(estimator, f, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
 
 
 def _fit(
@@ -51,14 +67,25 @@ def _fit(
     inputs = Inputs(inputs.kind, _ROWS, inputs.columns, inputs.roles)  # type: ignore[arg-type]
     with threadpool_limits(limits=threads):
         out = _fit_fold(lambda: estimator, inputs, _LABELS, k, split, task=task, classes=classes)
-    return os.getpid(), (out[0] if keep else None, *out[1:])
+    return os.getpid(), (_store(out[0]) if keep else None, *out[1:])
+
+
+class _Folder:
+    """A temporary folder removed once neither the pool nor any handle into it is held."""
+
+    def __init__(self) -> None:
+        self.path = tempfile.mkdtemp(prefix="audioml-fold-models-")
+        weakref.finalize(self, shutil.rmtree, self.path, True)
 
 
 class FoldProcesses:
-    """``workers`` processes holding ``rows`` and ``labels``; :meth:`fit` runs one fold."""
+    """``workers`` processes holding ``rows`` and ``labels``; :meth:`fit` runs one fold.
+    A kept fold estimator comes back as a :class:`runner.evaluation.StoredModel` (a file in
+    this pool's own temporary folder, removed once neither the pool nor a handle is held)."""
 
     def __init__(self, rows: Rows, labels: np.ndarray, workers: int) -> None:
         self.rows, self.labels, self.workers = rows, labels, workers
+        self.folder = _Folder()
         self._lock = threading.Lock()
         self._pool = self._new_pool()
         self.pids: set[int] = set()  # the workers that have fitted a fold
@@ -70,7 +97,7 @@ class FoldProcesses:
         # The table alone: a loader of log-mel images is a closure, and image folds stay here.
         rows = Rows(self.rows.frame)
         return ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start,
-                                   initargs=(rows, self.labels))  # fmt: skip
+                                   initargs=(rows, self.labels, self.folder.path))  # fmt: skip
 
     def fit(
         self, make: Callable[[], object], inputs: Inputs, k: int, split: Split, *, task: str,
@@ -88,7 +115,8 @@ class FoldProcesses:
                     self._pool = self._new_pool()
             raise TrialFailed(f"fold {k}: a fold worker process died ({exc})") from exc
         self.pids.add(pid)
-        return out
+        model, *rest = out
+        return (StoredModel(model, self.folder) if model is not None else None, *rest)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -12,7 +12,6 @@ one plan still give one sequence of trials. Cores left over by an explicit
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 
@@ -68,21 +67,21 @@ class ResourcePlan:
 def plan_resources(n_jobs: int | str, parallel_trials: int | str, n_folds: int) -> ResourcePlan:
     """Split ``n_jobs`` cores (``"auto"``: every available one) without oversubscribing.
 
-    ``parallel_trials="auto"``: twice as many trials as it takes for their folds to cover
-    every core (16 cores, 5 folds: 8 trials on 16 fold slots; 2 cores: 2 trials). Trials are
-    told in order, so one slow trial holds back the next asks; the second half of the window
-    keeps folds queued meanwhile, and a trial's last folds overlap the next trial's first.
-    Replayed over 200 trials of uneven folds this keeps >= 0.95 of 2-64 cores busy, against
-    0.66-0.89 for just enough trials (``tests/runner/test_plan.py``). An explicit count is
-    kept (never above the cores); the folds of its trials take one slot
-    each, up to the cores, and the cores left over become estimator threads.
+    ``parallel_trials="auto"``: one trial per core, their folds sharing one slot per core
+    (16 cores, 5 folds: 16 trials on 16 fold slots; 2 cores: 2 trials). Trials are told in
+    order, so trial n + window is asked only when trial n is told, and one long trial holds
+    back the asks behind it; a window as deep as the cores keeps the other slots fed
+    meanwhile. On 16 cores, replaying the measured folds of a 40-trial search on its slots,
+    a window of 8 ended in 42.7 s where every trial at once took 30.2 s; the 16-trial window
+    measured 60.6 s against 79.5 s for 8 (``benchmarks/RESULTS_scaling.md``). Replayed over
+    200 trials of uneven folds this keeps >= 0.95 of 2-64 cores busy
+    (``tests/runner/test_plan.py``). An explicit count is kept (never above the cores); the
+    folds of its trials take one slot each, up to the cores, and the cores left over become
+    estimator threads.
     """
     cores = available_cores() if n_jobs == "auto" else int(n_jobs)
     folds_total = max(1, n_folds)
-    if parallel_trials == "auto":
-        trials = 1 if cores == 1 else 2 * math.ceil(cores / folds_total)
-    else:
-        trials = max(1, min(int(parallel_trials), cores))
+    trials = cores if parallel_trials == "auto" else max(1, min(int(parallel_trials), cores))
     slots = max(1, min(cores, trials * folds_total))
     folds = max(1, min(folds_total, slots))
     threads = max(1, cores // slots)

@@ -328,7 +328,7 @@ class Tracker:
         bagged form of the final model averages (runner.bagging)."""
         with tempfile.TemporaryDirectory(prefix="audioml-folds-") as tmp:
             path = Path(tmp) / FOLDS_FILE
-            blob = {"models": cv.fold_models, "fit_s": cv.fold_fit_s}
+            blob = {"models": cv.estimators(), "fit_s": cv.fold_fit_s}
             path.write_bytes(pickle.dumps(blob, protocol=pickle.HIGHEST_PROTOCOL))
             self.client.log_artifact(run_id, str(path))
 
@@ -479,7 +479,7 @@ class Tracker:
         self._log_oof_confusion(run_id, record.cv, f"trial {record.number}: out-of-fold")
         if "feature_importance" in self.plots and record.X_last is not None:
             self.log_importance(
-                record.cv.last_estimator,
+                record.cv.last(),
                 record.X_last,
                 record.y_last,
                 record.columns,

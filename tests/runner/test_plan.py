@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from threadpoolctl import threadpool_limits
 
 from runner.budget import run_budget
 from runner.errors import TrialFailed
-from runner.evaluation import cross_validate
+from runner.evaluation import StoredModel, cross_validate
+from runner.fold_procs import FoldProcesses
 from runner.horizon import HorizonPruner
 from runner.models import TABLE, Inputs, Rows, get_family
 from runner.pipeline import RunOptions, open_spec_study, prepare
@@ -35,8 +37,8 @@ from runner.warm_start import WARM_ATTR
         (16, 2, 5, (2, 5, 1)),
         (1, 1, 5, (1, 1, 1)),
         (3, 4, 5, (3, 3, 1)),  # never more trials than cores; their folds share 3 slots
-        (16, "auto", 5, (8, 5, 1)),  # auto: twice the trials whose folds fill the cores
-        (8, "auto", 5, (4, 5, 1)),
+        (16, "auto", 5, (16, 5, 1)),  # auto: one trial per core, their folds on one slot each
+        (8, "auto", 5, (8, 5, 1)),
         (2, "auto", 5, (2, 2, 1)),
         (1, "auto", 5, (1, 1, 1)),
     ],
@@ -229,13 +231,14 @@ def _windowed(spec: ExperimentSpec, p, n_trials: int) -> list[optuna.trial.Froze
 
 
 def test_trials_side_by_side_are_the_same_for_one_seed_and_plan(workdir: Path, rng) -> None:
-    """Six cores and three folds on this machine: the auto plan runs four trials at a time on
-    six shared fold slots; two runs give the same trials, pruned ones too, and the trials
-    really overlapped (each of trials 1-3 asked before trial 0 was told)."""
+    """Six cores and three folds on this machine, four trials at a time on six shared fold
+    slots; two runs give the same trials, pruned ones too, and the trials really overlapped
+    (each of trials 1-3 asked before trial 0 was told)."""
     _csv(workdir, rng)
     runs = []
     for store in ("a", "b"):
-        spec = _spec(workdir, n_jobs=6, n_trials=12, pruner="median", warm_start=False)
+        spec = _spec(workdir, n_jobs=6, n_trials=12, pruner="median", warm_start=False,
+                     parallel_trials=4)  # fmt: skip
         assert (resource_plan(spec).trials, resource_plan(spec).slots) == (4, 6)
         p = prepare(
             spec, RunOptions(progress=False, tracking_uri=f"sqlite:///{workdir / store}.db")
@@ -270,3 +273,43 @@ def test_folds_in_worker_processes_score_the_trials_as_threads_do(workdir: Path,
     pids = objectives[1].procs.pids
     assert len(pids) >= 2 and os.getpid() not in pids
     objectives[1].procs.close()
+
+
+def test_kept_fold_models_come_back_from_worker_processes_as_files(rng) -> None:
+    """A fold estimator kept in a worker process comes back as a file loaded on demand (not
+    through the pool's one result pipe); the file goes with its handle, the folder with the
+    pool and the last handle."""
+    frame, y = _table(rng)
+    procs = FoldProcesses(Rows(frame), y, 2)
+    family = get_family("random_forest", "classification")
+    inputs = Inputs(TABLE, Rows(frame), list(frame.columns))
+    threads, result = (
+        cross_validate(
+            lambda: family.make({"n_estimators": 30, "max_depth": 6}, task="classification",
+                                seed=1),
+            inputs, y, np.asarray([f"c{i}" for i in range(len(y))]), _folds(len(y), 4),
+            task="classification", classes=list("abc"), jobs=2, fitter=fitter, keep_models=True,
+        )
+        for fitter in (None, procs.fit)
+    )  # fmt: skip
+    assert result.folds == threads.folds
+    handles = [*result.fold_models, result.last_estimator]
+    assert all(isinstance(h, StoredModel) for h in handles)
+    paths = [Path(h.path) for h in handles]
+    folder = paths[0].parent
+    assert all(p.exists() and p.parent == folder for p in paths)
+    X = frame.to_numpy()
+    for fitted, handle in zip(threads.estimators(), result.estimators(), strict=True):
+        np.testing.assert_array_equal(fitted.predict_proba(X), handle.predict_proba(X))
+    del handles, handle
+    assert result.last_estimator is result.fold_models[-1]  # one file for the last fold
+    result.fold_models = result.fold_models[:1]  # folds 1 and 2 dropped: their files go
+    gc.collect()
+    assert [p.exists() for p in paths] == [True, False, False, True, True]
+    procs.close()
+    del procs
+    gc.collect()
+    assert folder.exists()  # two handles still point into it
+    del result
+    gc.collect()
+    assert not folder.exists()
