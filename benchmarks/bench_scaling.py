@@ -37,11 +37,11 @@ import optuna
 
 from benchmarks._table import table_spec, write_gtzan_like
 from benchmarks.bench_plan import MODELS
-from runner.budget import run_budget
-from runner.pipeline import RunOptions, prepare
-from runner.plan import available_cores
-from runner.search import make_objective, make_pruner, make_sampler, resource_plan
-from runner.spec import ExperimentSpec
+from runner.config.spec import ExperimentSpec
+from runner.search.budget import run_budget
+from runner.search.objective import make_objective, make_pruner, make_sampler, resource_plan
+from runner.search.plan import available_cores
+from runner.session.pipeline import RunOptions, prepare
 
 OUT = Path(__file__).with_name("RESULTS_scaling.md")
 
@@ -100,7 +100,7 @@ def _search(spec: ExperimentSpec, root: Path, trials: int, replay: list | None =
         study.enqueue_trial(params)
     plan = resource_plan(spec)
     wall, cpu = time.perf_counter(), _cpu()
-    with threadpool_limits(limits=plan.threads):  # as runner.session does
+    with threadpool_limits(limits=plan.threads):  # as runner.session.session does
         objective = make_objective(spec, p.data)
         run_budget(study, objective, n_trials=trials, deadline=None, n_jobs=plan.trials)
     wall, cpu = time.perf_counter() - wall, _cpu() - cpu
