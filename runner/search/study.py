@@ -1,20 +1,19 @@
-"""The spec's Optuna study: its name, its storage (with heartbeats), its lock, its budget.
+"""The spec's Optuna study: its name, its storage (with heartbeats), its budget.
 
 The study name joins the spec name and a hash of everything that makes trials comparable
 (data, features, families, metric, folds, seed), so rerunning a spec resumes its study and
 changing any of those starts a new one. ``n_trials`` counts the trials that ended by
 themselves (complete, pruned, failed by their own error) plus the running ones, across
 threads, processes, machines and restarts; a trial whose process died, or that was skipped,
-is marked ``uncounted`` (see ``runner.search.trials``). A trial is *claimed* only while holding the
-study's lock and only while fewer than ``n_trials`` count, so any number of workers on one
-study stop at exactly the budget. The lock is PostgreSQL's
-advisory lock on a PostgreSQL storage and a file lock beside an SQLite file.
+is marked ``uncounted`` (see ``runner.search.trials``). A trial is *claimed* only while
+holding the study's lock and only while fewer than ``n_trials`` count, so any number of
+workers on one study stop at exactly the budget. The lock (``runner.stores.lock``) is
+PostgreSQL's advisory lock on a PostgreSQL storage and a file lock beside an SQLite file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,6 @@ __all__ = [
     "study_name",
 ]
 
-log = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 CLAIMED = (TrialState.RUNNING, *FINISHED)
 UNCOUNTED_ATTR = attrs.UNCOUNTED
