@@ -1,11 +1,11 @@
 """The peers the search benchmark runs beside ``audioml run``, on the runner's own split.
 
 :func:`split_of` takes the training and test rows, the CV folds and the speaker groups from
-the runner's :class:`~runner.pipeline.Prepared` object of one spec and seed, so FLAML and the
-grid fit on exactly the rows the runner's search sees and are tested on exactly the rows its
+the runner's :class:`~runner.session.pipeline.Prepared` object of one spec and seed, so FLAML and
+the grid fit on exactly the rows the runner's search sees and are tested on exactly the rows its
 registered model is tested on; the notebook's forest (and AutoGluon, in
 ``benchmarks._autogluon``) likewise. :func:`held_out` scores any fitted estimator the way
-``runner.finalize`` scores the registered model: predictions aggregated to clips
+``runner.session.finalize`` scores the registered model: predictions aggregated to clips
 (``segments.aggregate``), then ``runner.metrics.score_all``.
 """
 
@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from runner.dataset import targets
-from runner.evaluation import aggregate_clips, predict_rows
+from runner.data.dataset import targets
 from runner.metrics import greater_is_better, score_all
 from runner.models import ColumnRoles
+from runner.models._predict import aggregate_clips, predict_rows
 
 __all__ = [
     "GRIDS", "Result", "RunnerSplit", "held_out", "run_flaml", "run_forest", "run_grid",
@@ -51,7 +51,7 @@ class RunnerSplit:
 
 
 def split_of(p: Any) -> RunnerSplit:
-    """The runner's split of ``p`` (a ``runner.pipeline.Prepared``)."""
+    """The runner's split of ``p`` (a ``runner.session.pipeline.Prepared``)."""
     frame, columns = p.dataset.frame, p.dataset.feature_columns
     train, test = frame.iloc[p.split.train], frame.iloc[p.split.test]
     group = train["group"] if "group" in train.columns else None

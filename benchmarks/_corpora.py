@@ -42,7 +42,7 @@ import soundfile as sf
 
 from benchmarks._genres import GENRES, synth_genre
 from benchmarks._table import write_gtzan_like
-from runner.demo_data import _add, _master, _phrase, _with_noise, synth_music, synth_speech
+from runner.data.demo_data import _add, _master, _phrase, _with_noise, synth_music, synth_speech
 
 __all__ = ["BUILDERS", "ensure", "gtzan_audio", "gtzan_columns", "gtzan_table", "radio_archive",
            "voices"]  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runner.demo_data import MAJOR, MINOR, _chords, _drums, _melody, _with_noise, synth_speech
+from runner.data.demo_data import MAJOR, MINOR, _chords, _drums, _melody, _with_noise, synth_speech
 
 __all__ = ["GENRES", "synth_genre"]
 

@@ -38,10 +38,10 @@ class Timeline:
     @contextmanager
     def installed(self) -> Iterator[None]:
         """Wrap the fold fitters, the draw and the tell for one search."""
-        import runner.budget as budget
-        import runner.evaluation as evaluation
-        import runner.search as search
-        from runner.fold_procs import FoldProcesses
+        import runner.search.budget as budget
+        import runner.search.evaluation as evaluation
+        import runner.search.objective as search
+        from runner.search.fold_procs import FoldProcesses
 
         local = threading.local()
         timeline = self

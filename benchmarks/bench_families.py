@@ -2,7 +2,7 @@
 the spec's CV on the search benchmark's feature tables (benchmarks/bench_search.py's
 corpora, read from its cache), so the specs' family lists come from measurements.
 
-One trial per family (its known-good setting, runner/warm_start.py), the spec's folds and
+One trial per family (its known-good setting, runner/search/warm_start.py), the spec's folds and
 metric, seed 0; Keras families are left out (their CPU cost would dominate the run; the
 specs keep keras_mlp for GPU users).
 
@@ -21,8 +21,8 @@ from benchmarks._corpora import ensure
 from benchmarks.bench_search import ROOT, TASKS, prepared
 from runner.errors import TrialFailed
 from runner.models import MODELS, ensure_loaded
-from runner.search import make_objective
-from runner.warm_start import warm_start_params
+from runner.search.objective import make_objective
+from runner.search.warm_start import warm_start_params
 
 OUT = Path(__file__).with_name("RESULTS_families.md")
 
@@ -39,7 +39,7 @@ def _families(task: str) -> list[str]:
 def measure(name: str, cache: Path) -> tuple[str, list[tuple[str, float, float]]]:
     task = TASKS[name]
     corpus, _ = ensure(cache / "corpora" / task.corpus, task.builder, **task.sizes)
-    from runner.loading import load_spec
+    from runner.config.loading import load_spec
 
     families = _families(load_spec(ROOT / task.spec).task)  # the task, without loading data
     p = prepared(task, corpus, cache, 0, [f"search.models=[{','.join(families)}]"])

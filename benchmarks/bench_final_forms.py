@@ -3,7 +3,7 @@ ensemble and the stacker, each refit and bagged, with the CV estimate, the held-
 and the seconds the final fit took.
 
 One search (``final.form: bagged``, so the best trials keep their fold models), then every
-candidate x form is built from the same trials by ``runner.candidates.choose_final``, fitted
+candidate x form is built from the same trials by ``runner.final.candidates.choose_final``, fitted
 and scored once on the same test split, as ``audioml run`` would with those ``final`` keys.
 
     python -m benchmarks.bench_final_forms --task gender --budget 68 --seed 0
@@ -32,10 +32,10 @@ FORMS, CANDIDATES = ("refit", "bagged"), ("trial", "ensemble", "stack")
 
 def _search(task: str, budget: float, seed: int, tmp: Path) -> tuple:
     """Run the task's spec with a time budget; its Prepared, study and tracker."""
-    from runner.loading import load_spec
-    from runner.pipeline import RunOptions, prepare
-    from runner.session import run_experiment
-    from runner.tracking import Tracker
+    from runner.config.loading import load_spec
+    from runner.session.pipeline import RunOptions, prepare
+    from runner.session.session import run_experiment
+    from runner.tracking.tracker import Tracker
 
     t = TASKS[task]
     corpus, _ = ensure(CACHE / "corpora" / t.corpus, t.builder, **t.sizes)
@@ -55,8 +55,8 @@ def _search(task: str, budget: float, seed: int, tmp: Path) -> tuple:
 
 def _variant(p, study, tracker, candidate: str, form: str) -> dict:
     """One candidate in one form: what was served, its CV, test score and fit seconds."""
-    from runner.candidates import choose_final
-    from runner.finalize import _fit_final, _score_test
+    from runner.final.candidates import choose_final
+    from runner.session.finalize import _fit_final, _score_test
 
     final_spec = p.spec.final.model_copy(update={"form": form, "candidate": candidate})
     q = dataclasses.replace(p, spec=p.spec.model_copy(update={"final": final_spec}))

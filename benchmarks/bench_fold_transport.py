@@ -1,5 +1,5 @@
 """What one fold fit in a worker process costs beyond the fit: the round trip through
-``runner.fold_procs.FoldProcesses`` with every worker busy, against the fit alone.
+``runner.search.fold_procs.FoldProcesses`` with every worker busy, against the fit alone.
 
     python -m benchmarks.bench_fold_transport --workers 16 --folds 8
 
@@ -22,11 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 
-from runner.fold_procs import FoldProcesses
+from runner.data.splits import Split
 from runner.metrics import score_all
 from runner.models import TABLE, Inputs, Rows
 from runner.models._inputs import ColumnRoles
-from runner.splits import Split
+from runner.search.fold_procs import FoldProcesses
 
 
 def _estimator(name: str):  # type: ignore[no-untyped-def]

@@ -20,11 +20,11 @@ from pathlib import Path
 import optuna
 
 from benchmarks._table import table_spec, write_gtzan_like
+from runner.config.spec import ExperimentSpec
 from runner.errors import TrialFailed
-from runner.pipeline import RunOptions, prepare
-from runner.plan import plan_resources
-from runner.search import make_objective, make_pruner, make_sampler
-from runner.spec import ExperimentSpec
+from runner.search.objective import make_objective, make_pruner, make_sampler
+from runner.search.plan import plan_resources
+from runner.session.pipeline import RunOptions, prepare
 
 MODELS = ["logistic", "svm", "knn", "random_forest", "extra_trees", "lightgbm", "mlp"]
 OUT = Path(__file__).with_name("RESULTS_plan.md")
@@ -38,7 +38,7 @@ def _search(spec: ExperimentSpec, p, trials: int) -> tuple[float, float, list]:
         direction="maximize", sampler=make_sampler(spec), pruner=make_pruner(spec)
     )
     wall, cpu = time.perf_counter(), time.process_time()
-    with threadpool_limits(limits=plan.threads):  # as runner.session does
+    with threadpool_limits(limits=plan.threads):  # as runner.session.session does
         study.optimize(make_objective(spec, p.data), n_trials=trials, catch=(TrialFailed,))
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return wall, cpu, [(t.params, t.value) for t in study.trials]

@@ -33,8 +33,8 @@ from benchmarks._corpora import ensure
 from benchmarks.bench_search import ROOT, TASKS, prepared
 from runner.errors import TrialFailed
 from runner.models import get_family
-from runner.search import make_objective
-from runner.warm_start import trial_params
+from runner.search.objective import make_objective
+from runner.search.warm_start import trial_params
 
 OUT = Path(__file__).with_name("RESULTS_portfolio.md")
 PORTFOLIO = ROOT / "configs" / "portfolio.yaml"
@@ -89,7 +89,7 @@ def measure(
     name: str, cache: Path, only: list[str] | None = None
 ) -> tuple[str, str, dict[str, tuple[float, float]]]:
     """``(ml task, metric, {candidate: (cv score, seconds)})`` on one benchmark task."""
-    from runner.loading import load_spec
+    from runner.config.loading import load_spec
 
     bench = TASKS[name]
     corpus, _ = ensure(cache / "corpora" / bench.corpus, bench.builder, **bench.sizes)
@@ -245,8 +245,8 @@ def _table(task, corpora, regret, seconds, metrics) -> list[str]:
 
 _HEADER = """\
 # The portfolio: per task, the configurations a new study tries first, in trial order
-# (runner/warm_start.py). Chosen by benchmarks/bench_portfolio.py (RESULTS_portfolio.md): the
-# greedy order of the candidates that lower the mean regret across the benchmark corpora most
+# (runner/search/warm_start.py). Chosen by benchmarks/bench_portfolio.py (RESULTS_portfolio.md):
+# the greedy order of the candidates that lower the mean regret across the benchmark corpora most
 # per second. Families a spec does not search are skipped; values outside a spec's narrowed
 # space are left to the sampler; searched families named nowhere here follow with their own
 # warm-start settings. `search.warm_start: false` switches it off.

@@ -47,7 +47,7 @@ URI = f"models:/{MODEL}@champion"
 def train(workdir: Path) -> None:
     """Register MODEL@champion in workdir/mlflow.db from a tiny synthesized corpus."""
     from runner.cli import main
-    from runner.demo_data import synthesize_corpus
+    from runner.data.demo_data import synthesize_corpus
 
     corpus = synthesize_corpus(workdir / "corpus", clips_per_class=10, duration_s=2.0)
     sets = ["search.n_trials=2", "search.models=[logistic]", "search.cv.folds=2",
@@ -65,7 +65,7 @@ def train(workdir: Path) -> None:
 def unseen_clips(folder: Path, n: int, seconds: float, bases: int = 20) -> Path:
     """``n`` distinct clips: ``bases`` synthesized ones (half music, half speech), each
     reused with its own seeded gain and faint noise (synthesis is the slow part)."""
-    from runner.demo_data import synthesize_corpus
+    from runner.data.demo_data import synthesize_corpus
 
     source = synthesize_corpus(folder.parent / "bases", clips_per_class=bases // 2,
                                duration_s=seconds, seed=11)  # fmt: skip

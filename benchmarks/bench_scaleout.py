@@ -33,8 +33,8 @@ sys.path.insert(0, str(REPO / "tests" / "runner"))
 
 from test_scaleout import mlflow_server, postgres_server  # noqa: E402
 
-from runner.demo_data import synthesize_corpus  # noqa: E402
-from runner.study import database_url  # noqa: E402
+from runner.data.demo_data import synthesize_corpus  # noqa: E402
+from runner.stores.lock import database_url  # noqa: E402
 
 DEMO = REPO / "experiments" / "demo.yaml"
 OUT = REPO / "benchmarks" / "RESULTS_scaleout.md"

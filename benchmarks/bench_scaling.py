@@ -39,11 +39,11 @@ import optuna
 from benchmarks._table import table_spec, write_gtzan_like
 from benchmarks._timeline import Timeline
 from benchmarks.bench_plan import MODELS
-from runner.budget import run_budget
-from runner.pipeline import RunOptions, prepare
-from runner.plan import available_cores
-from runner.search import make_objective, make_pruner, make_sampler, resource_plan
-from runner.spec import ExperimentSpec
+from runner.config.spec import ExperimentSpec
+from runner.search.budget import run_budget
+from runner.search.objective import make_objective, make_pruner, make_sampler, resource_plan
+from runner.search.plan import available_cores
+from runner.session.pipeline import RunOptions, prepare
 
 OUT = Path(__file__).with_name("RESULTS_scaling.md")
 
@@ -109,7 +109,7 @@ def _search(
     timeline = Timeline()
     wall, cpu = time.perf_counter(), _cpu()
     traced = timeline.installed() if trace else contextlib.nullcontext()
-    with threadpool_limits(limits=plan.threads), traced:  # the limits as runner.session sets
+    with threadpool_limits(limits=plan.threads), traced:  # as the session sets them
         objective = make_objective(spec, p.data)
         run_budget(study, objective, n_trials=trials, deadline=None, n_jobs=plan.trials)
     wall, cpu = time.perf_counter() - wall, _cpu() - cpu

@@ -9,7 +9,7 @@ every contender and seed reads it from there. Per seed, all the contenders get t
 table, the runner's held-out split for that seed (``seed=N``) and its CV folds, and are
 scored once on the test clips with ``runner.metrics.score_all``:
 
-* ``audioml``: ``runner.session.run_experiment`` (what ``audioml run`` calls) with
+* ``audioml``: ``runner.session.session.run_experiment`` (what ``audioml run`` calls) with
   ``search.timeout_s`` = the budget, a large ``search.n_trials``, SQLite MLflow and Optuna
   stores in a fresh folder; its score is the registered model's test score; its time runs
   from loading the spec to the registered model (finalize included).
@@ -61,7 +61,7 @@ from benchmarks._search_report import Report, TaskRun, load, markdown, merge, sa
 from benchmarks._search_tasks import CACHE, TASKS, Task
 
 if TYPE_CHECKING:
-    from runner.pipeline import Prepared
+    from runner.session.pipeline import Prepared
 
 ROOT = Path(__file__).resolve().parent.parent
 # In this order: flaml_wall takes audioml's wall time, audioml_third the grid's.
@@ -88,8 +88,8 @@ def prepared(
     task: Task, corpus: Path, cache: Path, seed: int, extra: Sequence[str] = ()
 ) -> Prepared:
     """The runner's ``Prepared`` for ``task`` at ``seed`` (features from the cache)."""
-    from runner.loading import load_spec
-    from runner.pipeline import RunOptions, prepare
+    from runner.config.loading import load_spec
+    from runner.session.pipeline import RunOptions, prepare
 
     spec = load_spec(ROOT / task.spec, _overrides(task, corpus, cache, seed, extra))
     with tempfile.TemporaryDirectory(prefix="bench-prep-") as tmp:
@@ -110,9 +110,9 @@ def run_audioml(
             )
     import optuna
 
-    from runner.loading import load_spec, resolve_spec
-    from runner.pipeline import RunOptions
-    from runner.session import run_experiment
+    from runner.config.loading import load_spec, resolve_spec
+    from runner.session.pipeline import RunOptions
+    from runner.session.session import run_experiment
 
     path = ROOT / task.spec
     sets = _overrides(task, corpus, cache, seed, extra)

@@ -107,7 +107,7 @@ class Figures:
 def train(workdir: Path, spec: Path) -> None:
     """Register MODEL@champion in workdir/mlflow.db from a tiny synthesized corpus."""
     from runner.cli import main
-    from runner.demo_data import synthesize_corpus
+    from runner.data.demo_data import synthesize_corpus
 
     corpus = synthesize_corpus(workdir / "corpus", clips_per_class=10, duration_s=2.0)
     sets = [
@@ -314,7 +314,7 @@ def _request(clip: Path) -> str:
 
 
 def run_spec(spec: Path, args: argparse.Namespace) -> Figures:
-    from runner.demo_data import synthesize_corpus
+    from runner.data.demo_data import synthesize_corpus
 
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         workdir = Path(tmp)

@@ -35,11 +35,11 @@ from pathlib import Path
 import optuna
 
 from benchmarks._table import table_spec, write_gtzan_like
+from runner.config.spec import ExperimentSpec
 from runner.errors import TrialFailed
-from runner.pipeline import RunOptions, prepare
-from runner.search import make_objective, make_pruner, make_sampler
-from runner.session import start_tracking
-from runner.spec import ExperimentSpec
+from runner.search.objective import make_objective, make_pruner, make_sampler
+from runner.session.pipeline import RunOptions, prepare
+from runner.session.session import start_tracking
 
 MODELS = ["logistic", "svm", "random_forest", "extra_trees", "lightgbm", "knn", "mlp"]
 OUT = Path(__file__).resolve().parent / "RESULTS_tracking.md"

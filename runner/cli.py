@@ -203,7 +203,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _schema() -> int:
-    from runner.spec import ExperimentSpec
+    from runner.config.spec import ExperimentSpec
 
     console.print_json(json.dumps(ExperimentSpec.model_json_schema()))
     return 0

@@ -18,14 +18,14 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
+from runner.config.loading import load_spec, resolve_spec
+from runner.config.source_registry import get_source
 from runner.errors import REPORTED, DataError
-from runner.loading import load_spec, resolve_spec
 from runner.resources import shipped, shipped_specs, spec_file
-from runner.source_registry import get_source
 
 if TYPE_CHECKING:
-    from runner.pipeline import RunOptions
-    from runner.spec import ExperimentSpec
+    from runner.config.spec import ExperimentSpec
+    from runner.session.pipeline import RunOptions
 
 __all__ = [
     "check_paths",
@@ -51,7 +51,7 @@ def check_paths(spec: ExperimentSpec, *, source: Path) -> None:
         spec: the loaded spec.
         source: the spec file, named in the message.
     """
-    # The same paths, resolved the same way, as runner.sources reads (without pandas).
+    # The same paths, resolved the same way, as runner.data.sources reads (without pandas).
     root = Path(os.path.normpath(spec.data_root().absolute()))
     if not root.is_dir():
         what = "is a file, not a folder" if root.exists() else "does not exist"
@@ -148,8 +148,8 @@ def validate(args: argparse.Namespace, console: Console) -> int:
 
 def _check_data(spec: ExperimentSpec) -> list[str]:
     """``validate --check-data``: the source's listing (no audio decoded); notes to show."""
-    from runner.sources import load_source
-    from runner.validation import check_data
+    from runner.data.checks import check_data
+    from runner.data.sources import load_source
 
     return check_data(spec, load_source(spec))
 
@@ -160,7 +160,7 @@ def features(args: argparse.Namespace, console: Console) -> int:
     if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
         raise DataError(f"--out {out}: write a .parquet or .csv file")
     spec = _load(args)
-    from runner.dataset import prepare_dataset, write_table
+    from runner.data.dataset import prepare_dataset, write_table
 
     ds = prepare_dataset(spec, progress=not args.quiet)
     stats = {"rows": len(ds.frame), "columns": len(ds.feature_columns), **ds.stats}
@@ -189,8 +189,8 @@ def features(args: argparse.Namespace, console: Console) -> int:
 def run(args: argparse.Namespace, console: Console) -> int:
     """The whole job for one spec."""
     spec = _load(args)
-    from runner.pipeline import RunOptions
-    from runner.session import run_experiment
+    from runner.session.pipeline import RunOptions
+    from runner.session.session import run_experiment
 
     opts = RunOptions(
         tracking_uri=args.tracking_uri,
@@ -206,7 +206,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
 
 def _join_options(args: argparse.Namespace, console: Console) -> RunOptions:
-    from runner.pipeline import RunOptions
+    from runner.session.pipeline import RunOptions
 
     return RunOptions(
         tracking_uri=args.tracking_uri,
@@ -220,7 +220,7 @@ def _join_options(args: argparse.Namespace, console: Console) -> RunOptions:
 def worker(args: argparse.Namespace, console: Console) -> int:
     """Join the spec's study (started by ``audioml run``) and run trials until the budget."""
     spec = _load(args)
-    from runner.worker import run_worker
+    from runner.session.worker import run_worker
 
     summary = run_worker(spec, _join_options(args, console), wait_s=args.wait_s)
     return 0 if summary["ok"] else 130
@@ -229,7 +229,7 @@ def worker(args: argparse.Namespace, console: Console) -> int:
 def finalize(args: argparse.Namespace, console: Console) -> int:
     """Refit, test and register the spec's study once (no-op when already finalized)."""
     spec = _load(args)
-    from runner.worker import finalize_study
+    from runner.session.worker import finalize_study
 
     finalize_study(spec, _join_options(args, console), force=args.force)
     return 0
@@ -237,7 +237,7 @@ def finalize(args: argparse.Namespace, console: Console) -> int:
 
 def demo(args: argparse.Namespace, console: Console) -> int:
     """Synthesize the demo corpus into ``--out`` and run experiments/demo.yaml on it."""
-    from runner.demo_data import synthesize_corpus
+    from runner.data.demo_data import synthesize_corpus
 
     out = args.out.resolve()
     console.print(f"synthesizing the demo corpus into {out}")

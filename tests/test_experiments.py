@@ -22,9 +22,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from runner.cli import main
-from runner.loading import load_spec
-from runner.pipeline import Prepared, RunOptions, prepare
-from runner.spec import ExperimentSpec
+from runner.config.loading import load_spec
+from runner.config.spec import ExperimentSpec
+from runner.session.pipeline import Prepared, RunOptions, prepare
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "runner"))  # shared layouts
 from _audio_fixtures import (

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from runner.cli import main
-from runner.loading import deep_merge, shipped
+from runner.config.loading import deep_merge, shipped
 
 REPO = Path(__file__).resolve().parent.parent
 SPECS = sorted((REPO / "experiments").glob("*.yaml"))

@@ -1,7 +1,7 @@
 """The estimator of a stacked candidate: base members (refit or bagged trials) whose
 predictions, optionally beside the audio feature columns, feed a small fitted stacker.
 
-The stacker was fitted on the members' out-of-fold predictions (``runner.stacking``); ``fit``
+The stacker was fitted on the members' out-of-fold predictions (``runner.final.stacking``); ``fit``
 fits the base members only (a bagged member is already fitted). Imported when the final
 model is built and when a logged model is loaded.
 """
@@ -68,7 +68,7 @@ class StackedModel(WeightedEnsemble):
 
     def stack_features(self, X: Any) -> np.ndarray:
         """What the stacker reads for the rows of ``X``."""
-        from runner.evaluation import predict_rows
+        from runner.models._predict import predict_rows
 
         outputs = []
         for member in self.members:

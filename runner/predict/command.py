@@ -39,7 +39,7 @@ from runner.predict.inputs import (
     write_json,
 )
 from runner.predict.model import LoadedModel, load_model, log_predictions, model_uri
-from runner.stores import check_cache_dir
+from runner.stores.checks import check_cache_dir
 
 __all__ = ["UNCERTAINTY", "PredictOptions", "predict_table", "run_predict", "uncertainty"]
 
@@ -101,7 +101,7 @@ def run_predict(model: str, data: Path, opts: PredictOptions, console: Console) 
     # What the arguments alone decide is refused before MLflow is imported (seconds).
     inputs = list_inputs(data, path_column=opts.path_column)
     uri = model_uri(model, opts.overrides)
-    from runner.tracking import resolve_tracking_uri
+    from runner.stores.checks import resolve_tracking_uri
 
     tracking_uri = resolve_tracking_uri(opts.tracking_uri)
     loaded = load_model(uri, tracking_uri)

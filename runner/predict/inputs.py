@@ -25,10 +25,10 @@ from pathlib import Path
 import pandas as pd
 
 from features._atomic import TEMP_PREFIX, atomic_write
+from runner.config.spec import DataSpec
+from runner.data.sources.folder import not_a_file, scan_audio_files
+from runner.data.sources.manifest import read_delimited
 from runner.errors import DataError
-from runner.sources.folder import not_a_file, scan_audio_files
-from runner.sources.manifest import read_delimited
-from runner.spec import DataSpec
 
 __all__ = ["PredictInput", "check_writable", "list_inputs", "write_csv", "write_json"]
 

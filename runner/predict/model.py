@@ -27,7 +27,7 @@ class LoadedModel:
 
     Attributes:
         uri: the URI loaded.
-        audio: the ``runner.serving.AudioModel`` inside the pyfunc.
+        audio: the ``runner.serving.model.AudioModel`` inside the pyfunc.
         input_names: the columns the model's signature accepts.
         name, version, run_id: the registered model and version, and the run that logged
             it, where known (a ``runs:/`` URI has no version).
@@ -56,7 +56,7 @@ def model_uri(model: str, overrides: list[str] | None = None) -> str:
     """
     path = Path(model).expanduser()
     if path.suffix.lower() in _SPEC_SUFFIXES:
-        from runner.loading import load_spec
+        from runner.config.loading import load_spec
 
         if not path.is_file():
             raise DataError(f"MODEL: spec file '{path}' not found")
@@ -74,7 +74,7 @@ def load_model(uri: str, tracking_uri: str) -> LoadedModel:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from runner.serving import AudioModel
+    from runner.serving.model import AudioModel
 
     mlflow.set_tracking_uri(tracking_uri)
     try:

@@ -30,7 +30,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from runner.demo_data import synthesize_corpus
+from runner.data.demo_data import synthesize_corpus
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "experiments" / "demo.yaml"
@@ -169,9 +169,9 @@ def _warm_sets(root: Path, corpus: Path, n_trials: int) -> dict[str, object]:
 @pytest.fixture(scope="session")
 def prepared(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Path:
     """A folder holding the corpus's feature cache and a created MLflow store, made once."""
-    from runner.dataset import prepare_dataset
-    from runner.loading import load_spec
-    from runner.tracking import prepare_store
+    from runner.config.loading import load_spec
+    from runner.data.dataset import prepare_dataset
+    from runner.tracking.tracker import prepare_store
 
     root = tmp_path_factory.mktemp("prepared")
     sets = [f"{k}={v}" for k, v in _warm_sets(root, corpus, 1).items()]
@@ -196,7 +196,7 @@ def assert_nothing_lost(job: Job, *, n_trials: int = N_TRIALS) -> None:
     """The study holds exactly ``n_trials`` trials that ended by themselves, trial numbers are
     unique, every MLflow run is terminal, exactly one version carries the alias, and the
     feature cache loads as valid (a warm build extracts nothing)."""
-    from runner.study import count_finished
+    from runner.search.study import count_finished
 
     study = job.study()
     numbers = [t.number for t in study.trials]
@@ -229,7 +229,7 @@ def assert_nothing_lost(job: Job, *, n_trials: int = N_TRIALS) -> None:
 def assert_lineage(job: Job) -> None:
     """One parent run, holding its lineage once: the dataset input, the source counts, and
     the spec, search-space, schema and skipped-clips artifacts."""
-    from runner.pipeline import LINEAGE_TAG
+    from runner.session.pipeline import LINEAGE_TAG
 
     client = job.client()
     exp = client.get_experiment_by_name("demo").experiment_id
@@ -268,8 +268,8 @@ def assert_nothing_to_do(job: Job) -> None:
 
 
 def _assert_cache_valid(job: Job) -> None:
-    from runner.dataset import prepare_dataset
-    from runner.loading import load_spec
+    from runner.config.loading import load_spec
+    from runner.data.dataset import prepare_dataset
 
     sets = [a for a in job.args[3:] if a != "--set"]
     ds = prepare_dataset(load_spec(DEMO, sets), base=job.root, progress=False)

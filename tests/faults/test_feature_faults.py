@@ -23,8 +23,8 @@ import pytest
 from features import build_table, decode_audio, extract_signal
 from features._atomic import TEMP_PREFIX
 from features.build import FLUSH_EVERY
-from runner.loading import load_spec
-from runner.sources import load_source
+from runner.config.loading import load_spec
+from runner.data.sources import load_source
 from tests.runner._audio_fixtures import make_folder_dataset
 
 REPO = Path(__file__).resolve().parents[2]

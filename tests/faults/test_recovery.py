@@ -23,9 +23,9 @@ import pytest
 from _harness import REPO, Job, assert_lineage, assert_nothing_lost, assert_nothing_to_do
 from optuna.trial import TrialState
 
-from runner.liveness import _ps_state, is_alive, is_stopped
-from runner.study import StudyLock
-from runner.trials import OWNER_ATTR, reap_dead
+from runner.search.liveness import _ps_state, is_alive, is_stopped
+from runner.search.trials import OWNER_ATTR, reap_dead
+from runner.stores.lock import StudyLock
 
 pytestmark = pytest.mark.slow
 
@@ -149,7 +149,7 @@ def test_kill_right_after_the_parent_run_is_created(warm_job: Callable[[int], Jo
 
 
 _CHILD = (
-    "import json, time; from runner.liveness import me; "
+    "import json, time; from runner.search.liveness import me; "
     "print(json.dumps(me()), flush=True); time.sleep(120)"
 )
 

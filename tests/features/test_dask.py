@@ -112,7 +112,7 @@ def test_features_command_with_executor_dask_writes_the_local_table(
     """`audioml features demo --executor dask --scheduler ADDR` as a user types it: the
     table it writes equals the local command's (the flags are --set shorthands)."""
     from runner.cli import main
-    from runner.demo_data import synthesize_corpus
+    from runner.data.demo_data import synthesize_corpus
 
     corpus = synthesize_corpus(tmp_path / "demo-data", clips_per_class=6, duration_s=2.0)
     monkeypatch.chdir(tmp_path)

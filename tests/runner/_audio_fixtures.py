@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from runner.demo_data import synth_speech
+from runner.data.demo_data import synth_speech
 
 __all__ = [
     "CV_COLUMNS",

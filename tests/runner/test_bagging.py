@@ -11,12 +11,13 @@ import optuna
 import pandas as pd
 import pytest
 
-from runner.bagging import KEEP, choose_form, keeps_folds, refit_estimate, worth_keeping
-from runner.evaluation import cross_validate
-from runner.loading import load_spec, spec_hash
+from runner.config.loading import load_spec, spec_hash
+from runner.data.splits import Split
+from runner.final.bagging import choose_form, refit_estimate
 from runner.models import TABLE, Inputs, Rows, get_family
 from runner.models._bagged import BaggedModel
-from runner.splits import Split
+from runner.search.evaluation import cross_validate
+from runner.search.fold_models import KEEP, keeps_folds, worth_keeping
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "experiments" / "demo.yaml"

@@ -13,9 +13,9 @@ from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from runner.demo_data import CLASSES, synthesize_corpus
-from runner.sources import load_source
-from runner.spec import ExperimentSpec
+from runner.config.spec import ExperimentSpec
+from runner.data.demo_data import CLASSES, synthesize_corpus
+from runner.data.sources import load_source
 
 FRAME, HOP = 512, 256
 SIMPLE = ("rms", "zcr", "centroid")

@@ -1,5 +1,5 @@
 """Budget use: a family beaten by a cheaper one stops being drawn once it has taken more
-than its share of the time (runner.dominance); the best family is never dropped."""
+than its share of the time (runner.search.dominance); the best family is never dropped."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from optuna.trial import TrialState, create_trial
 from sklearn.dummy import DummyClassifier
 from test_search import _spec, _table
 
-from runner.dominance import dominated_families, drops_dominated
-from runner.pipeline import RunOptions
-from runner.session import run_experiment
-from runner.spec import FinalSpec
+from runner.config.spec import FinalSpec
+from runner.search.dominance import dominated_families, drops_dominated
+from runner.session.pipeline import RunOptions
+from runner.session.session import run_experiment
 
 MODELS = ["slow", "fast"]
 

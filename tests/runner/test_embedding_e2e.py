@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 from test_serving import HOST, Store, _start, _stop, _wait_ready
 
 from runner.cli import main
-from runner.demo_data import synthesize_corpus
+from runner.data.demo_data import synthesize_corpus
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "experiments" / "demo.yaml"

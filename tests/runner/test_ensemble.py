@@ -16,13 +16,13 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
 from runner.cli import main
-from runner.ensemble import Oof, ensemble_cv, fast_score, select_ensemble
-from runner.evaluation import cross_validate
+from runner.data.splits import Split
+from runner.final.ensemble import Oof, ensemble_cv, fast_score, select_ensemble
 from runner.metrics import score_all
 from runner.models import TABLE, Inputs, Rows, get_family
 from runner.models._weighted_ensemble import EnsembleMember, WeightedEnsemble
-from runner.plan import plan_resources
-from runner.splits import Split
+from runner.search.evaluation import cross_validate
+from runner.search.plan import plan_resources
 
 CLASSES = ["a", "b", "c"]
 

@@ -13,12 +13,12 @@ from sklearn.metrics import balanced_accuracy_score
 from sklearn.naive_bayes import GaussianNB
 from test_search import _spec, _table
 
+from runner.config.samplers import SAMPLERS, SamplerKind, register_sampler
+from runner.config.source_registry import SOURCES, Source, register_source
+from runner.config.spec import ExperimentSpec
 from runner.metrics import METRICS, Metric, register_metric
-from runner.pipeline import RunOptions
-from runner.samplers import SAMPLERS, SamplerKind, register_sampler
-from runner.session import run_experiment
-from runner.source_registry import SOURCES, Source, register_source
-from runner.spec import ExperimentSpec
+from runner.session.pipeline import RunOptions
+from runner.session.session import run_experiment
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def balanced_accuracy():
 
 def _read_table(spec, *, base=None):
     """A layout of its own: the feature table reader under another name."""
-    from runner.sources.feature_table import load_feature_table
+    from runner.data.sources.feature_table import load_feature_table
 
     return load_feature_table(spec, base=base)
 

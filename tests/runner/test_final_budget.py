@@ -1,5 +1,5 @@
 """Budget use in the final step: with search.timeout_s it takes no longer than the search
-did (runner.final_clock); each part's seconds and what was cut are on the parent run."""
+did (runner.final.clock); each part's seconds and what was cut are on the parent run."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from runner.cli import main
-from runner.demo_data import synthesize_corpus
-from runner.final_clock import FinalClock, ImportancePlan
+from runner.data.demo_data import synthesize_corpus
+from runner.final.clock import FinalClock, ImportancePlan
 
 DEMO = Path(__file__).resolve().parents[2] / "experiments" / "demo.yaml"
 

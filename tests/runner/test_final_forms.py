@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from test_serving import Server, Store, _assert_same, _start, _stop, _wait_ready
 
 from runner.cli import main
-from runner.demo_data import synthesize_corpus
+from runner.data.demo_data import synthesize_corpus
 from runner.models._bagged import BaggedModel
 from runner.models._stacked import StackedModel
 

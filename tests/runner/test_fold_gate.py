@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runner.fold_gate import FoldGate
+from runner.search.fold_gate import FoldGate
 
 
 def test_without_a_deadline_every_fold_starts() -> None:

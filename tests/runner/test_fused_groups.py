@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from runner.evaluation import metric_scorer
+from runner.config.spec import ExperimentSpec
+from runner.data.splits import Split
 from runner.models import (
     IMAGE_GROUP,
     IMAGE_TABLE,
@@ -26,10 +27,9 @@ from runner.models import (
     Rows,
     ensure_loaded,
 )
-from runner.search import SearchData, TrialRecord, make_objective
-from runner.spec import ExperimentSpec
-from runner.splits import Split
-from runner.tracking import Tracker
+from runner.search.evaluation import metric_scorer
+from runner.search.objective import SearchData, TrialRecord, make_objective
+from runner.tracking.tracker import Tracker
 
 ensure_loaded()
 ROLES = ColumnRoles(numeric=("votes",), categorical=("accent",))

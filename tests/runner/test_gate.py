@@ -2,7 +2,7 @@
 corpus, version 2 on a relabelled, larger set with another feature config, version 3 with a
 class version 2 never saw. Real `audioml run` commands on synthetic audio, a real SQLite
 MLflow store; the champion's score on the new split is recomputed here through its served
-model, independently of runner.gate."""
+model, independently of runner.tracking.gate."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from _audio_fixtures import write_noise
 from mlflow.tracking import MlflowClient
 
 from runner.cli import main
-from runner.demo_data import synthesize_corpus
-from runner.loading import load_spec
+from runner.config.loading import load_spec
+from runner.data.demo_data import synthesize_corpus
+from runner.data.sources import load_source
 from runner.metrics import score_all
-from runner.pipeline import RunOptions, prepare
-from runner.sources import load_source
+from runner.session.pipeline import RunOptions, prepare
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "experiments" / "demo.yaml"

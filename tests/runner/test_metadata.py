@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
-from runner.dataset import prepare_dataset
+from runner.config.loading import load_spec
+from runner.data.dataset import prepare_dataset
+from runner.data.splits import Split
 from runner.errors import DataError, SpecError
-from runner.evaluation import cross_validate
-from runner.loading import load_spec
 from runner.models import (
     MODELS,
     TABLE,
@@ -24,8 +24,8 @@ from runner.models import (
     feature_importance,
     importance_by_group,
 )
-from runner.serving import AudioModel, Limits
-from runner.splits import Split
+from runner.search.evaluation import cross_validate
+from runner.serving.model import AudioModel, Limits
 
 ensure_loaded()
 REPO = Path(__file__).resolve().parents[2]

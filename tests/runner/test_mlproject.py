@@ -23,9 +23,9 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from runner.demo_data import synthesize_corpus
-from runner.session import experiment_mismatch
-from runner.tracking import Tracker
+from runner.data.demo_data import synthesize_corpus
+from runner.session.session import experiment_mismatch
+from runner.tracking.tracker import Tracker
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "mlproject-demo"

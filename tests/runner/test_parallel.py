@@ -13,11 +13,12 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from runner.budget import run_budget
 from runner.cli import main
-from runner.demo_data import synthesize_corpus
-from runner.session import FINALIZING_ATTR, claim_finalization
-from runner.study import StudyLock, make_storage
+from runner.data.demo_data import synthesize_corpus
+from runner.search.budget import run_budget
+from runner.search.study import make_storage
+from runner.session.session import FINALIZING_ATTR, claim_finalization
+from runner.stores.lock import StudyLock
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "experiments" / "demo.yaml"
@@ -124,9 +125,9 @@ def test_sixteen_cores_run_trials_side_by_side_on_default_sqlite(
 def test_finalize_command_after_the_run_process_died(workdir: Path, corpus: Path) -> None:
     """Trials ran (here: a worker with the run's budget) but nobody finalized: `audioml
     finalize` does it once; a second call is a no-op."""
-    from runner.loading import load_spec
-    from runner.pipeline import RunOptions, open_spec_study, prepare
-    from runner.session import announce, start_tracking
+    from runner.config.loading import load_spec
+    from runner.session.pipeline import RunOptions, open_spec_study, prepare
+    from runner.session.session import announce, start_tracking
 
     overrides = [f"data.root={corpus}", "search.n_trials=3", "search.cv.folds=2"]
     spec = load_spec(DEMO, [*overrides, "search.models=[logistic,random_forest]"])

@@ -15,18 +15,18 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import RandomForestClassifier
 from threadpoolctl import threadpool_limits
 
-from runner.budget import run_budget
+from runner.config.spec import ExperimentSpec
+from runner.data.splits import Split
 from runner.errors import TrialFailed
-from runner.evaluation import StoredModel, cross_validate
-from runner.fold_procs import FoldProcesses
-from runner.horizon import HorizonPruner
 from runner.models import TABLE, Inputs, Rows, get_family
-from runner.pipeline import RunOptions, open_spec_study, prepare
-from runner.plan import available_cores, plan_resources
-from runner.search import make_objective, make_pruner, resource_plan
-from runner.spec import ExperimentSpec
-from runner.splits import Split
-from runner.warm_start import WARM_ATTR
+from runner.search.budget import run_budget
+from runner.search.evaluation import StoredModel, cross_validate
+from runner.search.fold_procs import FoldProcesses
+from runner.search.horizon import HorizonPruner
+from runner.search.objective import make_objective, make_pruner, resource_plan
+from runner.search.plan import available_cores, plan_resources
+from runner.search.warm_start import WARM_ATTR
+from runner.session.pipeline import RunOptions, open_spec_study, prepare
 
 
 @pytest.mark.parametrize(

@@ -11,13 +11,13 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from runner.config.spec import ExperimentSpec
 from runner.errors import SpecError
 from runner.models import get_family
-from runner.pipeline import RunOptions, open_spec_study, prepare
 from runner.resources import shipped
-from runner.search import make_objective
-from runner.spec import ExperimentSpec
-from runner.warm_start import WARM_ATTR, portfolio
+from runner.search.objective import make_objective
+from runner.search.warm_start import WARM_ATTR, portfolio
+from runner.session.pipeline import RunOptions, open_spec_study, prepare
 
 MODELS = ["decision_tree", "logistic", "lightgbm", "extra_trees"]
 

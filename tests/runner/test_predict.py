@@ -30,13 +30,13 @@ from test_serving import Store, _hand_model, _start, _stop, _wait_ready
 from features import build_table
 from features.build import FLUSH_EVERY
 from runner.cli import main
-from runner.demo_data import synthesize_corpus
+from runner.config.loading import load_spec
+from runner.data.demo_data import synthesize_corpus
+from runner.data.sources import load_source
 from runner.errors import DataError
-from runner.loading import load_spec
 from runner.predict import least_certain, predict_table, uncertainty
 from runner.predict.inputs import list_inputs
 from runner.predict.model import LoadedModel
-from runner.sources import load_source
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "experiments" / "demo.yaml"

@@ -11,7 +11,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages import RDBStorage
 
-from runner.optuna_private import contains, frozen, stale_trial_ids, storage_of, trial_id
+from runner.search.optuna_private import contains, frozen, stale_trial_ids, storage_of, trial_id
 
 ROOT = Path(__file__).resolve().parents[2]
 PRIVATE = re.compile(r"(?<!self)\.(_storage|_trial_id|_study_id|_contains)\b|_get_stale_trial_ids")
@@ -56,7 +56,7 @@ def test_contains_follows_bounds_steps_and_choices() -> None:
 
 def test_no_module_reaches_into_mlflow_internals() -> None:
     """MLflow goes through its public API; the logged model and dataset input helpers in
-    runner.mlflow_models replace a private entity call and a fluent-run workaround."""
+    runner.tracking.mlflow_models replace a private entity call and a fluent-run workaround."""
     internal = re.compile(r"_to_mlflow_entity|mlflow\.utils\.mlflow_tags|end_run\(status=")
     offenders = [
         f"{path.relative_to(ROOT)}:{n}"
@@ -71,6 +71,6 @@ def test_no_module_reaches_into_mlflow_internals() -> None:
 def test_the_dataset_context_tag_is_mlflows() -> None:
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-    from runner.mlflow_models import DATASET_CONTEXT_TAG
+    from runner.tracking.mlflow_models import DATASET_CONTEXT_TAG
 
     assert DATASET_CONTEXT_TAG == MLFLOW_DATASET_CONTEXT

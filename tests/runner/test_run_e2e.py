@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from runner.cli import main
-from runner.demo_data import synthesize_corpus
+from runner.data.demo_data import synthesize_corpus
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "experiments" / "demo.yaml"

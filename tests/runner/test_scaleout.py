@@ -28,8 +28,8 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from runner.demo_data import synthesize_corpus
-from runner.study import database_url
+from runner.data.demo_data import synthesize_corpus
+from runner.stores.lock import database_url
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "experiments" / "demo.yaml"
@@ -203,8 +203,8 @@ def test_run_and_two_workers_share_one_study(workdir: Path, postgres: str) -> No
 
 
 def _build(args: tuple[str, str]) -> tuple[str, dict]:
-    from runner.dataset import prepare_dataset
-    from runner.loading import load_spec
+    from runner.config.loading import load_spec
+    from runner.data.dataset import prepare_dataset
 
     corpus, cache = args
     overrides = [f"data.root={corpus}", f"features.cache_dir={cache}", "features.n_jobs=1"]

@@ -17,14 +17,14 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from runner.budget import run_budget
 from runner.cli import main
+from runner.config.spec import ExperimentSpec
+from runner.data.splits import cv_folds, holdout_split
 from runner.errors import DataError, TrialFailed
-from runner.pipeline import RunOptions, prepare
-from runner.search import TrialRecord, make_objective
-from runner.spec import ExperimentSpec
-from runner.splits import cv_folds, holdout_split
-from runner.study import count_finished
+from runner.search.budget import run_budget
+from runner.search.objective import TrialRecord, make_objective
+from runner.search.study import count_finished
+from runner.session.pipeline import RunOptions, prepare
 
 
 def _table(path: Path, *, n_groups: int = 24, per_group: int = 4, seed: int = 0) -> Path:
@@ -250,7 +250,7 @@ def test_same_spec_and_seed_give_the_same_trials(table_root: Path) -> None:
     p = prepare(spec, RunOptions(progress=False))
     runs = []
     for _ in range(2):
-        from runner.search import make_sampler
+        from runner.search.objective import make_sampler
 
         study = optuna.create_study(direction="maximize", sampler=make_sampler(spec))
         study.optimize(make_objective(spec, p.data), n_trials=6)
@@ -309,7 +309,7 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
     ],
 )
 def test_every_sampler_and_pruner_runs(table_root: Path, sampler: str, pruner: str) -> None:
-    from runner.search import make_pruner, make_sampler
+    from runner.search.objective import make_pruner, make_sampler
 
     spec = _spec(table_root, sampler=sampler, pruner=pruner, models=["logistic"])
     p = prepare(spec, RunOptions(progress=False))
@@ -344,7 +344,7 @@ def test_feature_groups_are_searched(table_root: Path) -> None:
 
 
 def test_metric_directions(table_root: Path) -> None:
-    from runner.study import open_study
+    from runner.search.study import open_study
 
     for metric, direction in [("log_loss", "MINIMIZE"), ("roc_auc_ovr", "MAXIMIZE")]:
         spec = _spec(table_root, metric=metric)
@@ -371,8 +371,8 @@ def test_live_line_and_leaderboard_read_one_clock(table_root: Path) -> None:
     and the leaderboard shows; the observer's own time (tracking) is not in them."""
     from rich.console import Console
 
-    from runner.report import print_trial
-    from runner.search import trials_frame
+    from runner.search.objective import trials_frame
+    from runner.tracking.report import print_trial
 
     spec = _spec(table_root)
     p = prepare(spec, RunOptions(progress=False))

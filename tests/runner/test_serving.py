@@ -35,8 +35,8 @@ from mlflow.tracking import MlflowClient
 
 from features import FeaturesSpec, SegmentsSpec, decode_audio, extract_signal
 from runner.cli import main
-from runner.demo_data import synthesize_corpus
-from runner.serving import AudioModel, Limits
+from runner.data.demo_data import synthesize_corpus
+from runner.serving.model import AudioModel, Limits
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "experiments" / "demo.yaml"

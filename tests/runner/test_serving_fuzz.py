@@ -20,8 +20,8 @@ from mlflow.exceptions import MlflowException
 from test_serving import DEMO, Store, _start, _stop, _wait_ready
 
 from runner.cli import main
-from runner.demo_data import synthesize_corpus
-from runner.limits import Limits
+from runner.data.demo_data import synthesize_corpus
+from runner.serving.limits import Limits
 
 NAME = "serve-fuzz"
 LIMITS = {

@@ -17,10 +17,10 @@ from _audio_fixtures import (
     write_tone,
 )
 
+from runner.config.loading import load_spec
+from runner.config.spec import ExperimentSpec
+from runner.data.sources import REPORT_KEYS, SourceResult, load_source
 from runner.errors import DataError
-from runner.loading import load_spec
-from runner.sources import REPORT_KEYS, SourceResult, load_source
-from runner.spec import ExperimentSpec
 
 GENRES = ["blues", "jazz", "rock"]
 

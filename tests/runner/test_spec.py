@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from runner.cli import main
+from runner.config.loading import load_spec, spec_hash
 from runner.errors import SpecError
-from runner.loading import load_spec, spec_hash
 
 REPO = Path(__file__).resolve().parents[2]
 INVALID = sorted((REPO / "tests" / "specs" / "invalid").glob("*.yaml"))

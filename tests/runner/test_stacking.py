@@ -10,15 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from runner.ensemble import Oof, select_ensemble
-from runner.evaluation import cross_validate
+from runner.data.splits import Split
+from runner.final.ensemble import Oof, select_ensemble
+from runner.final.stacking import STACK_SIZE, clip_features, fit_stack, make_stacker
 from runner.metrics import score_all
 from runner.models import TABLE, Inputs, Rows, get_family
 from runner.models._bagged import BaggedModel
 from runner.models._stacked import StackedModel, stack_inputs
 from runner.models._weighted_ensemble import EnsembleMember
-from runner.splits import Split
-from runner.stacking import STACK_SIZE, clip_features, fit_stack, make_stacker
+from runner.search.evaluation import cross_validate
 
 COLUMNS = ["a1", "a2", "b1", "b2"]
 

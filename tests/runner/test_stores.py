@@ -176,7 +176,7 @@ def test_disk_full_while_creating_the_tracking_store(
 def test_a_writer_killed_mid_transaction_is_not_damage(tmp_path: Path) -> None:
     import optuna
 
-    from runner.stores import check_study_store
+    from runner.stores.checks import check_study_store
 
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     study = optuna.create_study(storage=url, study_name="s")

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pandas as pd
 
-from runner.svg import confusion_svg, importance_svg, text_width
+from runner.tracking.svg import confusion_svg, importance_svg, text_width
 
 NS = "{http://www.w3.org/2000/svg}"
 

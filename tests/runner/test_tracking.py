@@ -13,11 +13,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 from test_search import _spec, _table
 
-from runner.budget import run_budget
 from runner.errors import TrialFailed
-from runner.pipeline import RunOptions, open_spec_study, prepare
-from runner.search import make_objective
-from runner.session import run_experiment, start_tracking
+from runner.search.budget import run_budget
+from runner.search.objective import make_objective
+from runner.session.pipeline import RunOptions, open_spec_study, prepare
+from runner.session.session import run_experiment, start_tracking
 
 
 @pytest.fixture
@@ -154,14 +154,14 @@ def test_parent_run_params_tags_inputs_and_artifacts(table_root: Path, finished_
 
 
 def test_alias_moves_only_for_a_better_version(table_root: Path, finished_run) -> None:
-    from runner.gate import ChampionScore, score_champion
-    from runner.tracking import Tracker
+    from runner.tracking.gate import ChampionScore, score_champion
+    from runner.tracking.tracker import Tracker
 
     client = _client(table_root)
     name, uri = "search-test", f"sqlite:///{table_root / 'mlflow.db'}"
     first = client.get_model_version_by_alias(name, "champion")
     score = float(first.tags["test_f1_macro"])
-    # Re-scored by runner.gate on its own split (the same feature rows), the champion
+    # Re-scored by runner.tracking.gate on its own split (the same feature rows), the champion
     # scores exactly what its test tag says.
     p = prepare(_spec(table_root, n_trials=3), RunOptions(progress=False))
     own = score_champion(p, f"models:/{name}/{first.version}", tracking_uri=uri)

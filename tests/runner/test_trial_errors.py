@@ -13,10 +13,10 @@ from optuna.trial import TrialState
 from sklearn.linear_model import LogisticRegression
 from test_search import _spec, _table
 
-from runner.pipeline import RunOptions
-from runner.search import resource_plan
-from runner.session import run_experiment
-from runner.spec import FinalSpec
+from runner.config.spec import FinalSpec
+from runner.search.objective import resource_plan
+from runner.session.pipeline import RunOptions
+from runner.session.session import run_experiment
 
 
 class EngineError(Exception):
@@ -62,7 +62,7 @@ def test_family_errors_fail_trials_and_repeat_offenders_are_dropped(
         window = resource_plan(spec).trials
         assert 5 <= len(mine) <= 5 + window - 1, family
         assert all(t.state == TrialState.FAIL for t in mine), family
-    # The sampler draws live families only (runner.live_families): no draw is skipped.
+    # The sampler draws live families only (runner.search.live_families): no draw is skipped.
     assert not [t for t in study.trials if t.user_attrs.get("uncounted")]
     out = " ".join(capsys.readouterr().out.split())
     assert "raising_for_test failed 5 trials in a row" in out, out

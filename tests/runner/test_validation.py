@@ -9,10 +9,11 @@ import pytest
 from _audio_fixtures import make_folder_dataset
 
 from runner.cli import main
+from runner.config.checks import registry_name_problem
+from runner.config.loading import load_spec
+from runner.data.checks import min_units_per_class
+from runner.data.sources import load_source
 from runner.errors import SpecError
-from runner.loading import load_spec
-from runner.sources import load_source
-from runner.validation import min_units_per_class, registry_name_problem
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "experiments" / "demo.yaml"
@@ -174,7 +175,7 @@ def test_outside_root_only_with_its_own_key(tmp_path: Path) -> None:
 
 
 def test_run_names_a_rare_class_as_check_data_does(workdir: Path, capsys) -> None:
-    # A feature table: the same check as for audio (runner.dataset), without extraction.
+    # A feature table: the same check as for audio (runner.data.dataset), without extraction.
     from _audio_fixtures import make_feature_table_csv
 
     table = make_feature_table_csv(workdir / "table.csv", 12, ["a", "b"])
