@@ -15,6 +15,7 @@ and prediction took inside the worker. :func:`breakdown` then separates
 from __future__ import annotations
 
 import heapq
+import statistics
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +30,8 @@ class Timeline:
     start: float = field(default_factory=time.perf_counter)
     folds: list[tuple[int, int, float, float, float]] = field(default_factory=list)
     serial: dict[str, float] = field(default_factory=lambda: {"draw": 0.0, "tell": 0.0})
+    # Fold worker processes' moments (runner.search.fold_procs.FoldProcesses.moments).
+    moments: list[tuple[float, float, float, float]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fold(self, trial: int, k: int, began: float, ended: float, compute: float) -> None:
@@ -69,6 +72,9 @@ class Timeline:
 
         def cross_validate(make, inputs, labels, *args, fitter=None, **kwargs):  # type: ignore[no-untyped-def]
             number = getattr(local, "trial", -1)
+            procs = getattr(fitter, "__self__", None)
+            if isinstance(procs, FoldProcesses) and procs.moments is None:
+                procs.moments = timeline.moments  # one list, appended to under the GIL
 
             def timed(make, inputs, k, split, **kw):  # type: ignore[no-untyped-def]
                 began = time.perf_counter()
@@ -94,7 +100,6 @@ class Timeline:
             yield
         finally:
             search.cross_validate, search.Objective.draw, budget._tell = saved
-            del FoldProcesses  # imported only to fail early where fold processes are missing
 
     def breakdown(self, wall: float, slots: int, window: int) -> list[str]:
         """Markdown lines: where ``wall`` seconds on ``slots`` fold slots went."""
@@ -109,6 +114,10 @@ class Timeline:
         longest = max(f[4] for f in self.folds)
         ideal = replay(lengths, slots, window)
         wide = replay(lengths, slots, len(lengths))
+        return [*self._lines(wall, slots, window, compute, held, longest, lengths, ideal, wide),
+                *self._moments()]  # fmt: skip
+
+    def _lines(self, wall, slots, window, compute, held, longest, lengths, ideal, wide):  # type: ignore[no-untyped-def]
         return [
             f"- {len(self.folds)} fold fits: {compute:.1f} s of fitting and predicting in the "
             f"workers, {held:.1f} s of slot time ({(held - compute) / len(self.folds) * 1000:.0f}"
@@ -121,6 +130,22 @@ class Timeline:
             f"- the main thread: {self.serial['draw']:.1f} s drawing trials, "
             f"{self.serial['tell']:.1f} s telling them",
         ]
+
+    def _moments(self) -> list[str]:
+        """The time around each fit in a worker process, split where it was spent."""
+        if not self.moments:
+            return []
+        parts = {
+            "to the worker": [b - s for s, b, _, _ in self.moments],
+            "in the worker, fit included": [e - b for _, b, e, _ in self.moments],
+            "back to the parent": [r - e for _, _, e, r in self.moments],
+        }
+        shown = "; ".join(
+            f"{name} {statistics.median(v) * 1000:.0f} ms median, {max(v) * 1000:.0f} ms most, "
+            f"{sum(v):.1f} s in all"
+            for name, v in parts.items()
+        )
+        return [f"- fold round trips ({len(self.moments)}): {shown}"]
 
 
 def replay(folds: list[list[float]], slots: int, window: int) -> float:

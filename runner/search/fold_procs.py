@@ -20,6 +20,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Callable, Sequence
@@ -64,10 +65,12 @@ def _fit(
 ) -> tuple:  # fmt: skip
     from runner.search.evaluation import _fit_fold  # the same fit and predict as in a thread
 
+    began = time.time()
     inputs = Inputs(inputs.kind, _ROWS, inputs.columns, inputs.roles)  # type: ignore[arg-type]
     with threadpool_limits(limits=threads):
         out = _fit_fold(lambda: estimator, inputs, _LABELS, k, split, task=task, classes=classes)
-    return os.getpid(), (_store(out[0]) if keep else None, *out[1:])
+    out = (_store(out[0]) if keep else None, *out[1:])
+    return os.getpid(), out, (began, time.time())
 
 
 class _Folder:
@@ -89,6 +92,9 @@ class FoldProcesses:
         self._lock = threading.Lock()
         self._pool = self._new_pool()
         self.pids: set[int] = set()  # the workers that have fitted a fold
+        # When a list: each fold's wall-clock moments (sent, begun in the worker, ended there,
+        # received), for a benchmark's account of the time around the fits.
+        self.moments: list[tuple[float, float, float, float]] | None = None
 
     def _new_pool(self) -> ProcessPoolExecutor:
         context = multiprocessing.get_context("forkserver")
@@ -107,14 +113,17 @@ class FoldProcesses:
         light = Inputs(inputs.kind, Rows(self.rows.frame.iloc[:0]), inputs.columns, inputs.roles)
         pool = self._pool
         try:
+            sent = time.time()
             future = pool.submit(_fit, make(), light, k, split, task, classes, threads, keep)
-            pid, out = future.result()
+            pid, out, (began, ended) = future.result()
         except BrokenProcessPool as exc:
             with self._lock:  # the first fold to see it starts a fresh pool for the rest
                 if self._pool is pool:
                     self._pool = self._new_pool()
             raise TrialFailed(f"fold {k}: a fold worker process died ({exc})") from exc
         self.pids.add(pid)
+        if self.moments is not None:
+            self.moments.append((sent, began, ended, time.time()))
         model, *rest = out
         return (StoredModel(model, self.folder) if model is not None else None, *rest)
 
