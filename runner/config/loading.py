@@ -1,4 +1,4 @@
-"""Load a spec file: merge it over configs/defaults.yaml, apply overrides, validate.
+"""Load a spec file: merge it over the models' defaults, apply overrides, validate.
 
 Errors become :class:`SpecError` messages in the one format of :func:`runner.errors.format_error`:
 ``experiments/x.yaml: search.sampler: 'tpee' is not one of tpe, random, cmaes, gp``.
@@ -103,10 +103,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def resolve_spec(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """The raw resolved spec: defaults, then the file, then the overrides."""
+    """The raw resolved spec: the defaults (:func:`runner.config.defaults.defaults`), then the
+    file, then the overrides."""
+    from runner.config.defaults import defaults  # the models' defaults, as configs/ shows them
+
     path = Path(path)
-    defaults = _read_yaml(shipped("configs", "defaults.yaml"))
-    return apply_overrides(deep_merge(defaults, _read_yaml(path)), overrides, source=str(path))
+    return apply_overrides(deep_merge(defaults(), _read_yaml(path)), overrides, source=str(path))
 
 
 def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentSpec:

@@ -1,6 +1,7 @@
 """The experiment spec: pydantic models for every key, cross-field checks, loading.
 
-A spec file is merged over ``configs/defaults.yaml``; ``--set KEY=VALUE`` overrides are
+The Field defaults here and in ``features.config`` are the spec's only defaults
+(``configs/defaults.yaml`` is generated from them); ``--set KEY=VALUE`` overrides are
 applied last. Every error names the file and the dotted key and, where there is a closed set
 of choices, lists them.
 """

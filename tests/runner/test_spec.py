@@ -86,7 +86,7 @@ def test_defaults_are_merged_and_overrides_typed() -> None:
     assert spec.search.n_trials == 3 and isinstance(spec.search.n_trials, int)
     assert spec.search.cv.folds == 2
     assert spec.data.root == "/tmp/elsewhere"
-    assert spec.tracking.log_models == "best"  # from configs/defaults.yaml
+    assert spec.tracking.log_models == "best"  # the model's default
 
 
 def test_override_of_unknown_key_is_refused() -> None:
