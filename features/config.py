@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from features._registry import ALL_EXTRACTORS, VOICE_EXTRACTORS
+from features.errors import format_error
 
 __all__ = [
     "ALL_EXTRACTORS",
@@ -81,7 +82,9 @@ class EmbeddingSpec(StrictModel):
     @model_validator(mode="after")
     def check_pooling_unique(self) -> EmbeddingSpec:
         if len(set(self.pooling)) != len(self.pooling):
-            raise ValueError("features.embedding.pooling: a statistic is listed twice")
+            raise ValueError(
+                format_error("features.embedding.pooling", self.pooling, must="without repeats")
+            )
         return self
 
     @property
@@ -103,9 +106,11 @@ class SegmentsSpec(StrictModel):
     @model_validator(mode="after")
     def check_length(self) -> SegmentsSpec:
         if self.mode in ("fixed", "last") and self.length_s is None:
-            raise ValueError(f"segments.length_s: mode '{self.mode}' needs length_s (seconds)")
+            must = f"a number of seconds > 0 for segments.mode '{self.mode}'"
+            raise ValueError(format_error("segments.length_s", None, must=must))
         if self.mode != "fixed" and self.hop_s is not None:
-            raise ValueError("segments.hop_s: only mode 'fixed' uses hop_s")
+            must = f"null for segments.mode '{self.mode}' (only mode 'fixed' uses it)"
+            raise ValueError(format_error("segments.hop_s", self.hop_s, must=must))
         return self
 
     @property
@@ -178,24 +183,26 @@ class FeaturesSpec(StrictModel):
         known = known_extractors()
         unknown = [name for name in self.extractors if name not in known]
         if unknown:
-            raise ValueError(
-                f"features.extractors: unknown extractor '{unknown[0]}'; "
-                f"choose one of {', '.join(sorted(known))}"
-            )
+            raise ValueError(format_error("features.extractors", unknown[0], one_of=sorted(known)))
         if len(set(self.extractors)) != len(self.extractors):
-            raise ValueError("features.extractors: an extractor is listed twice")
+            raise ValueError(
+                format_error("features.extractors", self.extractors, must="without repeats")
+            )
         for name in self.extractors:
             if reason := missing_requirement(name):
-                raise ValueError(f"features.extractors: {reason}")
+                raise ValueError(format_error("features.extractors", problem=reason))
         return self
 
     @model_validator(mode="after")
     def check_embedding_model(self) -> FeaturesSpec:
         if "embedding" in self.extractors and self.embedding is None:
             raise ValueError(
-                "features.embedding: extractor 'embedding' needs features.embedding.model, "
-                "an ONNX file (waveform in, embedding out); see docs/embeddings.md"
-            )
+                format_error(
+                    "features.embedding.model", None,
+                    must="an ONNX file (waveform in, embedding out) for extractor 'embedding'",
+                    hint="see docs/embeddings.md",
+                )
+            )  # fmt: skip
         return self
 
     @model_validator(mode="after")
@@ -211,13 +218,15 @@ class FeaturesSpec(StrictModel):
             present = False
         if not present:
             raise ValueError(
-                "features.executor: 'dask' needs Dask's distributed package; install it with "
-                "pip install 'audioml[dask]'"
-            )
+                format_error(
+                    "features.executor", "dask", problem="needs Dask's distributed package",
+                    hint="install it with pip install 'audioml[dask]'",
+                )
+            )  # fmt: skip
         return self
 
     @model_validator(mode="after")
     def check_stats_unique(self) -> FeaturesSpec:
         if len(set(self.stats)) != len(self.stats):
-            raise ValueError("features.stats: a statistic is listed twice")
+            raise ValueError(format_error("features.stats", self.stats, must="without repeats"))
         return self

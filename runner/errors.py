@@ -1,10 +1,11 @@
 """The error hierarchy of the runner: one place, built-in second bases (as in scikit-learn).
 
-``FeatureError`` lives in ``features.errors`` and is re-exported here."""
+``FeatureError`` and the one message format (:func:`format_error`) live in ``features.errors``,
+which the feature engine uses without the runner, and are re-exported here."""
 
 from __future__ import annotations
 
-from features.errors import FeatureError
+from features.errors import FeatureError, format_error, in_file, shown
 
 __all__ = [
     "REPORTED",
@@ -15,6 +16,9 @@ __all__ = [
     "SpecError",
     "TrialFailed",
     "TrialSkipped",
+    "format_error",
+    "in_file",
+    "shown",
 ]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Generic, Protocol, TypeVar
 
-from runner.errors import RegistryError
+from runner.errors import RegistryError, format_error
 
 __all__ = ["Registry"]
 
@@ -30,13 +30,13 @@ class Registry(dict[str, T], Generic[T]):
 
     def register(self, record: T) -> T:
         if record.name in self:
-            raise RegistryError(f"{self.kind} '{record.name}' is already registered")
+            raise RegistryError(
+                format_error(self.kind, record.name, problem="is already registered")
+            )
         self[record.name] = record
         return record
 
     def get_record(self, name: str) -> T:
         if name not in self:
-            raise RegistryError(
-                f"{self.key}: unknown {self.kind} '{name}'; choose one of {', '.join(self)}"
-            )
+            raise RegistryError(format_error(self.key, name, one_of=self))
         return self[name]

@@ -5,8 +5,8 @@ command loads a spec, so ``validate``, ``run``, ``features`` and ``worker`` stop
 touching audio or creating an MLflow run. What the data source lists (missing files, classes
 too rare for the folds) is checked by ``runner.data.checks`` (``validate --check-data``).
 
-Every message has one shape: ``<file>: <dotted.key>: <what is wrong>; choose one of a, b``
-(the last part where there is a closed set of choices).
+Every message has the one shape of :func:`runner.errors.format_error`:
+``<file>: <dotted.key>: <value> is not one of a, b`` or ``... <value> must be <expected>``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner.errors import SpecError
+from runner.errors import SpecError, format_error, in_file
 
 if TYPE_CHECKING:
     from runner.config.spec import ExperimentSpec
@@ -39,7 +39,7 @@ def check_spec(spec: ExperimentSpec, *, source: str | Path) -> None:
     """
     problems = [*_spaces(spec), *_register(spec), *_finite(spec), *_features(spec), *_data(spec)]
     if problems:
-        raise SpecError("\n".join(f"{source}: {p}" for p in problems))
+        raise SpecError(in_file(source, problems))
 
 
 def _spaces(spec: ExperimentSpec) -> Iterator[str]:
@@ -49,14 +49,10 @@ def _spaces(spec: ExperimentSpec) -> Iterator[str]:
     ensure_loaded()
     for name, overrides in spec.search.spaces.items():
         key = f"search.spaces.{name}"
-        searched = ", ".join(spec.search.models)
-        if name not in MODELS:
-            yield f"{key}: unknown model family '{name}'; choose one of {searched}"
-            continue
-        if name not in spec.search.models:
-            yield (
-                f"{key}: '{name}' is not in search.models, so this space would be ignored; "
-                f"choose one of {searched}"
+        if name not in MODELS or name not in spec.search.models:
+            # A space of a family not searched would be silently ignored.
+            yield format_error(
+                key, name, one_of=spec.search.models, what="families of search.models"
             )
             continue
         try:
@@ -82,44 +78,45 @@ def _register(spec: ExperimentSpec) -> Iterator[str]:
     problem = registry_name_problem(name)
     if problem is not None:
         key = "register.model_name" if spec.register.model_name else "name"
-        yield (
-            f"{key}: {name!r} is {problem}, which the MLflow Model Registry refuses; "
-            "use letters, digits, '-', '_' and '.'"
-        )
+        yield format_error(
+            key, name, problem=f"is {problem}, which the MLflow Model Registry refuses",
+            hint="use letters, digits, '-', '_' and '.'",
+        )  # fmt: skip
     alias = spec.register.alias
     if not _ALIAS.match(alias) or alias.lower() == "latest" or _VERSION_ALIAS.match(alias):
-        yield (
-            f"register.alias: {alias!r} is reserved or refused by the MLflow Model Registry "
-            "('latest' and v<digits> name versions); use letters, digits, '-' and '_'"
-        )
+        yield format_error(
+            "register.alias", alias,
+            problem="is reserved or refused by the MLflow Model Registry ('latest' and "
+            "v<digits> name versions)",
+            hint="use letters, digits, '-' and '_'",
+        )  # fmt: skip
 
 
 def _features(spec: ExperimentSpec) -> Iterator[str]:
     """Feature and segment settings that cannot work together."""
     f, seg = spec.features, spec.segments
     if f.hop_length > f.n_fft:
-        yield (
-            f"features.hop_length: {f.hop_length} is longer than features.n_fft {f.n_fft}, "
-            "so samples between frames are never analysed; choose a hop_length <= n_fft"
-        )
+        yield format_error(
+            "features.hop_length", f.hop_length, must=f"<= features.n_fft ({f.n_fft})",
+            hint="a longer hop leaves samples between frames unanalysed",
+        )  # fmt: skip
     bins = f.n_fft // 2 + 1
     if f.n_mels > bins:
-        yield (
-            f"features.n_mels: {f.n_mels} mel bands from {bins} FFT bins "
-            f"(features.n_fft {f.n_fft}) leave bands empty; choose n_mels <= {bins}"
-        )
+        yield format_error(
+            "features.n_mels", f.n_mels,
+            must=f"<= {bins}, the FFT bins of features.n_fft {f.n_fft}",
+            hint="more mel bands than bins leave bands empty",
+        )  # fmt: skip
     if {"mfcc", "delta_mfcc"} & set(f.extractors) and f.mfcc.n_mfcc > f.n_mels:
-        yield (
-            f"features.mfcc.n_mfcc: {f.mfcc.n_mfcc} coefficients from {f.n_mels} mel bands "
-            f"(features.n_mels); choose n_mfcc <= {f.n_mels}"
+        yield format_error(
+            "features.mfcc.n_mfcc", f.mfcc.n_mfcc, must=f"<= features.n_mels ({f.n_mels})"
         )
     if seg.length_s is not None and seg.length_s * f.sample_rate < f.n_fft:
-        samples = int(seg.length_s * f.sample_rate)
-        yield (
-            f"segments.length_s: {seg.length_s:g} s is {samples} samples at "
-            f"features.sample_rate {f.sample_rate}, shorter than one analysis frame "
-            f"(features.n_fft {f.n_fft}); choose length_s >= {f.n_fft / f.sample_rate:.3g}"
-        )
+        yield format_error(
+            "segments.length_s", seg.length_s,
+            must=f">= {f.n_fft / f.sample_rate:.3g} s, one analysis frame (features.n_fft "
+            f"{f.n_fft} at features.sample_rate {f.sample_rate})",
+        )  # fmt: skip
     if "embedding" in f.extractors and f.embedding is not None:
         # Loads the model once (onnxruntime): a missing, damaged or misfitting file stops here.
         from features.onnx_model import model_problem, resolve_model_path
@@ -131,7 +128,10 @@ def _features(spec: ExperimentSpec) -> Iterator[str]:
 
 def _data(spec: ExperimentSpec) -> Iterator[str]:
     if spec.task == "regression" and spec.data.min_clips_per_class is not None:
-        yield "data.min_clips_per_class: dropping rare classes needs task 'classification'"
+        yield format_error(
+            "data.min_clips_per_class", spec.data.min_clips_per_class,
+            must="null for task 'regression' (dropping rare classes needs classification)",
+        )  # fmt: skip
     if spec.data.allow_outside_root:
         return
     for key, name in (
@@ -139,10 +139,10 @@ def _data(spec: ExperimentSpec) -> Iterator[str]:
         ("data.audio_dir", spec.data.audio_dir),
     ):
         if name is not None and not _inside(spec, name):
-            yield (
-                f"{key}: '{name}' is outside data.root '{spec.data.root}'; "
-                "name a path inside it, or set data.allow_outside_root: true"
-            )
+            yield format_error(
+                key, name, problem=f"is outside data.root '{spec.data.root}'",
+                hint="name a path inside it, or set data.allow_outside_root: true",
+            )  # fmt: skip
 
 
 def _inside(spec: ExperimentSpec, name: str) -> bool:
@@ -167,4 +167,4 @@ def _finite(spec: ExperimentSpec) -> Iterator[str]:
     }
     for key, value in seconds.items():
         if value is not None and not math.isfinite(value):
-            yield f"{key}: {value} is not a finite number of seconds; give one, or null"
+            yield format_error(key, value, must="a finite number of seconds, or null")

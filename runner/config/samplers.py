@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from runner.errors import format_error
 from runner.registry import Registry
 
 __all__ = [
@@ -44,7 +45,10 @@ class SamplerKind:
         if self.needs is None or importlib.util.find_spec(self.needs) is not None:
             return None
         what = self.requires or self.needs
-        return f"'{self.name}' needs {what}, which is not installed; {self.install}"
+        return format_error(
+            "search.sampler", self.name, problem=f"needs {what}, which is not installed",
+            hint=self.install,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The experiment spec: pydantic models for every key, cross-field checks, loading.
 
-A spec file is merged over ``configs/defaults.yaml``; ``--set KEY=VALUE`` overrides are
+The Field defaults here and in ``features.config`` are the spec's only defaults
+(``configs/defaults.yaml`` is generated from them); ``--set KEY=VALUE`` overrides are
 applied last. Every error names the file and the dotted key and, where there is a closed set
 of choices, lists them.
 """
@@ -14,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from features.config import FeaturesSpec, SegmentsSpec, StrictModel
+from runner.errors import format_error
 from runner.metrics import greater_is_better, metric_names
 
 __all__ = [
@@ -41,7 +43,7 @@ class MetadataSpec(StrictModel):
         seen: set[str] = set()
         for column in [*self.numeric, *self.categorical]:
             if column in seen:
-                raise ValueError(f"data.metadata: column '{column}' is listed twice")
+                raise ValueError(format_error("data.metadata", column, problem="is listed twice"))
             seen.add(column)
         return self
 
@@ -110,7 +112,11 @@ class DataSpec(StrictModel):
     @model_validator(mode="after")
     def check_manifest(self) -> DataSpec:
         if _source(self.source).needs_manifest and not self.manifest:
-            raise ValueError(f"data.manifest: source '{self.source}' needs a manifest file")
+            raise ValueError(
+                format_error(
+                    "data.manifest", None, must=f"a file: source '{self.source}' reads one"
+                )
+            )
         return self
 
     @model_validator(mode="after")
@@ -121,9 +127,11 @@ class DataSpec(StrictModel):
             from runner.config.source_registry import with_metadata
 
             raise ValueError(
-                f"data.metadata: source '{self.source}' has no metadata columns; "
-                f"use source {' or '.join(with_metadata())}"
-            )
+                format_error(
+                    "data.source", self.source, one_of=with_metadata(),
+                    what="sources with metadata columns (data.metadata)",
+                )
+            )  # fmt: skip
         roles = {
             "data.label_column": self.label_column or "label",
             "data.path_column": self.path_column,
@@ -132,15 +140,21 @@ class DataSpec(StrictModel):
         for key, column in roles.items():
             if column in self.metadata.columns:
                 raise ValueError(
-                    f"data.metadata: '{column}' is {key}; a column has one role "
-                    "(the label is never an input)"
-                )
+                    format_error(
+                        "data.metadata", column, problem=f"is {key}",
+                        hint="a column has one role (the label is never an input)",
+                    )
+                )  # fmt: skip
         return self
 
     @model_validator(mode="after")
     def check_label_column(self) -> DataSpec:
         if _source(self.source).needs_label_column and not self.label_column:
-            raise ValueError(f"data.label_column: source '{self.source}' needs a label column")
+            raise ValueError(
+                format_error(
+                    "data.label_column", None, must=f"a column: source '{self.source}' needs one"
+                )
+            )
         return self
 
 
@@ -275,9 +289,11 @@ class ExperimentSpec(StrictModel):
         allowed = self.metrics_for_task()
         if self.search.metric not in allowed:
             raise ValueError(
-                f"search.metric: '{self.search.metric}' does not fit task '{self.task}'; "
-                f"choose one of {', '.join(allowed)}"
-            )
+                format_error(
+                    "search.metric", self.search.metric, one_of=allowed,
+                    what=f"metrics of task '{self.task}'",
+                )
+            )  # fmt: skip
         return self
 
     @model_validator(mode="after")
@@ -287,16 +303,9 @@ class ExperimentSpec(StrictModel):
         ensure_loaded()
         for name in self.search.models:
             fitting = sorted(n for n, f in MODELS.items() if f.supports(self.task))
-            if name not in MODELS:
-                raise ValueError(
-                    f"search.models: unknown model family '{name}'; "
-                    f"choose one of {', '.join(fitting)}"
-                )
-            if not MODELS[name].supports(self.task):
-                raise ValueError(
-                    f"search.models: '{name}' does not support task '{self.task}'; "
-                    f"choose one of {', '.join(fitting)}"
-                )
+            if name not in MODELS or not MODELS[name].supports(self.task):
+                what = f"model families of task '{self.task}'"
+                raise ValueError(format_error("search.models", name, one_of=fitting, what=what))
         return self
 
     @model_validator(mode="after")
@@ -306,7 +315,7 @@ class ExperimentSpec(StrictModel):
 
         for name in self.search.models:
             if reason := MODELS[name].missing_requirement():
-                raise ValueError(f"search.models: {reason}")
+                raise ValueError(format_error("search.models", problem=reason))
         return self
 
     @model_validator(mode="after")
@@ -316,7 +325,9 @@ class ExperimentSpec(StrictModel):
         needs = [n for n in self.search.models if n in MODELS and MODELS[n].input.images]
         if needs and not self.features.mel_image:
             raise ValueError(
-                f"features.mel_image: model family '{needs[0]}' needs features.mel_image: true"
+                format_error(
+                    "features.mel_image", False, must=f"true: model family '{needs[0]}' reads it"
+                )
             )
         return self
 
@@ -329,10 +340,17 @@ class ExperimentSpec(StrictModel):
             needs = [n for n in self.search.models if MODELS[n].input.images]
             if needs:
                 raise ValueError(
-                    f"search.models: '{needs[0]}' needs audio; source '{name}' has none"
+                    format_error(
+                        "search.models", needs[0], problem=f"needs audio; source '{name}' has none"
+                    )
                 )
             if self.segments.mode != "whole":
-                raise ValueError(f"segments.mode: source '{name}' has no audio to segment")
+                raise ValueError(
+                    format_error(
+                        "segments.mode", self.segments.mode,
+                        must=f"'whole': source '{name}' has no audio to segment",
+                    )
+                )  # fmt: skip
         return self
 
     @model_validator(mode="after")
@@ -346,22 +364,29 @@ class ExperimentSpec(StrictModel):
             raise ValueError(str(exc)) from None
         why = sampler.missing()
         if why:
-            raise ValueError(f"search.sampler: {why}")
+            raise ValueError(why)
         return self
 
     @model_validator(mode="after")
     def check_target_transform_task(self) -> ExperimentSpec:
         if self.search.target_transform != "none" and self.task != "regression":
             raise ValueError(
-                f"search.target_transform: '{self.search.target_transform}' needs task "
-                "'regression'; choose none"
-            )
+                format_error(
+                    "search.target_transform", self.search.target_transform,
+                    must=f"'none' for task '{self.task}' (log needs task 'regression')",
+                )
+            )  # fmt: skip
         return self
 
     @model_validator(mode="after")
     def check_regression_balance(self) -> ExperimentSpec:
         if self.task == "regression" and self.data.balance != "none":
-            raise ValueError("data.balance: balancing classes needs task 'classification'")
+            raise ValueError(
+                format_error(
+                    "data.balance", self.data.balance,
+                    must="'none' for task 'regression' (balancing classes needs classification)",
+                )
+            )  # fmt: skip
         return self
 
     def metrics_for_task(self) -> list[str]:

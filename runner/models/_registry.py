@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from optuna.distributions import BaseDistribution
 
-from runner.errors import RegistryError
+from runner.errors import RegistryError, format_error
 from runner.models._inputs import TABLE, ColumnRoles, InputKind
 
 __all__ = [
@@ -202,14 +202,10 @@ def get_family(name: str, task: str | None = None) -> ModelFamily:
     """Return the family ``name``, refusing unknown names and unsupported tasks."""
     ensure_loaded()
     if name not in MODELS:
-        raise RegistryError(
-            f"Unknown model family '{name}'; choose one of {', '.join(sorted(MODELS))}."
-        )
+        raise RegistryError(format_error("model family", name, one_of=sorted(MODELS)))
     family = MODELS[name]
     if task is not None and not family.supports(task):
         fitting = sorted(n for n, f in MODELS.items() if f.supports(task))
-        raise RegistryError(
-            f"Model family '{name}' does not support task '{task}'; "
-            f"choose one of {', '.join(fitting)}."
-        )
+        what = f"model families of task '{task}'"
+        raise RegistryError(format_error("model family", name, one_of=fitting, what=what))
     return family

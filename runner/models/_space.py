@@ -20,7 +20,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from runner.errors import SpecError
+from runner.errors import SpecError, format_error
 from runner.models._registry import ModelFamily
 from runner.resources import shipped
 
@@ -98,9 +98,11 @@ def narrow_space(
     for name, value in overrides.items():
         if name not in space:
             raise SpecError(
-                f"{where}{name}: unknown parameter of model family '{family}' for task "
-                f"'{task}'; choose one of {', '.join(sorted(space))}"
-            )
+                format_error(
+                    f"{where}{name}", name, one_of=sorted(space),
+                    what=f"parameters of model family '{family}' for task '{task}'",
+                )
+            )  # fmt: skip
         key = f"{where}{name}"
         current = space[name]
         if isinstance(current, CategoricalDistribution):
@@ -108,7 +110,9 @@ def narrow_space(
         elif isinstance(current, FloatDistribution | IntDistribution):
             narrowed[name] = _narrow_range(current, value, key)
         else:  # a family declared a custom distribution: it cannot be narrowed safely
-            raise SpecError(f"{key}: this parameter cannot be narrowed")
+            raise SpecError(
+                format_error(key, value, problem="names a parameter that cannot be narrowed")
+            )
     return narrowed
 
 
@@ -138,7 +142,7 @@ def _narrow_range(dist: Numeric, value: Any, key: str) -> Numeric:
     )
     if not valid or not dist.low <= bounds[0] <= bounds[1] <= dist.high:
         raise SpecError(
-            f"{key}: must be {_describe(dist)}; only narrowing is allowed (got {value!r})"
+            format_error(key, value, must=_describe(dist), hint="only narrowing is allowed")
         )
     if is_int:
         return IntDistribution(int(bounds[0]), int(bounds[1]), log=dist.log, step=dist.step)
@@ -163,7 +167,9 @@ def _narrow_choices(dist: CategoricalDistribution, value: Any, key: str) -> Base
     if not unique or any(choice not in dist.choices for choice in unique):
         choices = ", ".join(map(str, dist.choices))
         raise SpecError(
-            f"{key}: {value!r} is not a subset of the choices; only narrowing is allowed; "
-            f"choose one of {choices} (or a list of them)"
-        )
+            format_error(
+                key, value, must=f"one of {choices}, or a list of them",
+                hint="only narrowing is allowed",
+            )
+        )  # fmt: skip
     return CategoricalDistribution(unique)

@@ -26,8 +26,8 @@ from optuna.distributions import CategoricalDistribution
 
 from runner import attrs
 from runner.config.spec import ExperimentSpec
-from runner.errors import SpecError
-from runner.models import ModelFamily, get_family, resolve_space
+from runner.errors import SpecError, format_error
+from runner.models import MODELS, ModelFamily, ensure_loaded, get_family, resolve_space
 from runner.resources import shipped
 from runner.search.objective import SearchData
 from runner.search.optuna_private import contains
@@ -63,21 +63,27 @@ def portfolio(task: str, path: Path | None = None) -> tuple[tuple[str, Mapping[s
     path = path or shipped("configs", "portfolio.yaml")
     data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
     out = []
+    ensure_loaded()
     for i, entry in enumerate((data or {}).get(task, [])):
+        key = f"{task}[{i}]"
         if not isinstance(entry, dict) or len(entry) != 1:
-            raise SpecError(f"{path}: {task}[{i}]: one 'family: {{param: value}}' per entry")
+            must = "one 'family: {param: value}' per entry"
+            raise SpecError(format_error(key, entry, must=must, file=path))
         [(name, params)] = entry.items()
-        try:
-            family = get_family(name, task)
-        except KeyError as exc:  # RegistryError: unknown family or task
-            raise SpecError(f"{path}: {task}[{i}]: {exc.args[0]}") from None
-        space = family.space(task)
+        fitting = sorted(n for n, f in MODELS.items() if f.supports(task))
+        if name not in fitting:
+            what = f"model families of task '{task}'"
+            raise SpecError(format_error(key, name, one_of=fitting, what=what, file=path))
+        space = get_family(name, task).space(task)
         bad = [k for k, v in (params or {}).items() if not _fits(space, k, v)]
         if bad:
-            raise SpecError(
-                f"{path}: {task}[{i}]: {name}.{bad[0]}: {params[bad[0]]!r} is not in the "
-                f"family's space; choose one of {', '.join(sorted(space))} within its bounds"
-            )
+            where, what = f"{key}.{name}", f"parameters of {name}"
+            if bad[0] not in space:
+                raise SpecError(
+                    format_error(where, bad[0], one_of=sorted(space), what=what, file=path)
+                )
+            value, must = params[bad[0]], f"in the space of {name}: {space[bad[0]]}"
+            raise SpecError(format_error(f"{where}.{bad[0]}", value, must=must, file=path))
         out.append((name, dict(params or {})))
     return tuple(out)
 

@@ -90,6 +90,6 @@ def test_an_unregistered_source_is_refused_with_the_choices(workdir: Path) -> No
     raw = _spec(workdir).model_dump()
     raw["data"]["source"] = "nowhere"
     with pytest.raises(
-        ValueError, match="unknown source 'nowhere'; choose one of folder, manifest"
+        ValueError, match=r"data\.source: 'nowhere' is not one of folder, manifest"
     ):
         ExperimentSpec.model_validate(raw)

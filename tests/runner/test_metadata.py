@@ -47,7 +47,10 @@ def _spec(tmp_path: Path, **data: object) -> Path:
     [
         ({"metadata": "{categorical: [age]}"}, r"data\.metadata: 'age' is data\.label_column"),
         ({"metadata": "{numeric: [v], categorical: [v]}"}, r"'v' is listed twice"),
-        ({"source": "folder", "metadata": "{numeric: [v]}"}, r"source 'folder' has no metadata"),
+        (
+            {"source": "folder", "metadata": "{numeric: [v]}"},
+            r"data\.source: 'folder' is not one of the sources with metadata columns",
+        ),
     ],
 )
 def test_spec_refuses_bad_metadata(tmp_path: Path, data: dict, match: str) -> None:
@@ -57,7 +60,10 @@ def test_spec_refuses_bad_metadata(tmp_path: Path, data: dict, match: str) -> No
 
 def test_log_target_needs_regression(tmp_path: Path) -> None:
     path = _spec(tmp_path)
-    with pytest.raises(SpecError, match=r"search\.target_transform: 'log' needs task 'regr"):
+    with pytest.raises(
+        SpecError,
+        match=r"search\.target_transform: 'log' must be 'none' for task 'classification'",
+    ):
         load_spec(path, ["task=classification", "search.metric=f1_macro",
                          "search.models=[logistic]", "search.target_transform=log"])  # fmt: skip
 

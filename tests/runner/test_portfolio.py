@@ -95,10 +95,22 @@ def test_the_shipped_portfolio_covers_both_tasks() -> None:
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("classification:\n- lgbm: {}\n", r"classification\[0\]: Unknown model family 'lgbm'"),
-        ("regression:\n- logistic: {C: 1.0}\n", r"'logistic' does not support task"),
-        ("classification:\n- logistic: {C: 5000}\n", r"\[0\]: logistic.C: 5000 is not in"),
-        ("classification:\n- logistic: {C: 1}\n  knn: {}\n", r"one 'family: \{param: value\}'"),
+        (
+            "classification:\n- lgbm: {}\n",
+            r"classification\[0\]: 'lgbm' is not one of the model families",
+        ),
+        (
+            "regression:\n- logistic: {C: 1.0}\n",
+            r"regression\[0\]: 'logistic' is not one of the model families of task 'regression'",
+        ),
+        (
+            "classification:\n- logistic: {C: 5000}\n",
+            r"\[0\]\.logistic\.C: 5000 must be in the space of logistic",
+        ),
+        (
+            "classification:\n- logistic: {C: 1}\n  knn: {}\n",
+            r"classification\[0\]: .* must be one 'family: \{param: value\}'",
+        ),
     ],
 )
 def test_a_bad_portfolio_entry_is_refused(tmp_path: Path, text: str, match: str) -> None:

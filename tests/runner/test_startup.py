@@ -74,7 +74,8 @@ PREDICT_HEAVY = (*(m for m in HEAVY if m != "pandas"), "optuna")
         ),
         pytest.param(
             ["run", "demo", "--set", "search.n_trial=5"], HEAVY,
-            [DEMO, "search.n_trial: unknown key 'n_trial'; choose one of"], id="run-set-typo",
+            [DEMO, "search.n_trial: 'n_trial' is not one of the keys of search:"],
+            id="run-set-typo",
         ),
         pytest.param(
             ["predict", "models:/m@champion", "nodata", "--out", "p.csv"], PREDICT_HEAVY,

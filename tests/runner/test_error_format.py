@@ -1,0 +1,90 @@
+"""One error format across the project: real bad input through the real entry points, each
+message naming the file, the dotted key, the value given and what is allowed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runner.cli import main
+from runner.errors import RegistryError, format_error
+from runner.models import get_family
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "experiments" / "demo.yaml"
+
+
+def _validate(capsys: pytest.CaptureFixture, spec: Path, *sets: str) -> str:
+    argv = ["validate", str(spec), *(a for s in sets for a in ("--set", s))]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "Traceback" not in text
+    return text
+
+
+@pytest.mark.parametrize(
+    ("sets", "expected"),
+    [
+        (
+            ["search.sampler=tpee"],
+            "search.sampler: 'tpee' is not one of tpe, random, cmaes, gp",
+        ),
+        (
+            ["search.models=[lgbm]"],
+            "search.models: 'lgbm' is not one of the model families of task "
+            "'classification': catboost, decision_tree,",
+        ),
+        (["features.n_mels=4"], "features.n_mels: 4 must be an int >= 8"),
+        (
+            ["features.extractors=[loudness]"],
+            "features.extractors: 'loudness' is not one of bandwidth, centroid,",
+        ),
+        (["search.n_jobs=0"], "search.n_jobs: 0 must be 'auto' or an int >= 1"),
+        (
+            ["features.windw=3"],
+            "features.windw: 'windw' is not one of the keys of features: sample_rate,",
+        ),
+        (["search.n_trials"], "--set: 'search.n_trials' must be KEY=VALUE"),
+    ],
+    ids=["sampler", "family", "n_mels", "extractor", "union", "unknown-key", "bad-set"],
+)
+def test_validate_names_file_key_value_and_choices(
+    capsys: pytest.CaptureFixture, sets: list[str], expected: str
+) -> None:
+    assert f"{DEMO}: {expected}" in _validate(capsys, DEMO, *sets)
+
+
+def test_a_bad_spec_file_through_the_console_command(tmp_path: Path) -> None:
+    spec = tmp_path / "genre.yaml"
+    spec.write_text("name: genre\ndata: {source: folder, root: data}\nsegments: {mode: windows}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", "validate", str(spec)],
+        capture_output=True, text=True, cwd=REPO, check=False,
+    )  # fmt: skip
+    text = done.stdout + done.stderr
+    assert done.returncode == 2, text
+    assert f"{spec}: segments.mode: 'windows' is not one of whole, fixed, last" in text
+    assert "Traceback" not in text
+
+
+def test_registry_lookup_outside_a_spec_names_what_it_looks_up() -> None:
+    with pytest.raises(RegistryError) as info:
+        get_family("lgbm")
+    assert str(info.value).startswith("model family: 'lgbm' is not one of ")
+    assert "lightgbm" in str(info.value)
+
+
+def test_format_error_shapes() -> None:
+    assert format_error("a.b", "x", one_of=["y", "z"], file="f.yaml") == (
+        "f.yaml: a.b: 'x' is not one of y, z"
+    )
+    assert format_error("a.b", True, must="an int") == "a.b: true must be an int"
+    assert format_error("a", None, problem="is odd", hint="fix it") == "a: null is odd; fix it"
+    assert format_error("name", "n" * 500, must="short").startswith("name: 'nnnn")
+    assert len(format_error("name", "n" * 500, must="short")) < 100
+    with pytest.raises(TypeError):
+        format_error("a", 1)
