@@ -95,7 +95,7 @@ def test_the_shipped_portfolio_covers_both_tasks() -> None:
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("classification:\n- lgbm: {}\n", r"classification\[0\]: Unknown model family 'lgbm'"),
+        ("classification:\n- lgbm: {}\n", r"\[0\]: search.models: unknown model family 'lgbm'"),
         ("regression:\n- logistic: {C: 1.0}\n", r"'logistic' does not support task"),
         ("classification:\n- logistic: {C: 5000}\n", r"\[0\]: logistic.C: 5000 is not in"),
         ("classification:\n- logistic: {C: 1}\n  knn: {}\n", r"one 'family: \{param: value\}'"),
