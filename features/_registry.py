@@ -45,9 +45,11 @@ __all__ = [
     "ExtractorOutput",
     "FeatureExtractor",
     "Requirement",
+    "adopt",
     "ensure_loaded",
     "known_extractors",
     "missing_requirement",
+    "plugins",
     "register_batched",
     "register_feature",
 ]
@@ -178,6 +180,23 @@ def register_batched(name: str) -> Callable[[BatchExtractor], BatchExtractor]:
 def known_extractors() -> list[str]:
     """Every extractor name a spec may use: the built-ins and any registered at run time."""
     return [*BUILTIN, *(name for name in FEATURES if name not in BUILTIN)]
+
+
+def plugins(names: Sequence[str]) -> tuple[FeatureExtractor, ...]:
+    """The records of ``names`` registered at run time rather than built in.
+
+    Worker processes started from a clean server (``features._worker``) import the built-in
+    modules only; these records travel with the job (their functions pickled by reference)
+    and are registered there again.
+    """
+    return tuple(FEATURES[n] for n in dict.fromkeys(names) if n not in BUILTIN and n in FEATURES)
+
+
+def adopt(records: Sequence[FeatureExtractor]) -> None:
+    """Register ``records`` (:func:`plugins` of another process) where still unknown."""
+    for record in records:
+        if record.name not in FEATURES:
+            FEATURES.register(record)
 
 
 def missing_requirement(name: str) -> str | None:
