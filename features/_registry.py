@@ -1,4 +1,4 @@
-"""The feature-extractor registry: plain functions of a shared SpectralContext.
+"""The feature-extractor registry: functions of a shared SpectralContext, one record each.
 
 Two halves, so that validating a spec stays cheap:
 
@@ -6,13 +6,14 @@ Two halves, so that validating a spec stays cheap:
   the optional package it needs (with the install command). Reading it imports nothing: spec
   validation checks names and requirements here (``importlib.util.find_spec``, which locates
   a package without importing it), never librosa or the extractor modules.
-* :data:`FEATURES` maps names to the functions, filled by :func:`register_feature` when the
-  extractor modules are imported (:func:`ensure_loaded`). Third-party extractors register the
-  same way and are known to validation once their module is imported.
-* :data:`BATCHED` optionally maps a name to the extractor's batch form
-  (:func:`register_batched`): one call on the segments of many clips, for extractors with a
-  fixed cost per call, such as running a model. The build hands it every segment of a
-  worker's clips at once (``features.batch``); extractors without one need nothing.
+* :data:`FEATURES` holds a :class:`FeatureExtractor` record per name (a
+  :class:`features.registry.Registry`, the pattern of every extension point), filled by
+  :func:`register_feature` when the extractor modules are imported (:func:`ensure_loaded`).
+  Third-party extractors register the same way and are known to validation once their module
+  is imported. A record may carry its extractor's batch form: one call on the segments of
+  many clips, for extractors with a fixed cost per call, such as running a model. The build
+  hands it every segment of a worker's clips at once (``features.batch``); extractors
+  without one need nothing.
 
 A new built-in extractor is one module plus one :data:`BUILTIN` line.
 """
@@ -22,8 +23,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
+
+from features.errors import FeatureError
+from features.registry import Registry
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,7 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALL_EXTRACTORS",
-    "BATCHED",
     "BUILTIN",
     "FEATURES",
     "MODEL_EXTRACTORS",
@@ -40,10 +43,13 @@ __all__ = [
     "BatchExtractor",
     "Extractor",
     "ExtractorOutput",
+    "FeatureExtractor",
     "Requirement",
+    "adopt",
     "ensure_loaded",
     "known_extractors",
     "missing_requirement",
+    "plugins",
     "register_batched",
     "register_feature",
 ]
@@ -113,38 +119,59 @@ MODEL_EXTRACTORS: tuple[str, ...] = tuple(
     n for n, (_, req) in BUILTIN.items() if req and req.install == _EMBEDDINGS
 )
 
-#: name -> extractor, in registration order.
-FEATURES: dict[str, Extractor] = {}
+
+@dataclass(frozen=True)
+class FeatureExtractor:
+    """A registered extractor: called like its function, so ``FEATURES[name](ctx)`` runs it.
+
+    Attributes:
+        name: the name in ``features.extractors`` and the prefix of its columns.
+        extract: the extractor, one segment's context to its frames or scalars.
+        batch: its batch form, or None (see :data:`BatchExtractor`).
+    """
+
+    name: str
+    extract: Extractor
+    batch: BatchExtractor | None = None
+
+    def __call__(self, ctx: SpectralContext) -> np.ndarray | Mapping[str, float]:
+        return self.extract(ctx)
 
 
-def register_feature(name: str) -> Callable[[Extractor], Extractor]:
-    """Register ``fn`` under ``name``; returns it unchanged. Duplicate names are refused."""
+#: Every registered extractor by name, in registration order.
+FEATURES: Registry[FeatureExtractor] = Registry(
+    "extractor", "features.extractors", error=FeatureError
+)
+
+
+def register_feature(
+    name: str, *, batch: BatchExtractor | None = None
+) -> Callable[[Extractor], Extractor]:
+    """Register the decorated function as extractor ``name`` (with its batch form ``batch``,
+    if any); returns the function unchanged. Duplicate names are refused (FeatureError).
+
+    ``batch(contexts)`` must return what the extractor returns on each context, in order.
+    """
 
     def decorator(fn: Extractor) -> Extractor:
-        if name in FEATURES:
-            raise ValueError(f"Feature extractor '{name}' is registered twice.")
-        FEATURES[name] = fn
+        FEATURES.register(FeatureExtractor(name, fn, batch))
         return fn
 
     return decorator
 
 
-#: name -> batch form, for the extractors that have one (optional).
-BATCHED: dict[str, BatchExtractor] = {}
-
-
 def register_batched(name: str) -> Callable[[BatchExtractor], BatchExtractor]:
-    """Register ``fn`` as the batch form of extractor ``name``; returns it unchanged.
+    """Give the registered extractor ``name`` its batch form; returns it unchanged.
 
-    ``fn(contexts)`` must return what the extractor returns on each context, in order. The
-    extractor itself stays registered with :func:`register_feature` (served models and the
-    feature layout call it one segment at a time). Duplicate names are refused.
+    Prefer ``register_feature(name, batch=...)``; this is for a batch form defined after its
+    extractor. A second batch form of one extractor is refused.
     """
 
     def decorator(fn: BatchExtractor) -> BatchExtractor:
-        if name in BATCHED:
-            raise ValueError(f"Batch form of feature extractor '{name}' is registered twice.")
-        BATCHED[name] = fn
+        record = FEATURES.get_record(name)
+        if record.batch is not None:
+            raise FeatureError(f"the batch form of extractor '{name}' is already registered")
+        FEATURES[name] = replace(record, batch=fn)
         return fn
 
     return decorator
@@ -153,6 +180,23 @@ def register_batched(name: str) -> Callable[[BatchExtractor], BatchExtractor]:
 def known_extractors() -> list[str]:
     """Every extractor name a spec may use: the built-ins and any registered at run time."""
     return [*BUILTIN, *(name for name in FEATURES if name not in BUILTIN)]
+
+
+def plugins(names: Sequence[str]) -> tuple[FeatureExtractor, ...]:
+    """The records of ``names`` registered at run time rather than built in.
+
+    Worker processes started from a clean server (``features._worker``) import the built-in
+    modules only; these records travel with the job (their functions pickled by reference)
+    and are registered there again.
+    """
+    return tuple(FEATURES[n] for n in dict.fromkeys(names) if n not in BUILTIN and n in FEATURES)
+
+
+def adopt(records: Sequence[FeatureExtractor]) -> None:
+    """Register ``records`` (:func:`plugins` of another process) where still unknown."""
+    for record in records:
+        if record.name not in FEATURES:
+            FEATURES.register(record)
 
 
 def missing_requirement(name: str) -> str | None:

@@ -33,6 +33,7 @@ from typing import cast
 import numpy as np
 
 from features._pool import JobLost, heartbeat, run_isolated
+from features._registry import FeatureExtractor, adopt
 from features.audio import Decoded, decode_clip
 from features.batch import Extracted, batched_names, extract_signals
 from features.cache import FeatureStore
@@ -96,13 +97,15 @@ class ClipWorker:
     """Extracts the clips of a job with a fixed config (picklable, sent once per worker
     process).
 
-    ``cached`` holds the content keys whose rows (and images) are complete in the store.
+    ``cached`` holds the content keys whose rows (and images) are complete in the store;
+    ``plugins`` the extractors registered at run time (``features._registry.plugins``).
     """
 
     features: FeaturesSpec
     segments: SegmentsSpec
     store: FeatureStore
     cached: frozenset[str] = field(default_factory=frozenset)
+    plugins: tuple[FeatureExtractor, ...] = ()
 
     def init_process(self) -> None:
         """Once per worker process, before its first clip's timeout starts counting.
@@ -114,6 +117,7 @@ class ClipWorker:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1)
+        adopt(self.plugins)  # a worker not forked from the builder has not seen them
         feature_layout(self.features)
 
     def __call__(self, jobs: Sequence[ClipJob]) -> list[ClipResult]:

@@ -1,7 +1,7 @@
 """Many decoded signals at once: batch-form extractors run once over all their segments.
 
 :func:`extract_signals` gives each signal the rows :func:`features.extract_signal` would,
-but an extractor with a batch form (``features._registry.BATCHED``, e.g. ``embedding``) is
+but an extractor with a batch form (``FeatureExtractor.batch``, e.g. ``embedding``) is
 called once on the segments of every signal together, so a model runs the windows of many
 clips in the same session runs. Every other extractor runs per segment as before.
 
@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from features._registry import BATCHED, ensure_loaded
+from features._registry import FEATURES, ensure_loaded
 from features.config import FeaturesSpec, SegmentsSpec
 from features.context import SpectralContext
 from features.extract import Output, extract_contexts, signal_contexts
@@ -34,7 +34,8 @@ Extracted = tuple[pd.DataFrame, np.ndarray | None]
 def batched_names(features: FeaturesSpec) -> list[str]:
     """The configured extractors that have a batch form, in spec order."""
     ensure_loaded()
-    return [name for name in dict.fromkeys(features.extractors) if name in BATCHED]
+    names = dict.fromkeys(features.extractors)
+    return [name for name in names if FEATURES.get_record(name).batch is not None]
 
 
 def _given(
@@ -47,8 +48,11 @@ def _given(
     ok = {i: c for i, c in enumerate(contexts) if isinstance(c, list) and c}
     flat = [ctx for segments in ok.values() for ctx in segments]
     for name in names if flat else []:
+        batch = FEATURES[name].batch
+        if batch is None:
+            continue
         try:
-            outputs = list(BATCHED[name](flat))
+            outputs = list(batch(flat))
         except Exception:  # each clip runs the extractor alone and raises its own error
             continue
         if len(outputs) != len(flat):  # a bug in the batch form: no clip is to blame

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from features._progress import progress_bar
+from features._registry import plugins
 from features._worker import ClipJob, ClipResult, ClipWorker
 from features.assemble import assemble, build_mel_table
 from features.cache import FeatureStore, cached_layout, config_key, dedupe_rows
@@ -219,7 +220,9 @@ def build_table(
     index = StatIndex(store.root)
     plan = _plan(clips, index)
     cached = store.load()
-    worker = ClipWorker(features, segments, store, _cached_keys(cached, store))
+    worker = ClipWorker(
+        features, segments, store, _cached_keys(cached, store), plugins(features.extractors)
+    )
     jobs = _jobs(clips, plan, worker.cached)
     try:
         out = _extract(jobs, worker, plan, index, n_jobs=n_jobs, progress=progress)

@@ -146,7 +146,7 @@ def _extract_segment(
     beat_parts: list[np.ndarray] = []
     beats = ctx.beats[1] if features.beat_level else None
     for name in features.extractors:
-        output = given[name] if given and name in given else FEATURES[name](ctx)
+        output = given[name] if given and name in given else FEATURES.get_record(name)(ctx)
         cols, values = _summarise_output(name, output, stats)
         groups[name] = cols
         parts.append(values)

@@ -29,17 +29,18 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def temporary_family():
-    """Register model families for one test (``register(name, build)``); removed after it."""
+    """Register model families for one test (``register(name, build, **fields)``); removed
+    after it."""
     from optuna.distributions import IntDistribution
 
     from runner.models import MODELS, ModelFamily, register_family
 
     added: list[str] = []
 
-    def register(name: str, build, tasks: tuple[str, ...] = ("classification",)):
+    def register(name: str, build, tasks: tuple[str, ...] = ("classification",), **fields):
         family = ModelFamily(
             name=name, tasks=frozenset(tasks), build=build,
-            space=lambda task: {"x": IntDistribution(1, 3)},
+            space=lambda task: {"x": IntDistribution(1, 3)}, **fields,
         )  # fmt: skip
         added.append(name)
         return register_family(family)

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import librosa
 import numpy as np
 
-from features._registry import register_batched, register_feature
+from features._registry import register_feature
 from features.config import EmbeddingSpec
 from features.context import SpectralContext
 from features.onnx_model import load_session, resolve_model_path, threads_for
@@ -85,7 +85,6 @@ def _pooled(matrix: np.ndarray, pooling: Sequence[str]) -> dict[str, float]:
     }
 
 
-@register_batched("embedding")
 def embedding_many(contexts: Sequence[SpectralContext]) -> list[dict[str, float]]:
     """:func:`embedding` of each context, the windows of all of them run together."""
     matrices = embedding_matrices(contexts)
@@ -95,7 +94,7 @@ def embedding_many(contexts: Sequence[SpectralContext]) -> list[dict[str, float]
     return [_pooled(matrix, pooling) for matrix in matrices]
 
 
-@register_feature("embedding")
+@register_feature("embedding", batch=embedding_many)
 def embedding(ctx: SpectralContext) -> dict[str, float]:
     """Each embedding dimension pooled over the windows: ``{"<k>_<stat>": value}``."""
     return embedding_many([ctx])[0]

@@ -1,4 +1,5 @@
-"""Model families: one module each, one registry (``MODELS``).
+"""Model families: one module each, one registry (``MODELS``); input kinds, one registry
+(``INPUT_KINDS``).
 
 The registry, the input kinds and the search spaces load without scikit-learn or pandas (for
 `audioml validate`); the estimators import them when a family builds one.
@@ -12,6 +13,7 @@ from runner.models._inputs import (
     IMAGE,
     IMAGE_GROUP,
     IMAGE_TABLE,
+    INPUT_KINDS,
     METADATA_GROUP,
     TABLE,
     ColumnRoles,
@@ -20,6 +22,7 @@ from runner.models._inputs import (
     Inputs,
     Rows,
     input_kind,
+    register_input_kind,
 )
 from runner.models._lazy import lazy_exports
 from runner.models._registry import (
@@ -48,6 +51,7 @@ __all__ = [
     "IMAGE",
     "IMAGE_GROUP",
     "IMAGE_TABLE",
+    "INPUT_KINDS",
     "METADATA_GROUP",
     "MODELS",
     "SEARCH_SPACES_DIR",
@@ -67,5 +71,6 @@ __all__ = [
     "input_kind",
     "narrow_space",
     "register_family",
+    "register_input_kind",
     "resolve_space",
 ]

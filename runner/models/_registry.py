@@ -1,4 +1,5 @@
-"""The model-family registry: one frozen dataclass per family, registered by name."""
+"""The model-family registry: one frozen :class:`ModelFamily` record per family, registered by
+its own module (:func:`register_family`) in :data:`MODELS`, a :class:`runner.registry.Registry`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from optuna.distributions import BaseDistribution
 
 from runner.errors import RegistryError, format_error
 from runner.models._inputs import TABLE, ColumnRoles, InputKind
+from runner.registry import Registry
 
 __all__ = [
     "MODELS",
@@ -176,21 +178,19 @@ def use_threads(estimator: Any, threads: int) -> None:
         estimator.set_params(**dict.fromkeys(keys, threads))
 
 
-MODELS: dict[str, ModelFamily] = {}
+#: Every model family by name; a family module registers its own with :func:`register_family`.
+MODELS: Registry[ModelFamily] = Registry("model family", "search.models")
 
 
 def register_family(family: ModelFamily) -> ModelFamily:
     """Register ``family``; returns it unchanged. Duplicate names are refused."""
-    if family.name in MODELS:
-        raise RegistryError(f"model family '{family.name}' is already registered")
     unknown = set(family.tasks) - set(TASKS)
     if unknown:
         raise RegistryError(
             f"model family '{family.name}': unknown tasks {sorted(unknown)}; "
             f"choose among {', '.join(TASKS)}"
         )
-    MODELS[family.name] = family
-    return family
+    return MODELS.register(family)
 
 
 def ensure_loaded() -> None:
@@ -201,9 +201,7 @@ def ensure_loaded() -> None:
 def get_family(name: str, task: str | None = None) -> ModelFamily:
     """Return the family ``name``, refusing unknown names and unsupported tasks."""
     ensure_loaded()
-    if name not in MODELS:
-        raise RegistryError(format_error("model family", name, one_of=sorted(MODELS)))
-    family = MODELS[name]
+    family = MODELS.get_record(name)
     if task is not None and not family.supports(task):
         fitting = sorted(n for n, f in MODELS.items() if f.supports(task))
         what = f"model families of task '{task}'"

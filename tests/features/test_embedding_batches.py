@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 
 from features import FeaturesSpec, SegmentsSpec, build_table, extract_signal
-from features._registry import BATCHED, FEATURES, register_batched, register_feature
+from features._registry import FEATURES, register_feature
 from features._worker import clips_per_job
 from features.batch import extract_signals
 from features.context import SpectralContext
@@ -196,11 +196,10 @@ def probe() -> Iterator[str]:
         _CALLS.append(len(contexts))
         return [one(ctx) for ctx in contexts]
 
-    register_feature("probe")(one)
-    register_batched("probe")(many)
+    register_feature("probe", batch=many)(one)
     _CALLS.clear()
     yield "probe"
-    del FEATURES["probe"], BATCHED["probe"]
+    del FEATURES["probe"]
 
 
 def test_batch_form_gets_every_segment_of_every_signal(probe: str) -> None:
