@@ -71,10 +71,10 @@ def test_a_bad_spec_file_through_the_console_command(tmp_path: Path) -> None:
     assert "Traceback" not in text
 
 
-def test_registry_lookup_outside_a_spec_names_what_it_looks_up() -> None:
+def test_a_registry_lookup_names_the_spec_key_that_selects_it() -> None:
     with pytest.raises(RegistryError) as info:
         get_family("lgbm")
-    assert str(info.value).startswith("model family: 'lgbm' is not one of ")
+    assert str(info.value).startswith("search.models: 'lgbm' is not one of ")
     assert "lightgbm" in str(info.value)
 
 

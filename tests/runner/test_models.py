@@ -210,7 +210,7 @@ def test_registry_refuses_unsupported_task() -> None:
         get_family("logistic", "regression")
     with pytest.raises(RegistryError, match="does not support task 'classification'"):
         MODELS["ridge"].make({}, task="classification", seed=0)
-    with pytest.raises(RegistryError, match=r"model family: 'lgbm' is not one of .*lightgbm"):
+    with pytest.raises(RegistryError, match=r"search\.models: 'lgbm' is not one of .*lightgbm"):
         get_family("lgbm")
 
 
