@@ -15,6 +15,13 @@ Two halves, so that validating a spec stays cheap:
   hands it every segment of a worker's clips at once (``features.batch``); extractors
   without one need nothing.
 
+A record also answers for its settings, so that no module tests an extractor's name: its
+``stamp`` (what beyond the code version changes its values, such as a model file's digest:
+part of the feature-cache key, :func:`stamps`) and its ``check`` (problems with its settings,
+reported by ``audioml validate``, :func:`settings_problems`). Validation reads the records
+of run-time extractors and of the built-ins marked ``light``, whose module imports no heavy
+library; the other built-ins have neither hook.
+
 A new built-in extractor is one module plus one :data:`BUILTIN` line.
 """
 
@@ -24,7 +31,7 @@ import importlib
 import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from features.errors import FeatureError
 from features.registry import Registry
@@ -32,6 +39,7 @@ from features.registry import Registry
 if TYPE_CHECKING:
     import numpy as np
 
+    from features.config import FeaturesSpec
     from features.context import SpectralContext
 
 __all__ = [
@@ -41,17 +49,23 @@ __all__ = [
     "MODEL_EXTRACTORS",
     "VOICE_EXTRACTORS",
     "BatchExtractor",
+    "Builtin",
+    "Check",
     "Extractor",
     "ExtractorOutput",
     "FeatureExtractor",
     "Requirement",
+    "Stamp",
     "adopt",
     "ensure_loaded",
     "known_extractors",
     "missing_requirement",
     "plugins",
+    "records",
     "register_batched",
     "register_feature",
+    "settings_problems",
+    "stamps",
 ]
 
 #: What an extractor returns: frames shaped ``(n_frames,)`` or ``(n_rows, n_frames)``, which
@@ -62,6 +76,12 @@ Extractor = Callable[["SpectralContext"], "np.ndarray | Mapping[str, float]"]
 #: The batch form of an extractor: contexts of many segments (of many clips) to one output
 #: per context, in order, each equal (to float rounding) to the extractor's on that context.
 BatchExtractor = Callable[[Sequence["SpectralContext"]], "list[np.ndarray | Mapping[str, float]]"]
+#: What beyond the code version changes an extractor's values under a feature config, as
+#: JSON (a model file's digest, its settings), or None when nothing does.
+Stamp = Callable[["FeaturesSpec"], "str | Mapping[str, Any] | None"]
+#: The problems with an extractor's settings under a feature config, each one message in
+#: ``features.errors.format_error``'s format; empty when it can run.
+Check = Callable[["FeaturesSpec"], "list[str]"]
 
 
 @dataclass(frozen=True)
@@ -73,51 +93,73 @@ class Requirement:
     install: str
 
 
+class Builtin(NamedTuple):
+    """A built-in extractor's declaration, read without importing its module.
+
+    Attributes:
+        module: the module that registers it.
+        requirement: the optional package it needs, or None.
+        light: its module imports no heavy library (librosa, scipy), so validation imports
+            it to ask the record's ``check``; a record with settings to check must be light.
+    """
+
+    module: str
+    requirement: Requirement | None = None
+    light: bool = False
+
+
 _VOICE = 'pip install "audioml[voice]"'
 _EMBEDDINGS = 'pip install "audioml[embeddings]"'
 
-#: name -> (registering module, optional requirement), in the column order of a table that
-#: uses them all.
-BUILTIN: dict[str, tuple[str, Requirement | None]] = {
-    "mfcc": ("features.extractors.cepstral", None),
-    "delta_mfcc": ("features.extractors.cepstral", None),
-    "zcr": ("features.extractors.temporal", None),
-    "spectral_contrast": ("features.extractors.spectral", None),
-    "chroma": ("features.extractors.tonal", None),
-    "rms": ("features.extractors.temporal", None),
-    "rolloff": ("features.extractors.spectral", None),
-    "bandwidth": ("features.extractors.spectral", None),
-    "centroid": ("features.extractors.spectral", None),
-    "flatness": ("features.extractors.spectral", None),
-    "hnr": ("features.extractors.harmonic", None),
-    "tempo": ("features.extractors.rhythm", None),
-    "mel": ("features.extractors.mel_bands", None),
-    "pitch": ("features.extractors.pitch", None),
-    "hpss": ("features.extractors.hpss", None),
-    "tonnetz": ("features.extractors.tonal", None),
-    "onset": ("features.extractors.rhythm", None),
-    "praat": (
-        "features.extractors.voice",
-        Requirement("parselmouth", "praat-parselmouth", _VOICE),
+#: name -> declaration, in the column order of a table that uses them all.
+BUILTIN: dict[str, Builtin] = {
+    "mfcc": Builtin("features.extractors.cepstral"),
+    "delta_mfcc": Builtin("features.extractors.cepstral"),
+    "zcr": Builtin("features.extractors.temporal"),
+    "spectral_contrast": Builtin("features.extractors.spectral"),
+    "chroma": Builtin("features.extractors.tonal"),
+    "rms": Builtin("features.extractors.temporal"),
+    "rolloff": Builtin("features.extractors.spectral"),
+    "bandwidth": Builtin("features.extractors.spectral"),
+    "centroid": Builtin("features.extractors.spectral"),
+    "flatness": Builtin("features.extractors.spectral"),
+    "hnr": Builtin("features.extractors.harmonic"),
+    "tempo": Builtin("features.extractors.rhythm"),
+    "mel": Builtin("features.extractors.mel_bands"),
+    "pitch": Builtin("features.extractors.pitch"),
+    "hpss": Builtin("features.extractors.hpss"),
+    "tonnetz": Builtin("features.extractors.tonal"),
+    "onset": Builtin("features.extractors.rhythm"),
+    "praat": Builtin(
+        "features.extractors.voice", Requirement("parselmouth", "praat-parselmouth", _VOICE)
     ),
-    "egemaps": ("features.extractors.voice", Requirement("opensmile", "opensmile", _VOICE)),
+    "egemaps": Builtin("features.extractors.voice", Requirement("opensmile", "opensmile", _VOICE)),
     # A pretrained network the user brings as an ONNX file (features.embedding).
-    "embedding": (
+    "embedding": Builtin(
         "features.extractors.embedding",
         Requirement("onnxruntime", "onnxruntime", _EMBEDDINGS),
+        light=True,
     ),
 }
 
 #: The built-in extractors of the default install, in table column order.
-ALL_EXTRACTORS: tuple[str, ...] = tuple(n for n, (_, req) in BUILTIN.items() if req is None)
+ALL_EXTRACTORS: tuple[str, ...] = tuple(n for n, b in BUILTIN.items() if b.requirement is None)
 #: The field-standard voice sets behind the ``voice`` extra.
 VOICE_EXTRACTORS: tuple[str, ...] = tuple(
-    n for n, (_, req) in BUILTIN.items() if req and req.install == _VOICE
+    n for n, b in BUILTIN.items() if b.requirement and b.requirement.install == _VOICE
 )
 #: Extractors that run a model file the user supplies (``features.embedding``).
 MODEL_EXTRACTORS: tuple[str, ...] = tuple(
-    n for n, (_, req) in BUILTIN.items() if req and req.install == _EMBEDDINGS
+    n for n, b in BUILTIN.items() if b.requirement and b.requirement.install == _EMBEDDINGS
 )
+
+
+def _no_stamp(features: FeaturesSpec) -> None:
+    return None
+
+
+def _no_problems(features: FeaturesSpec) -> list[str]:
+    return []
 
 
 @dataclass(frozen=True)
@@ -128,11 +170,17 @@ class FeatureExtractor:
         name: the name in ``features.extractors`` and the prefix of its columns.
         extract: the extractor, one segment's context to its frames or scalars.
         batch: its batch form, or None (see :data:`BatchExtractor`).
+        stamp: what beyond the code version changes its values (see :data:`Stamp`); it
+            enters the feature-cache key, so a changed stamp rebuilds.
+        check: the problems with its settings (see :data:`Check`), which ``audioml
+            validate`` reports; it may read files but must not import heavy libraries.
     """
 
     name: str
     extract: Extractor
     batch: BatchExtractor | None = None
+    stamp: Stamp = _no_stamp
+    check: Check = _no_problems
 
     def __call__(self, ctx: SpectralContext) -> np.ndarray | Mapping[str, float]:
         return self.extract(ctx)
@@ -145,16 +193,23 @@ FEATURES: Registry[FeatureExtractor] = Registry(
 
 
 def register_feature(
-    name: str, *, batch: BatchExtractor | None = None
+    name: str,
+    *,
+    batch: BatchExtractor | None = None,
+    stamp: Stamp | None = None,
+    check: Check | None = None,
 ) -> Callable[[Extractor], Extractor]:
-    """Register the decorated function as extractor ``name`` (with its batch form ``batch``,
-    if any); returns the function unchanged. Duplicate names are refused (FeatureError).
+    """Register the decorated function as extractor ``name`` (with its batch form, stamp and
+    check, if any); returns the function unchanged. Duplicate names are refused
+    (FeatureError).
 
     ``batch(contexts)`` must return what the extractor returns on each context, in order.
     """
 
     def decorator(fn: Extractor) -> Extractor:
-        FEATURES.register(FeatureExtractor(name, fn, batch))
+        FEATURES.register(
+            FeatureExtractor(name, fn, batch, stamp or _no_stamp, check or _no_problems)
+        )
         return fn
 
     return decorator
@@ -199,12 +254,40 @@ def adopt(records: Sequence[FeatureExtractor]) -> None:
             FEATURES.register(record)
 
 
+def records(names: Sequence[str]) -> list[FeatureExtractor]:
+    """The records of ``names`` that validation may read: those registered, and the light
+    built-ins (their modules imported here); heavy built-ins check no settings."""
+    for name in names:
+        builtin = BUILTIN.get(name)
+        if name not in FEATURES and builtin is not None and builtin.light:
+            importlib.import_module(builtin.module)
+    return [FEATURES[name] for name in dict.fromkeys(names) if name in FEATURES]
+
+
+def settings_problems(features: FeaturesSpec) -> list[str]:
+    """Every problem the ``check`` of a configured extractor finds, in extractor order."""
+    return [
+        problem for record in records(features.extractors) for problem in record.check(features)
+    ]
+
+
+def stamps(features: FeaturesSpec) -> dict[str, str | Mapping[str, Any]]:
+    """Extractor name -> stamp, for the configured extractors whose stamp is not None.
+
+    Loads every built-in (the stamps key extraction's results, which needs them anyway).
+    """
+    ensure_loaded()
+    found = {name: FEATURES.get_record(name).stamp(features) for name in features.extractors}
+    return {name: stamp for name, stamp in found.items() if stamp is not None}
+
+
 def missing_requirement(name: str) -> str | None:
     """Why extractor ``name`` cannot run here (its optional package is absent), or None.
 
     Uses ``importlib.util.find_spec``: the package is located, not imported.
     """
-    requirement = BUILTIN.get(name, ("", None))[1]
+    builtin = BUILTIN.get(name)
+    requirement = builtin.requirement if builtin is not None else None
     if requirement is None:
         return None
     try:
@@ -220,5 +303,5 @@ def missing_requirement(name: str) -> str | None:
 
 def ensure_loaded() -> None:
     """Import the modules that register the built-in extractors."""
-    for module in dict.fromkeys(module for module, _ in BUILTIN.values()):
+    for module in dict.fromkeys(builtin.module for builtin in BUILTIN.values()):
         importlib.import_module(module)

@@ -47,10 +47,9 @@ import pyarrow.parquet as pq
 import soundfile
 
 from features._atomic import TEMP_PREFIX, atomic_write, remove_stale_temps, write_checked
-from features._registry import BUILTIN
-from features.config import RUNTIME_KEYS, FeaturesSpec, SegmentsSpec
+from features._registry import BUILTIN, stamps
+from features.config import RUNTIME_KEYS, STAMPED_KEYS, FeaturesSpec, SegmentsSpec
 from features.extract import feature_layout
-from features.onnx_model import cache_token
 
 __all__ = [
     "CACHE_FORMAT",
@@ -81,8 +80,9 @@ def package_version() -> str:
 
 
 # Settings that change how or where rows are made, never their values; the mel-image
-# switches decide the images beside the rows, not the rows.
-_NOT_IN_KEY = RUNTIME_KEYS | {"mel_image", "mel_image_frames"}
+# switches decide the images beside the rows, not the rows. Stamped settings enter as their
+# extractor's stamp.
+_NOT_IN_KEY = RUNTIME_KEYS | STAMPED_KEYS | {"mel_image", "mel_image_frames"}
 
 
 def config_key(features: FeaturesSpec, segments: SegmentsSpec) -> str:
@@ -99,17 +99,17 @@ def config_key(features: FeaturesSpec, segments: SegmentsSpec) -> str:
         "numpy": np.__version__,
         "audioml": package_version(),
     }
-    payload["features"].pop("embedding", None)  # type: ignore[union-attr]
-    if "embedding" in features.extractors and features.embedding is not None:
-        # The model file's content hash, not its path: a new file never serves stale rows.
-        payload["embedding"] = cache_token(features.embedding)
     # Extractors from optional packages (praat, egemaps): their versions change values too.
     for name in features.extractors:
-        requirement = BUILTIN.get(name, ("", None))[1]
-        if requirement is not None:
-            payload[requirement.distribution] = importlib.metadata.version(
-                requirement.distribution
-            )
+        builtin = BUILTIN.get(name)
+        if builtin is not None and builtin.requirement is not None:
+            distribution = builtin.requirement.distribution
+            payload[distribution] = importlib.metadata.version(distribution)
+    # What each extractor's stamp says (a model file's content hash, not its path: a new file
+    # never serves stale rows), under its name; a name taken by the entries above is
+    # prefixed rather than overwriting a version.
+    for name, stamp in stamps(features).items():
+        payload[name if name not in payload else f"stamp:{name}"] = stamp
     text = json.dumps(payload, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 

@@ -24,6 +24,7 @@ __all__ = [
     "ALL_EXTRACTORS",
     "POOLINGS",
     "RUNTIME_KEYS",
+    "STAMPED_KEYS",
     "STATS",
     "VOICE_EXTRACTORS",
     "EmbeddingSpec",
@@ -36,6 +37,10 @@ __all__ = [
 #: FeaturesSpec keys that change how or where features are made, never their values: left out
 #: of the cache key (features.cache) and of the champion gate's feature comparison.
 RUNTIME_KEYS = frozenset({"n_jobs", "cache_dir", "clip_timeout_s", "executor", "scheduler"})
+#: FeaturesSpec keys that enter the cache key only through their extractor's stamp
+#: (``FeatureExtractor.stamp``): the model file's content, not its path, and not its
+#: speed-only settings; unused (extractor not listed), they change nothing.
+STAMPED_KEYS = frozenset({"embedding"})
 
 Stat = Literal["mean", "std", "var", "min", "max", "median", "skew", "kurtosis", "p10", "p90"]
 STATS: tuple[str, ...] = Stat.__args__  # type: ignore[attr-defined]
@@ -191,18 +196,6 @@ class FeaturesSpec(StrictModel):
         for name in self.extractors:
             if reason := missing_requirement(name):
                 raise ValueError(format_error("features.extractors", problem=reason))
-        return self
-
-    @model_validator(mode="after")
-    def check_embedding_model(self) -> FeaturesSpec:
-        if "embedding" in self.extractors and self.embedding is None:
-            raise ValueError(
-                format_error(
-                    "features.embedding.model", None,
-                    must="an ONNX file (waveform in, embedding out) for extractor 'embedding'",
-                    hint="see docs/embeddings.md",
-                )
-            )  # fmt: skip
         return self
 
     @model_validator(mode="after")

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import ThreadpoolController
 
-from features._registry import FEATURES, ensure_loaded
+from features._registry import FEATURES, ensure_loaded, stamps
 from features.beat import sync_frames
 from features.config import FeaturesSpec, SegmentsSpec
 from features.context import SpectralContext
@@ -243,24 +243,20 @@ def feature_layout(features: FeaturesSpec) -> tuple[list[str], dict[str, list[st
     Found by extracting a fixed 1 s probe signal, so it always agrees with
     :func:`extract_signal` (e.g. spectral contrast has fewer bands at low sample rates).
     """
-    columns, groups = _layout(features.model_dump_json(), _model_stamp(features))
+    columns, groups = _layout(features.model_dump_json(), _stamps_json(features))
     return list(columns), {name: list(cols) for name, cols in groups.items()}
 
 
-def _model_stamp(features: FeaturesSpec) -> tuple[int, int] | None:
-    """Size and mtime of the embedding model file: a new file at the same path may have
-    another embedding size, so the memoised layout must not outlive it."""
-    if "embedding" not in features.extractors or features.embedding is None:
-        return None
-    from features.onnx_model import resolve_model_path
-
-    st = resolve_model_path(features.embedding.model).stat()
-    return st.st_size, st.st_mtime_ns
+def _stamps_json(features: FeaturesSpec) -> str | None:
+    """The extractors' stamps as one string, part of the memoised layout's key: a new model
+    file at the same path may have another embedding size, so the layout must not outlive it."""
+    found = stamps(features)
+    return json.dumps(found, sort_keys=True) if found else None
 
 
 @lru_cache(maxsize=32)
 def _layout(
-    spec_json: str, model_stamp: tuple[int, int] | None = None
+    spec_json: str, stamps_json: str | None = None
 ) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
     ensure_loaded()
     features = FeaturesSpec.model_validate(json.loads(spec_json))

@@ -31,8 +31,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from features.errors import format_error
+
 if TYPE_CHECKING:
-    from features.config import EmbeddingSpec
+    from features.config import EmbeddingSpec, FeaturesSpec
 
 __all__ = [
     "INSTALL",
@@ -43,7 +45,9 @@ __all__ = [
     "embedding_model",
     "file_sha256",
     "load_session",
+    "model_check",
     "model_problem",
+    "model_stamp",
     "read_signature",
     "resolve_model_path",
     "threads_for",
@@ -239,6 +243,28 @@ def model_problem(path: Path, spec: EmbeddingSpec) -> str | None:
             f"{signature.samples / spec.sample_rate:g}"
         )
     return None
+
+
+def model_check(features: FeaturesSpec) -> list[str]:
+    """The ``embedding`` record's check: its settings are given, and the model file loads
+    and fits them (onnxruntime imported, the model loaded once)."""
+    spec = features.embedding
+    if spec is None:
+        return [
+            format_error(
+                "features.embedding.model", None,
+                must="an ONNX file (waveform in, embedding out) for extractor 'embedding'",
+                hint="see docs/embeddings.md",
+            )
+        ]  # fmt: skip
+    problem = model_problem(resolve_model_path(spec.model), spec)
+    return [] if problem is None else [problem]
+
+
+def model_stamp(features: FeaturesSpec) -> dict[str, Any] | None:
+    """The ``embedding`` record's stamp: :func:`cache_token` of its settings, or None when
+    there are none (the check refuses that config)."""
+    return None if features.embedding is None else cache_token(features.embedding)
 
 
 def embedding_model(features: Mapping[str, Any]) -> Path | None:

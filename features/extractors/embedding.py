@@ -17,6 +17,9 @@ The session is this process's own, loaded on first use and kept
 ``features.n_jobs``, which the build sets to the extraction processes it starts. Does not
 read the shared STFT.
 
+Importing this module loads neither librosa nor onnxruntime (numpy only): validation
+imports it to ask the record's check (``features._registry.Builtin.light``).
+
 Batch form (:func:`embedding_many`): the build hands it the segments of many clips at once
 (``features.batch``), and the windows of all of them go through the session together,
 ``batch_size`` per run, so short clips of one window each still fill the batches. Windows of
@@ -26,15 +29,23 @@ one length run together (a segment shorter than a window is a window of its own 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import librosa
 import numpy as np
 
 from features._registry import register_feature
-from features.config import EmbeddingSpec
-from features.context import SpectralContext
-from features.onnx_model import load_session, resolve_model_path, threads_for
+from features.onnx_model import (
+    load_session,
+    model_check,
+    model_stamp,
+    resolve_model_path,
+    threads_for,
+)
 from features.windows import embed_windows, window_views
+
+if TYPE_CHECKING:
+    from features.config import EmbeddingSpec
+    from features.context import SpectralContext
 
 __all__ = ["embedding", "embedding_many", "embedding_matrices"]
 
@@ -42,6 +53,8 @@ _POOL = {"mean": np.mean, "std": np.std, "max": np.max}
 
 
 def _windows(ctx: SpectralContext, spec: EmbeddingSpec, fixed: int | None) -> list[np.ndarray]:
+    import librosa  # here, not above: validation imports this module (see the docstring)
+
     y = ctx.y
     if ctx.sr != spec.sample_rate:
         y = librosa.resample(y, orig_sr=ctx.sr, target_sr=spec.sample_rate, res_type="soxr_hq")
@@ -94,7 +107,7 @@ def embedding_many(contexts: Sequence[SpectralContext]) -> list[dict[str, float]
     return [_pooled(matrix, pooling) for matrix in matrices]
 
 
-@register_feature("embedding", batch=embedding_many)
+@register_feature("embedding", batch=embedding_many, stamp=model_stamp, check=model_check)
 def embedding(ctx: SpectralContext) -> dict[str, float]:
     """Each embedding dimension pooled over the windows: ``{"<k>_<stat>": value}``."""
     return embedding_many([ctx])[0]

@@ -117,13 +117,11 @@ def _features(spec: ExperimentSpec) -> Iterator[str]:
             must=f">= {f.n_fft / f.sample_rate:.3g} s, one analysis frame (features.n_fft "
             f"{f.n_fft} at features.sample_rate {f.sample_rate})",
         )  # fmt: skip
-    if "embedding" in f.extractors and f.embedding is not None:
-        # Loads the model once (onnxruntime): a missing, damaged or misfitting file stops here.
-        from features.onnx_model import model_problem, resolve_model_path
+    # Each configured extractor's own check (the embedding loads its model once: a missing,
+    # damaged or misfitting file stops here).
+    from features._registry import settings_problems
 
-        path = resolve_model_path(f.embedding.model)
-        if (problem := model_problem(path, f.embedding)) is not None:
-            yield problem
+    yield from settings_problems(f)
 
 
 def _data(spec: ExperimentSpec) -> Iterator[str]:
