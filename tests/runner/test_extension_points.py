@@ -26,7 +26,8 @@ from features import (
     decode_audio,
     register_feature,
 )
-from features.errors import FeatureError
+from features.cache import config_key
+from features.errors import FeatureError, format_error
 from runner.config.samplers import PRUNERS, SAMPLERS, SamplerKind, register_sampler
 from runner.config.source_registry import SOURCES, Source, register_source
 from runner.config.spec import ExperimentSpec
@@ -208,3 +209,92 @@ def test_the_public_registration_functions_refuse_duplicates() -> None:
     # A model logged before input kinds were objects names its image input "mel_image".
     assert input_kind("mel_image") is input_kind("image")
     assert "mel_image" not in INPUT_KINDS
+
+
+def _gain_file(features: FeaturesSpec) -> Path:
+    """Beside the cache folder: a runtime key, so every process of the build finds it while
+    the file, not the path, is what the stamp says."""
+    return Path(features.cache_dir).parent / "gain.txt"  # type: ignore[arg-type]
+
+
+def scaled_peak_for_test(ctx: SpectralContext) -> dict[str, float]:
+    """The segment's peak times the gain in the gain file: values a stale cache would keep."""
+    gain = float(_gain_file(ctx.features).read_text())  # type: ignore[arg-type]
+    return {"abs": gain * float(np.max(np.abs(ctx.y)))}
+
+
+def gain_stamp_for_test(features: FeaturesSpec) -> str:
+    return _gain_file(features).read_text().strip()
+
+
+def gain_check_for_test(features: FeaturesSpec) -> list[str]:
+    if features.cache_dir is None or not _gain_file(features).is_file():
+        return [
+            format_error(
+                "features.extractors", "scaled_peak_for_test",
+                problem="needs a gain.txt beside features.cache_dir",
+            )
+        ]  # fmt: skip
+    return []
+
+
+@pytest.fixture
+def scaled_peak_extractor():
+    register_feature("scaled_peak_for_test", stamp=gain_stamp_for_test, check=gain_check_for_test)(
+        scaled_peak_for_test
+    )
+    yield "scaled_peak_for_test"
+    del FEATURES["scaled_peak_for_test"]
+
+
+def test_an_extractor_stamp_keys_the_cache(
+    tmp_path: Path, rng, scaled_peak_extractor: str
+) -> None:
+    clips = make_corpus(tmp_path / "audio", 2, rng)
+    cache = tmp_path / "cache"
+    spec = FeaturesSpec(sample_rate=SR, extractors=["rms", scaled_peak_extractor],
+                        stats=["mean"], cache_dir=str(cache))  # fmt: skip
+    peaks = np.array([np.max(np.abs(decode_audio(p, SR))) for p in clips["path"]])
+
+    def build(gain: str):
+        (tmp_path / "gain.txt").write_text(gain)
+        table = build_table(clips, spec, SegmentsSpec(), cache_dir=cache, progress=False)
+        assert table.skipped.empty, table.skipped
+        return table
+
+    first, again = build("1"), build("1")
+    assert again.stats["cache_hits"] == len(clips) and again.stats["cache_misses"] == 0
+    # A new stamp is a new key: the clips are extracted again, with the new gain.
+    changed = build("3")
+    assert config_key(spec, SegmentsSpec()) != _key_with_gain(tmp_path, spec, "1")
+    assert changed.stats["cache_misses"] == len(clips)
+    assert first.frame["scaled_peak_for_test_abs"].tolist() == pytest.approx(peaks, rel=1e-6)
+    assert changed.frame["scaled_peak_for_test_abs"].tolist() == pytest.approx(3 * peaks, rel=1e-6)
+
+
+def _key_with_gain(tmp_path: Path, spec: FeaturesSpec, gain: str) -> str:
+    old = (tmp_path / "gain.txt").read_text()
+    (tmp_path / "gain.txt").write_text(gain)
+    try:
+        return config_key(spec, SegmentsSpec())
+    finally:
+        (tmp_path / "gain.txt").write_text(old)
+
+
+def test_an_extractor_check_is_reported_by_validate(
+    tmp_path: Path, scaled_peak_extractor: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runner.cli import main
+
+    spec = str(Path(__file__).resolve().parents[2] / "experiments" / "genre.yaml")
+    args = ["validate", spec, "--set", f"features.extractors=[rms,{scaled_peak_extractor}]",
+            "--set", f"features.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    assert main(args) == 2
+    said = "".join(capsys.readouterr())
+    needs = (
+        "features.extractors: 'scaled_peak_for_test' needs a gain.txt beside features.cache_dir"
+    )
+    assert needs in said, said
+    # The same spec passes once the check is satisfied: the problem was the check's.
+    (tmp_path / "gain.txt").write_text("2")
+    assert main(args) == 0, capsys.readouterr()
