@@ -31,6 +31,7 @@ import importlib
 import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from features.errors import FeatureError
@@ -57,7 +58,10 @@ __all__ = [
     "Requirement",
     "Stamp",
     "adopt",
+    "describe_file",
     "ensure_loaded",
+    "extractor_files",
+    "file_artifact",
     "known_extractors",
     "missing_requirement",
     "plugins",
@@ -82,6 +86,12 @@ Stamp = Callable[["FeaturesSpec"], "str | Mapping[str, Any] | None"]
 #: The problems with an extractor's settings under a feature config, each one message in
 #: ``features.errors.format_error``'s format; empty when it can run.
 Check = Callable[["FeaturesSpec"], "list[str]"]
+#: The files an extractor reads beyond the audio (a model), from a features config's JSON
+#: dump (as a spec or a logged model holds it): the settings key under ``features.`` that
+#: names each (``embedding.model``) -> its path. The run logs what the record's ``describe``
+#: says of each file, and the served model carries a copy (artifact: the key, dots as
+#: underscores) that serving puts back under that key.
+Files = Callable[[Mapping[str, Any]], "Mapping[str, Path]"]
 
 
 @dataclass(frozen=True)
@@ -162,6 +172,21 @@ def _no_problems(features: FeaturesSpec) -> list[str]:
     return []
 
 
+def _no_files(features: Mapping[str, Any]) -> Mapping[str, Path]:
+    return {}
+
+
+def describe_file(path: Path) -> dict[str, str]:
+    """A file as run parameters: its content hash, name and size."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"sha256": digest.hexdigest(), "name": path.name, "bytes": str(path.stat().st_size)}
+
+
 @dataclass(frozen=True)
 class FeatureExtractor:
     """A registered extractor: called like its function, so ``FEATURES[name](ctx)`` runs it.
@@ -174,6 +199,8 @@ class FeatureExtractor:
             enters the feature-cache key, so a changed stamp rebuilds.
         check: the problems with its settings (see :data:`Check`), which ``audioml
             validate`` reports; it may read files but must not import heavy libraries.
+        files: the files it reads beyond the audio (see :data:`Files`).
+        describe: a file of ``files`` as run parameters (name -> value).
     """
 
     name: str
@@ -181,6 +208,8 @@ class FeatureExtractor:
     batch: BatchExtractor | None = None
     stamp: Stamp = _no_stamp
     check: Check = _no_problems
+    files: Files = _no_files
+    describe: Callable[[Path], Mapping[str, str]] = describe_file
 
     def __call__(self, ctx: SpectralContext) -> np.ndarray | Mapping[str, float]:
         return self.extract(ctx)
@@ -198,18 +227,23 @@ def register_feature(
     batch: BatchExtractor | None = None,
     stamp: Stamp | None = None,
     check: Check | None = None,
+    files: Files | None = None,
+    describe: Callable[[Path], Mapping[str, str]] | None = None,
 ) -> Callable[[Extractor], Extractor]:
-    """Register the decorated function as extractor ``name`` (with its batch form, stamp and
-    check, if any); returns the function unchanged. Duplicate names are refused
-    (FeatureError).
+    """Register the decorated function as extractor ``name`` (with its batch form, stamp,
+    check, files and their description, if any); returns the function unchanged. Duplicate
+    names are refused (FeatureError).
 
     ``batch(contexts)`` must return what the extractor returns on each context, in order.
     """
 
     def decorator(fn: Extractor) -> Extractor:
         FEATURES.register(
-            FeatureExtractor(name, fn, batch, stamp or _no_stamp, check or _no_problems)
-        )
+            FeatureExtractor(
+                name, fn, batch, stamp or _no_stamp, check or _no_problems, files or _no_files,
+                describe or describe_file,
+            )
+        )  # fmt: skip
         return fn
 
     return decorator
@@ -262,6 +296,22 @@ def records(names: Sequence[str]) -> list[FeatureExtractor]:
         if name not in FEATURES and builtin is not None and builtin.light:
             importlib.import_module(builtin.module)
     return [FEATURES[name] for name in dict.fromkeys(names) if name in FEATURES]
+
+
+def extractor_files(features: Mapping[str, Any]) -> dict[str, tuple[Path, FeatureExtractor]]:
+    """The files the configured extractors of a features config's JSON dump read: settings
+    key -> (path, the extractor's record); see :data:`Files`."""
+    return {
+        key: (path, record)
+        for record in records(features.get("extractors", []))
+        for key, path in record.files(features).items()
+    }
+
+
+def file_artifact(key: str) -> str:
+    """The served model's artifact holding the file of settings ``key`` (``embedding.model``
+    -> ``embedding_model``, the name models logged before this hook carry too)."""
+    return key.replace(".", "_")
 
 
 def settings_problems(features: FeaturesSpec) -> list[str]:

@@ -42,10 +42,10 @@ __all__ = [
     "SignatureError",
     "cache_token",
     "describe_model",
-    "embedding_model",
     "file_sha256",
     "load_session",
     "model_check",
+    "model_files",
     "model_problem",
     "model_stamp",
     "read_signature",
@@ -267,12 +267,11 @@ def model_stamp(features: FeaturesSpec) -> dict[str, Any] | None:
     return None if features.embedding is None else cache_token(features.embedding)
 
 
-def embedding_model(features: Mapping[str, Any]) -> Path | None:
-    """The ONNX file the ``embedding`` extractor of a features config (a FeaturesSpec's JSON
-    dump, as a spec or a logged model holds it) reads, or None when it is not used."""
-    if "embedding" not in features.get("extractors", []) or not features.get("embedding"):
-        return None
-    return resolve_model_path(features["embedding"]["model"])
+def model_files(features: Mapping[str, Any]) -> dict[str, Path]:
+    """The ``embedding`` record's files: its ONNX model, under ``embedding.model``."""
+    if not features.get("embedding"):
+        return {}
+    return {"embedding.model": resolve_model_path(features["embedding"]["model"])}
 
 
 def describe_model(path: Path) -> dict[str, str]:

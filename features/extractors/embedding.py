@@ -35,8 +35,10 @@ import numpy as np
 
 from features._registry import register_feature
 from features.onnx_model import (
+    describe_model,
     load_session,
     model_check,
+    model_files,
     model_stamp,
     resolve_model_path,
     threads_for,
@@ -107,7 +109,10 @@ def embedding_many(contexts: Sequence[SpectralContext]) -> list[dict[str, float]
     return [_pooled(matrix, pooling) for matrix in matrices]
 
 
-@register_feature("embedding", batch=embedding_many, stamp=model_stamp, check=model_check)
+@register_feature(
+    "embedding", batch=embedding_many, stamp=model_stamp, check=model_check, files=model_files,
+    describe=describe_model,
+)  # fmt: skip
 def embedding(ctx: SpectralContext) -> dict[str, float]:
     """Each embedding dimension pooled over the windows: ``{"<k>_<stat>": value}``."""
     return embedding_many([ctx])[0]

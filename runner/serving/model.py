@@ -52,7 +52,6 @@ from runner.serving.limits import (
 )
 
 __all__ = [
-    "EMBEDDING_ARTIFACT",
     "MAX_AUDIO_BYTES",
     "MAX_AUDIO_SECONDS",
     "MAX_BYTES_ENV",
@@ -63,8 +62,6 @@ __all__ = [
 ]
 
 _INPUT_COLUMNS = ("audio_base64", "path")
-#: The artifact holding the ``embedding`` extractor's ONNX file, packaged with the model.
-EMBEDDING_ARTIFACT = "embedding_model"
 _bad_input = bad_input
 
 
@@ -75,9 +72,16 @@ class AudioModel(mlflow.pyfunc.PythonModel):
         with open(context.artifacts["estimator"], "rb") as fh:
             self.estimator = pickle.load(fh)
         config = json.loads(Path(context.artifacts["config"]).read_text())
-        if EMBEDDING_ARTIFACT in context.artifacts:
-            # The packaged copy, not the training path (absent where the model is served).
-            config["features"]["embedding"]["model"] = context.artifacts[EMBEDDING_ARTIFACT]
+        from features._registry import extractor_files, file_artifact
+
+        for key in extractor_files(config["features"]):
+            if file_artifact(key) in context.artifacts:
+                # The packaged copy, not the training path (absent where the model is served).
+                *parents, last = key.split(".")
+                section = config["features"]
+                for part in parents:
+                    section = section[part]
+                section[last] = context.artifacts[file_artifact(key)]
         self.setup(config, Limits.from_env())
 
     def setup(self, config: dict[str, Any], limits: Limits) -> None:

@@ -191,14 +191,16 @@ def log_lineage(tracker: Tracker, p: Prepared, opts: RunOptions) -> bool:
     return True
 
 
-def _embedding_params(features: dict[str, Any]) -> dict[str, str]:
-    """The embedding model's hash, name, signature and size, when the spec uses one."""
-    from features.onnx_model import describe_model, embedding_model
+def _file_params(features: dict[str, Any]) -> dict[str, str]:
+    """What the configured extractors say of the files they read beyond the audio (an
+    embedding model's hash, name, signature and size), as ``features.<key>_<what>``."""
+    from features._registry import extractor_files
 
-    model = embedding_model(features)
-    if model is None:
-        return {}
-    return {f"features.embedding.model_{k}": v for k, v in describe_model(model).items()}
+    return {
+        f"features.{key}_{k}": v
+        for key, (path, record) in extractor_files(features).items()
+        for k, v in record.describe(path).items()
+    }
 
 
 def log_inputs(
@@ -215,7 +217,7 @@ def log_inputs(
     may differ between the two processes)."""
     params, metrics = logged
     spec_params = flatten(opts.resolved or p.spec.model_dump(mode="json"))
-    spec_params |= _embedding_params(p.spec.features.model_dump(mode="json"))
+    spec_params |= _file_params(p.spec.features.model_dump(mode="json"))
     plan = resource_plan(p.spec).as_params()
     tracker.log_params({k: v for k, v in {**spec_params, **plan}.items() if k not in params})
     if opts.spec_text:

@@ -537,19 +537,22 @@ class Tracker:
         code_paths: list[str],
     ) -> str:
         """Log the pyfunc AudioModel under the parent run; returns its model URI."""
-        from runner.serving.model import EMBEDDING_ARTIFACT, AudioModel
+        from runner.serving.model import AudioModel
 
         artifacts = {
             "estimator": str(model_dir / "estimator.pkl"),
             "config": str(model_dir / "config.json"),
         }
-        from features.onnx_model import embedding_model
+        from features._registry import BUILTIN, extractor_files, file_artifact
 
         config = json.loads((model_dir / "config.json").read_text())
-        onnx_file = embedding_model(config.get("features") or {})
-        if onnx_file is not None:  # the model travels with the pyfunc; serving loads that copy
-            artifacts[EMBEDDING_ARTIFACT] = str(onnx_file)
-            pip_requirements = [*pip_requirements, _requirement("onnxruntime")]
+        for key, (path, record) in extractor_files(config.get("features") or {}).items():
+            # The file travels with the pyfunc; serving loads that copy, and the package
+            # that reads it (onnxruntime for a model) is required where the model is served.
+            artifacts[file_artifact(key)] = str(path)
+            needs = BUILTIN[record.name].requirement if record.name in BUILTIN else None
+            if needs is not None:
+                pip_requirements = [*pip_requirements, _requirement(needs.distribution)]
         with warnings.catch_warnings():
             # Image models log no example on purpose (they read audio; see finalize).
             warnings.filterwarnings("ignore", message=".*input example was not provided")
