@@ -32,7 +32,10 @@ _UNSET = _Unset()
 
 def shown(value: object) -> str:
     """``value`` as a message shows it: YAML's words for booleans and null, else its repr
-    (strings quoted, as scikit-learn does), cut to a readable length."""
+    (strings quoted, as scikit-learn does), cut to a readable length. A path is shown whole
+    and quoted like a string: its end names the file."""
+    if isinstance(value, os.PathLike):
+        return repr(os.fspath(value))
     if value is None or isinstance(value, bool):
         text = {None: "null", True: "true", False: "false"}[value]
     else:

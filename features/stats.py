@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from features.config import STATS
+from features.errors import format_error
 
 __all__ = ["STATS", "summarise"]
 
@@ -56,5 +57,5 @@ def summarise(frames: np.ndarray, stats: Sequence[str]) -> np.ndarray:
         if name in simple:
             out[name] = simple[name](x, axis=1)
         elif name not in out:
-            raise ValueError(f"Unknown statistic '{name}'; choose one of {', '.join(STATS)}.")
+            raise ValueError(format_error("features.stats", name, one_of=STATS))
     return np.stack([out[name] for name in stats], axis=1)

@@ -105,7 +105,8 @@ def _predict_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--uncertain-by",
         default="confidence",
-        choices=["confidence", "margin", "entropy"],
+        # Checked by PredictOptions, so a wrong value reads like every other bad input.
+        metavar="{confidence,margin,entropy}",
         help="how --uncertain ranks clips (default confidence: lowest first)",
     )
     p.add_argument("--log", action="store_true", help="record the predictions as an MLflow run")

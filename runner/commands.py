@@ -20,7 +20,7 @@ from rich.markup import escape
 
 from runner.config.loading import load_spec, resolve_spec
 from runner.config.source_registry import get_source
-from runner.errors import REPORTED, DataError
+from runner.errors import REPORTED, DataError, format_error
 from runner.resources import shipped, shipped_specs, spec_file
 
 if TYPE_CHECKING:
@@ -55,14 +55,18 @@ def check_paths(spec: ExperimentSpec, *, source: Path) -> None:
     root = Path(os.path.normpath(spec.data_root().absolute()))
     if not root.is_dir():
         what = "is a file, not a folder" if root.exists() else "does not exist"
-        raise DataError(f"{source}: data.root: '{root}' {what}; {_data_hint(spec)}")
+        hint = _data_hint(spec)
+        raise DataError(format_error("data.root", root, problem=what, hint=hint, file=source))
     if get_source(spec.data.source).needs_manifest and spec.data.manifest:
         path = root / Path(spec.data.manifest).expanduser()
         if not path.is_file():
             near = sorted(p.name for p in root.iterdir() if p.is_file())
             near = [n for n in near if not n.startswith(".")][:10]
             held = f"files in data.root: {', '.join(near)}" if near else "data.root holds no files"
-            raise DataError(f"{source}: data.manifest: file '{path}' not found; {held}")
+            problem = "is not a file"
+            raise DataError(
+                format_error("data.manifest", path, problem=problem, hint=held, file=source)
+            )
 
 
 def _data_hint(spec: ExperimentSpec) -> str:
@@ -158,7 +162,7 @@ def features(args: argparse.Namespace, console: Console) -> int:
     """Build or load the feature table, print its summary, write it with ``--out``."""
     out = getattr(args, "out", None)
     if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
-        raise DataError(f"--out {out}: write a .parquet or .csv file")
+        raise DataError(format_error("--out", out, must="a .parquet or .csv file"))
     spec = _load(args)
     from runner.data.dataset import prepare_dataset, write_table
 

@@ -17,7 +17,7 @@ import os
 from importlib.resources import files
 from pathlib import Path
 
-from runner.errors import SpecError
+from runner.errors import SpecError, format_error
 
 __all__ = ["PACKAGES", "shipped", "shipped_specs", "spec_file"]
 
@@ -88,11 +88,12 @@ def spec_file(arg: str | os.PathLike[str]) -> Path:
     bare = path.parent == Path(".") and path.suffix.lower() in ("", ".yaml", ".yml")
     if bare and path.stem in specs:
         return specs[path.stem]
-    what = "not a file, nor the name of a shipped spec" if bare else "spec file not found"
-    hint = (
-        f"; the shipped spec '{path.stem}' is named without a folder" if path.stem in specs else ""
-    )
-    raise SpecError(
-        f"{arg}: {what}{hint}; shipped specs (give the name, e.g. `audioml validate demo`): "
-        f"{', '.join(specs) or 'none found'}"
-    )
+    hint = "give a spec file, or a shipped spec by name (e.g. `audioml validate demo`)"
+    if bare:
+        what = "spec files here or shipped specs"
+        raise SpecError(format_error("SPEC", arg, one_of=specs, what=what, hint=hint))
+    if path.stem in specs:
+        hint = f"the shipped spec '{path.stem}' is named without a folder: {path.stem}"
+    else:
+        hint += f"; shipped specs: {', '.join(specs) or 'none found'}"
+    raise SpecError(format_error("SPEC", arg, problem="is not a file", hint=hint))

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner.errors import DataError
+from runner.errors import DataError, format_error
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,10 +68,13 @@ def check_files(result: SourceResult) -> None:
     paths = result.clips["path"].astype(str).tolist()
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
-        first = ", ".join(missing[:SHOWN])
+        hint = (
+            f"{len(missing)} of {len(paths)} listed audio files do not exist: "
+            + ", ".join(missing[:SHOWN])
+        )
+        where = result.source_file
         raise DataError(
-            f"{result.source_file}: {len(missing)} of {len(paths)} listed audio files do not "
-            f"exist (first: {first})"
+            format_error("path", Path(missing[0]), problem="does not exist", hint=hint, file=where)
         )
 
 
@@ -88,9 +91,11 @@ def check_rare(
         what = f"groups (data.group_column '{spec.data.group_column}')" if grouped else "clips"
         listed = ", ".join(f"'{label}' has {n}" for label, n in rare.items())
         lost = f" after {after}" if after else ""
-        raise DataError(
-            f"{source_file}: classes too rare{lost} for search.cv.folds "
-            f"{spec.search.cv.folds} with search.test_size {spec.search.test_size:g}, which "
-            f"need {need} {what} per class: {listed}; set data.min_clips_per_class to drop "
-            "them, or lower the folds"
+        must = (
+            f"classes with at least {need} {what} each{lost} for search.cv.folds "
+            f"{spec.search.cv.folds} with search.test_size {spec.search.test_size:g} "
+            f"({listed})"
         )
+        hint = "set data.min_clips_per_class to drop them, or lower the folds"
+        labels = [str(label) for label in rare.index]
+        raise DataError(format_error("label", labels, must=must, hint=hint, file=source_file))

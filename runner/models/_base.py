@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from optuna.distributions import BaseDistribution
 
+from runner.errors import format_error
 from runner.models._lazy import lazy_exports
 
 if TYPE_CHECKING:
@@ -56,10 +57,9 @@ def check_params(
     known = set(extra).union(*(space(task) for task in tasks))
     unknown = sorted(set(params) - known)
     if unknown:
-        raise ValueError(
-            f"Unknown parameter(s) {', '.join(unknown)} for model family '{family}'; "
-            f"choose one of {', '.join(sorted(known))}."
-        )
+        given = unknown[0] if len(unknown) == 1 else unknown
+        what = f"parameters of model family '{family}'"
+        raise ValueError(format_error(f"{family} params", given, one_of=sorted(known), what=what))
     return dict(params)
 
 

@@ -139,10 +139,8 @@ class ModelFamily:
                 for a classifier.
         """
         if not self.supports(task):
-            raise RegistryError(
-                f"Model family '{self.name}' does not support task '{task}'; "
-                f"it supports {', '.join(sorted(self.tasks))}."
-            )
+            what = f"tasks of model family '{self.name}'"
+            raise RegistryError(format_error("task", task, one_of=sorted(self.tasks), what=what))
         from runner.models._encoding import MetadataEncoded, log_target
 
         # A family that reads categories natively gets the raw columns and their names.
@@ -154,11 +152,13 @@ class ModelFamily:
             estimator = MetadataEncoded(estimator, metadata.numeric, metadata.categorical)
         if target_transform == "log":
             if task != "regression":
-                raise RegistryError("target_transform 'log' needs task 'regression'.")
+                must = "'none' for task 'classification'"
+                raise RegistryError(format_error("search.target_transform", "log", must=must))
             estimator = log_target(estimator)
         elif target_transform != "none":
+            one_of = ("none", "log")
             raise RegistryError(
-                f"Unknown target_transform '{target_transform}'; choose one of none, log."
+                format_error("search.target_transform", target_transform, one_of=one_of)
             )
         return estimator
 
@@ -186,10 +186,8 @@ def register_family(family: ModelFamily) -> ModelFamily:
     """Register ``family``; returns it unchanged. Duplicate names are refused."""
     unknown = set(family.tasks) - set(TASKS)
     if unknown:
-        raise RegistryError(
-            f"model family '{family.name}': unknown tasks {sorted(unknown)}; "
-            f"choose among {', '.join(TASKS)}"
-        )
+        what = f"tasks (model family '{family.name}')"
+        raise RegistryError(format_error("tasks", sorted(unknown), one_of=TASKS, what=what))
     return MODELS.register(family)
 
 

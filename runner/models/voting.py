@@ -11,6 +11,7 @@ from typing import Any
 
 from optuna.distributions import BaseDistribution, IntDistribution
 
+from runner.errors import format_error
 from runner.models._base import BOTH, check_params
 from runner.models._registry import MODELS, Ensemble, ModelFamily, register_family
 
@@ -40,15 +41,16 @@ def voting_members(
             itself, or does not support ``task``.
     """
     if not members:
-        raise ValueError("The voting family needs params['members']: [(family, params), ...].")
+        must = "a non-empty list of (family, params) pairs"
+        raise ValueError(format_error("voting params.members", members, must=must))
     estimators = []
     for index, (name, member_params) in enumerate(members):
         family = MODELS.get(name)
         if family is None or not _member_family(family):
             usable = sorted(n for n, f in MODELS.items() if _member_family(f))
-            raise ValueError(
-                f"Voting member '{name}' is not a table family; choose one of {', '.join(usable)}."
-            )
+            what = "table families"
+            key = f"voting params.members[{index}]"
+            raise ValueError(format_error(key, name, one_of=usable, what=what))
         estimator = family.make(member_params, task=task, seed=seed, balanced=balanced)
         # Index first: the same family may vote twice with different parameters.
         estimators.append((f"{index}_{name}", estimator))

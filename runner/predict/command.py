@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from runner.errors import DataError
+from runner.errors import DataError, format_error
 from runner.predict.inputs import (
     PredictInput,
     check_writable,
@@ -73,13 +73,14 @@ class PredictOptions:
     def check(self) -> None:
         """Raise DataError on option combinations that cannot work (before any work)."""
         if (self.uncertain is None) != (self.labels_out is None):
-            raise DataError("--uncertain N and --labels-out FILE.json go together")
+            missing, given = ("--labels-out", "--uncertain N")
+            if self.uncertain is None:
+                missing, given = ("--uncertain", "--labels-out FILE.json")
+            raise DataError(format_error(missing, problem=f"is needed with {given}"))
         if self.uncertain is not None and self.uncertain < 1:
-            raise DataError(f"--uncertain must be a positive count; got {self.uncertain}")
+            raise DataError(format_error("--uncertain", self.uncertain, must="an int >= 1"))
         if self.uncertain_by not in UNCERTAINTY:
-            raise DataError(
-                f"--uncertain-by '{self.uncertain_by}'; choose one of {', '.join(UNCERTAINTY)}"
-            )
+            raise DataError(format_error("--uncertain-by", self.uncertain_by, one_of=UNCERTAINTY))
 
     def outputs(self) -> list[tuple[Path, str]]:
         """Every file this run writes, with the option that names it."""
@@ -109,7 +110,8 @@ def run_predict(model: str, data: Path, opts: PredictOptions, console: Console) 
     if audio.audio_reason:
         raise DataError(f"MODEL '{loaded.uri}': {audio.audio_reason}")
     if opts.uncertain is not None and audio.config["task"] != "classification":
-        raise DataError("--uncertain: a regression model has no class probabilities to rank")
+        problem = "needs a classifier; a regression model has no class probabilities to rank"
+        raise DataError(format_error("--uncertain", opts.uncertain, problem=problem))
     table = _features(loaded, inputs, opts)
     predictions = predict_table(loaded, table.frame, inputs.clips, table.load_mel)
     skipped = table.skipped.assign(path=table.skipped["clip_id"])[["path", "reason"]]

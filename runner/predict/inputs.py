@@ -28,7 +28,7 @@ from features._atomic import TEMP_PREFIX, atomic_write
 from runner.config.spec import DataSpec
 from runner.data.sources.folder import not_a_file, scan_audio_files
 from runner.data.sources.manifest import read_delimited
-from runner.errors import DataError
+from runner.errors import DataError, format_error
 
 __all__ = ["PredictInput", "check_writable", "list_inputs", "write_csv", "write_json"]
 
@@ -71,14 +71,16 @@ def list_inputs(data: Path, *, path_column: str = "path") -> PredictInput:
         names = [p.relative_to(data).as_posix() for p in [*files, *(p for p, _ in left_out)]]
         return _clips(pd.DataFrame({"path": names}), data, data, "path")
     if not data.is_file():
-        raise DataError(f"DATA: '{data}' does not exist (give a folder, a CSV/TSV or a JSON)")
+        hint = "give a folder, a CSV/TSV or a JSON"
+        raise DataError(format_error("DATA", data, problem="does not exist", hint=hint))
     if data.suffix.lower() == ".json":
         return _clips(_json_frame(data), data.parent, data, "path")
     raw = read_delimited(data, dtype=str, keep_default_na=False)
     if path_column not in raw.columns:
         raise DataError(
-            f"{data}: no path column '{path_column}' (set --path-column); "
-            f"columns: {', '.join(map(str, raw.columns))}"
+            format_error(
+                "--path-column", path_column, one_of=raw.columns, what="columns", file=data
+            )
         )
     return _clips(raw, data.parent, data, path_column)
 
@@ -87,15 +89,16 @@ def _json_frame(path: Path) -> pd.DataFrame:
     try:
         payload = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not a readable JSON file ({exc})") from None
+        raise DataError(format_error("DATA", path, must=f"a readable JSON file ({exc})")) from None
     if isinstance(payload, dict):
         return pd.DataFrame({"path": [str(k) for k in payload]})
     if isinstance(payload, list) and all(isinstance(o, dict) and "path" in o for o in payload):
         return pd.DataFrame(payload).astype(object)
-    raise DataError(
-        f"{path}: expected an object mapping audio paths to labels "
-        '({"a.wav": "music"}) or a list of {"path": ...} objects'
+    must = (
+        'an object mapping audio paths to labels ({"a.wav": "music"}) '
+        'or a list of {"path": ...} objects'
     )
+    raise DataError(format_error("DATA", payload, must=must, file=path))
 
 
 def _clips(raw: pd.DataFrame, root: Path, source: Path, column: str) -> PredictInput:
@@ -147,15 +150,15 @@ def check_writable(path: Path, option: str) -> None:
     """
     path = Path(path).expanduser().absolute()
     if path.is_dir():
-        raise DataError(f"{option} {path}: is a folder; give a file name")
+        hint = "give a file name"
+        raise DataError(format_error(option, path, problem="is a folder", hint=hint))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=TEMP_PREFIX):
             pass
     except OSError as exc:
-        raise DataError(
-            f"{option} {path}: cannot write in {path.parent} ({exc.strerror or exc})"
-        ) from None
+        problem = f"cannot be written in {path.parent} ({exc.strerror or exc})"
+        raise DataError(format_error(option, path, problem=problem)) from None
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.errors import DataError
+from runner.errors import DataError, format_error
 
 __all__ = ["LoadedModel", "load_model", "log_predictions", "model_uri"]
 
@@ -59,7 +59,7 @@ def model_uri(model: str, overrides: list[str] | None = None) -> str:
         from runner.config.loading import load_spec
 
         if not path.is_file():
-            raise DataError(f"MODEL: spec file '{path}' not found")
+            raise DataError(format_error("MODEL", path, problem="is not a file"))
         spec = load_spec(path, overrides or [])
         return f"models:/{spec.model_name}@{spec.register.alias}"
     return model
@@ -89,7 +89,8 @@ def load_model(uri: str, tracking_uri: str) -> LoadedModel:
     except MlflowException:
         audio = None
     if not isinstance(audio, AudioModel):
-        raise DataError(f"MODEL: '{uri}' is not an audioml model (no AudioModel inside)")
+        must = "an audioml model (it holds no AudioModel)"
+        raise DataError(format_error("MODEL", uri, must=must))
     schema = pyfunc.metadata.get_input_schema()
     loaded = LoadedModel(uri, audio, list(schema.input_names()) if schema else [])
     _identify(loaded, tracking_uri)

@@ -40,5 +40,5 @@ def test_single_frame_and_order() -> None:
 
 
 def test_unknown_stat() -> None:
-    with pytest.raises(ValueError, match="Unknown statistic 'mode'"):
+    with pytest.raises(ValueError, match=r"features\.stats: 'mode' is not one of mean"):
         summarise(np.ones((1, 3)), ["mode"])

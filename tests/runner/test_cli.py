@@ -108,7 +108,7 @@ def test_a_shipped_spec_is_named_without_its_folder(workdir: Path, capsys) -> No
 def test_an_unknown_spec_name_exits_2_listing_the_shipped_ones(workdir: Path, capsys) -> None:
     assert main(["run", "genere", "-q"]) == 2
     err = capsys.readouterr().err
-    assert "genere: not a file, nor the name of a shipped spec" in err
+    assert "SPEC: 'genere' is not one of the spec files here or shipped specs:" in err
     assert "demo, gender, genre, genre_features" in err and "Traceback" not in err
     # A path whose folder is not here points at the shipped spec's name.
     assert main(["validate", "experiments/genre.yaml"]) == 2
@@ -123,5 +123,5 @@ def test_a_missing_manifest_is_refused_naming_the_spec(workdir: Path, capsys) ->
     )
     assert main(["features", str(spec), "-q"]) == 2
     err = capsys.readouterr().err
-    assert f"{spec}: data.manifest: file '{workdir / 'train.tsv'}' not found" in err
+    assert f"{spec}: data.manifest: '{workdir / 'train.tsv'}' is not a file" in err
     assert "files in data.root: cv.yaml" in err

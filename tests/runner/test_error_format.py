@@ -11,7 +11,7 @@ import pytest
 
 from runner.cli import main
 from runner.errors import RegistryError, format_error
-from runner.models import get_family
+from runner.models import get_family, input_kind
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "experiments" / "demo.yaml"
@@ -88,3 +88,52 @@ def test_format_error_shapes() -> None:
     assert len(format_error("name", "n" * 500, must="short")) < 100
     with pytest.raises(TypeError):
         format_error("a", 1)
+
+
+def _check_data(capsys: pytest.CaptureFixture, spec: Path) -> str:
+    assert main(["validate", "--check-data", str(spec)]) == 2
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "Traceback" not in text
+    return text
+
+
+def test_a_manifest_naming_a_missing_column(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "train.csv").write_text("path,genre\na.wav,rock\nb.wav,jazz\n")
+    spec = tmp_path / "genre.yaml"
+    spec.write_text(
+        "name: genre\n"
+        f"data: {{source: manifest, root: {tmp_path}, manifest: train.csv, label_column: style}}\n"
+    )
+    text = _check_data(capsys, spec)
+    expected = f"{tmp_path / 'train.csv'}: data.label_column: 'style' is not one of the columns: "
+    assert expected + "path, genre" in text
+
+
+def test_a_labels_json_with_a_bad_entry(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    labels = tmp_path / "labels.json"
+    labels.write_text('{"a.wav": "music", "b.wav": ["speech", "music"]}')
+    spec = tmp_path / "genre.yaml"
+    spec.write_text(
+        f"name: genre\ndata: {{source: labels_json, root: {tmp_path}, manifest: labels.json}}\n"
+    )
+    text = _check_data(capsys, spec)
+    assert f"{labels}: b.wav: ['speech', 'music'] must be a label (a string, a number" in text
+    labels.write_text('[{"path": "a.wav", "label": "music"}, "b.wav"]')
+    text = _check_data(capsys, spec)
+    assert f'{labels}: entry 1: \'b.wav\' must be an object {{"path": ..., "label": ...}}' in text
+
+
+def test_an_unknown_input_kind() -> None:
+    # The kind a served model's config names under "input" (a model logged by another version).
+    with pytest.raises(RegistryError) as info:
+        input_kind("spectrogram")
+    assert str(info.value) == "input: 'spectrogram' is not one of table, image, image+table"
+
+
+def test_predict_uncertain_by_nonsense(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    argv = ["predict", "models:/genre@champion", str(tmp_path), "--out", str(tmp_path / "p.csv")]
+    assert main([*argv, "--uncertain-by", "nonsense"]) == 2
+    err = capsys.readouterr().err
+    assert "--uncertain-by: 'nonsense' is not one of confidence, margin, entropy" in err
+    assert "Traceback" not in err and not (tmp_path / "p.csv").exists()

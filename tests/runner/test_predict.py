@@ -58,7 +58,9 @@ def test_data_layouts(tmp_path: Path) -> None:
     assert manifest.clips[["clip_id", "accent"]].values.tolist() == [["a/x.wav", "us"],
                                                                      ["z.mp3", "uk"]]  # fmt: skip
     assert manifest.duplicates == 1
-    with pytest.raises(DataError, match=r"no path column 'path'.*file, accent"):
+    with pytest.raises(
+        DataError, match=r"--path-column: 'path' is not one of the columns: file, accent"
+    ):
         list_inputs(tmp_path / "m.tsv")
 
     (tmp_path / "labels.json").write_text(json.dumps({"a/x.wav": "music", "/abs/q.wav": "x"}))
@@ -99,7 +101,7 @@ def test_unwritable_out_is_refused_before_any_work(workdir: Path, capsys) -> Non
     base = ["predict", "models:/absent@champion", "data", "-q"]
     assert main([*base, "--out", "file/p.csv"]) == 2
     err = capsys.readouterr().err
-    assert f"--out {workdir / 'file' / 'p.csv'}: cannot write in" in err
+    assert f"--out: '{workdir / 'file' / 'p.csv'}' cannot be written in" in err
     assert "cannot load" not in err  # refused before the model, so before extraction
     assert main([*base, "--out", "data"]) == 2
     assert "is a folder; give a file name" in capsys.readouterr().err

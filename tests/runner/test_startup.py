@@ -83,7 +83,7 @@ PREDICT_HEAVY = (*(m for m in HEAVY if m != "pandas"), "optuna")
         ),
         pytest.param(
             ["predict", "models:/m@champion", ".", "--out", "p.csv", "--uncertain", "3"],
-            PREDICT_HEAVY, ["--uncertain N and --labels-out"], id="predict-bad-flags",
+            PREDICT_HEAVY, ["--labels-out: is needed with --uncertain N"], id="predict-bad-flags",
         ),
     ],
 )  # fmt: skip

@@ -131,7 +131,8 @@ def test_check_data_rare_classes_without_groups(tmp_path: Path, capsys) -> None:
     assert code == 2
     out = capsys.readouterr().out
     # demo.yaml: 4 folds and a quarter held out need 5 clips per class
-    assert "need 5 clips per class: 'noise' has 2, 'music' has 4, 'speech' has 4" in out
+    assert "label: ['noise', 'music', 'speech'] must be classes with at least 5 clips" in out
+    assert "('noise' has 2, 'music' has 4, 'speech' has 4)" in out
     assert "data.min_clips_per_class" in out
 
 
@@ -158,7 +159,7 @@ def test_labels_json_that_is_not_utf8(workdir: Path, capsys) -> None:
     assert "data.manifest: " in capsys.readouterr().out
     assert main(["run", str(DEMO), "-q", *sets]) == 2
     err = capsys.readouterr().err
-    assert f"data.manifest: {root / 'labels.json'} is not UTF-8 text (byte 0xfa" in err
+    assert f"data.manifest: '{root / 'labels.json'}' must be UTF-8 text (byte 0xfa" in err
     assert _no_store(workdir)
 
 

@@ -8,15 +8,16 @@ on the raw columns, then hands a frame with ``label`` and ``group`` columns to
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from runner.errors import DataError
 from runner.config.spec import ExperimentSpec
 from runner.data.checks import min_units_per_class, units_per_class
+from runner.errors import DataError, format_error
 
 __all__ = [
     "REPORT_KEYS",
@@ -99,7 +100,7 @@ def resolve_root(spec: ExperimentSpec, base: Path | None) -> Path:
     root = Path(os.path.normpath(spec.data_root(base).absolute()))
     if not root.is_dir():
         what = "is a file, not a folder" if root.exists() else "does not exist"
-        raise DataError(f"data.root: '{root}' {what}")
+        raise DataError(format_error("data.root", root, problem=what))
     return root
 
 
@@ -108,18 +109,27 @@ def resolve_in_root(root: Path, name: str, key: str) -> Path:
     path = root / Path(name).expanduser()
     if not path.is_file():
         near = sorted(p.name for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
-        hint = f"; files in root: {', '.join(near[:10])}" if near else "; root holds no files"
-        raise DataError(f"{key}: file '{path}' not found{hint}")
+        hint = (
+            f"files in data.root: {', '.join(near[:10])}" if near else "data.root holds no files"
+        )
+        raise DataError(format_error(key, path, problem="is not a file", hint=hint))
     return path
 
 
-def check_columns(frame: pd.DataFrame, columns: dict[str, str | None], source: Path) -> None:
-    """Raise DataError when a column a spec key names is absent; lists the available ones."""
-    for key, column in columns.items():
+def check_columns(
+    frame: pd.DataFrame, columns: Iterable[tuple[str, str | None]], source: Path
+) -> None:
+    """Raise DataError when a column a spec key names is absent; lists the available ones.
+
+    Args:
+        frame: the table read from ``source``.
+        columns: ``(spec key, column)`` pairs; a None column is not asked for.
+        source: the file read, named in the message.
+    """
+    for key, column in columns:
         if column is not None and column not in frame.columns:
             raise DataError(
-                f"{key}: column '{column}' not in {source}; "
-                f"available columns: {', '.join(map(str, frame.columns))}"
+                format_error(key, column, one_of=frame.columns, what="columns", file=source)
             )
 
 
@@ -136,7 +146,7 @@ def apply_filters(
 ) -> pd.DataFrame:
     """Keep the rows whose ``data.filters`` columns hold one of the allowed values."""
     filters = spec.data.filters
-    check_columns(frame, {f"data.filters.{c}": c for c in filters}, source)
+    check_columns(frame, ((f"data.filters.{c}", c) for c in filters), source)
     keep = np.ones(len(frame), dtype=bool)
     for column, allowed in filters.items():
         values = frame[column].astype("string").str.strip()
@@ -180,9 +190,10 @@ def finalize(
 def _check_unique_ids(frame: pd.DataFrame, source: Path) -> None:
     dup = frame["clip_id"][frame["clip_id"].duplicated()]
     if len(dup):
+        problem = f"is listed more than once ({len(dup)} repeated clips)"
+        hint = "each clip must appear once"
         raise DataError(
-            f"{source}: {len(dup)} clips are listed more than once, e.g. '{dup.iloc[0]}'; "
-            "each clip must appear once"
+            format_error("clip_id", dup.iloc[0], problem=problem, hint=hint, file=source)
         )
 
 
@@ -192,23 +203,27 @@ def _numeric_labels(frame: pd.DataFrame, source: Path, label_from: str) -> pd.Se
     bad = np.flatnonzero(values.isna().to_numpy())
     if len(bad):
         pos = int(bad[0])
+        where = f"row {frame.index[pos] + 1}, {label_from}"
         raise DataError(
-            f"{source}: {label_from} must be numeric for task 'regression'; "
-            f"row {frame.index[pos] + 1} (clip '{frame['clip_id'].iloc[pos]}') "
-            f"has {frame['label'].iloc[pos]!r}"
+            format_error(
+                where,
+                frame["label"].iloc[pos],
+                must="a number for task 'regression'",
+                hint=f"clip '{frame['clip_id'].iloc[pos]}'",
+                file=source,
+            )
         )
     return values.astype(float)
 
 
 def _check_classes(frame: pd.DataFrame, source: Path, label_from: str) -> None:
     if frame.empty:
-        raise DataError(f"{source}: no labelled clips left after dropping and filtering")
+        problem = "no labelled clips left after dropping and filtering"
+        raise DataError(format_error(label_from, problem=problem, file=source))
     classes = sorted(frame["label"].unique())
     if len(classes) < 2:
-        raise DataError(
-            f"{source}: classification needs at least 2 classes in {label_from}; "
-            f"found only {classes!r} in {len(frame)} clips"
-        )
+        must = f"at least 2 classes for task 'classification' (found in {len(frame)} clips)"
+        raise DataError(format_error(label_from, classes, must=must, file=source))
 
 
 def _drop_rare(frame: pd.DataFrame, spec: ExperimentSpec, report: dict) -> pd.DataFrame:
@@ -270,8 +285,8 @@ def metadata_columns(frame: pd.DataFrame, spec: ExperimentSpec, source: Path) ->
         DataError: a column is absent, or a numeric one holds a value that is not a number.
     """
     meta = spec.data.metadata
-    check_columns(frame, {f"data.metadata.numeric ({c})": c for c in meta.numeric}, source)
-    check_columns(frame, {f"data.metadata.categorical ({c})": c for c in meta.categorical}, source)
+    check_columns(frame, (("data.metadata.numeric", c) for c in meta.numeric), source)
+    check_columns(frame, (("data.metadata.categorical", c) for c in meta.categorical), source)
     frame = frame.copy()
     for column in meta.numeric:
         text = frame[column].astype("string").str.strip().replace("", pd.NA)
@@ -279,10 +294,10 @@ def metadata_columns(frame: pd.DataFrame, spec: ExperimentSpec, source: Path) ->
         bad = np.flatnonzero((values.isna() & text.notna()).to_numpy(dtype=bool))
         if len(bad):
             pos = int(bad[0])
-            raise DataError(
-                f"data.metadata.numeric: column '{column}' of {source} must hold numbers; "
-                f"row {frame.index[pos] + 1} has {text.iloc[pos]!r} ({len(bad)} such rows)"
-            )
+            where = f"row {frame.index[pos] + 1}, column '{column}'"
+            must = "a number (data.metadata.numeric)"
+            hint = f"{len(bad)} such rows"
+            raise DataError(format_error(where, text.iloc[pos], must=must, hint=hint, file=source))
         frame[column] = values.astype(float)
     for column in meta.categorical:
         frame[column] = frame[column].astype(object)

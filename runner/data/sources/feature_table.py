@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from runner.errors import DataError
+from runner.config.spec import ExperimentSpec
 from runner.data.sources._common import (
     SourceResult,
     check_columns,
@@ -22,7 +22,7 @@ from runner.data.sources._common import (
     select_rows,
 )
 from runner.data.sources.manifest import group_values, read_delimited
-from runner.config.spec import ExperimentSpec
+from runner.errors import DataError, format_error
 
 __all__ = ["load_feature_table", "read_table"]
 
@@ -35,7 +35,8 @@ def read_table(path: Path, text_columns: list[str]) -> pd.DataFrame:
         try:
             return pd.read_parquet(path)
         except (OSError, ValueError) as exc:
-            raise DataError(f"{path}: cannot be read as Parquet ({exc})") from None
+            must = f"a Parquet file ({exc})"
+            raise DataError(format_error("data.manifest", path, must=must)) from None
     # Only the columns that exist may be named in dtype=; read the header first.
     header = read_delimited(path, nrows=0).columns
     dtypes = {c: str for c in text_columns if c in header}
@@ -63,11 +64,11 @@ def load_feature_table(spec: ExperimentSpec, *, base: Path | None = None) -> Sou
     raw = read_table(path, text + ([data.group_column] if data.group_column else []))
     check_columns(
         raw,
-        {
-            "data.label_column": label_col,
-            "data.group_column": data.group_column,
-            **{f"data.drop_columns ({c})": c for c in data.drop_columns},
-        },
+        [
+            ("data.label_column", label_col),
+            ("data.group_column", data.group_column),
+            *(("data.drop_columns", c) for c in data.drop_columns),
+        ],
         path,
     )
     raw, report = select_rows(raw, spec, path, label_column=label_col)
@@ -91,11 +92,12 @@ def _table(raw: pd.DataFrame, spec: ExperimentSpec, path: Path) -> pd.DataFrame:
     features = raw[[c for c in raw.columns if c not in used]]
     bad = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if bad:
-        raise DataError(
-            f"{path}: non-numeric columns {', '.join(map(str, bad))} are not features; "
-            f"add them to data.drop_columns, data.metadata.categorical (or name them as "
-            f"data.label_column / data.group_column)"
+        hint = (
+            "add them to data.drop_columns, data.metadata.categorical (or name them as "
+            "data.label_column / data.group_column)"
         )
+        problem = "are not numeric, so not features"
+        raise DataError(format_error("columns", bad, problem=problem, hint=hint, file=path))
     out = pd.DataFrame(
         {
             "clip_id": list(ids),

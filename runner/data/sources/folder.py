@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from runner.errors import DataError
+from runner.config.spec import ExperimentSpec
 from runner.data.sources._common import (
     SourceResult,
     finalize,
     resolve_root,
     select_rows,
 )
-from runner.config.spec import ExperimentSpec
+from runner.errors import DataError, format_error
 
 __all__ = ["list_audio_files", "load_folder", "not_a_file", "scan_audio_files"]
 
@@ -83,10 +83,9 @@ def load_folder(spec: ExperimentSpec, *, base: Path | None = None) -> SourceResu
         for path in list_audio_files(class_dir, spec.data.extensions):
             rows.append((path.relative_to(root).as_posix(), str(path), class_dir.name))
     if not rows:
-        raise DataError(
-            f"data.root: no audio files in class sub-folders of '{root}' "
-            f"(looked for {', '.join(spec.data.extensions)}; set data.extensions to change)"
-        )
+        problem = f"holds no {', '.join(spec.data.extensions)} files in class sub-folders"
+        hint = "set data.extensions to look for others"
+        raise DataError(format_error("data.root", root, problem=problem, hint=hint))
     raw = pd.DataFrame(rows, columns=["clip_id", "path", "label"])
     raw, report = select_rows(raw, spec, root, label_column=None)
     raw["group"] = pd.Series([None] * len(raw), index=raw.index, dtype=object)
@@ -102,7 +101,6 @@ def _hint_one_class(root: Path, only: str) -> None:
     """One class folder holding more folders usually means root is one level too high."""
     inner = sorted(p.name for p in (root / only).iterdir() if p.is_dir())
     if inner:
-        raise DataError(
-            f"data.root: '{root}' has a single class folder '{only}' with sub-folders "
-            f"({', '.join(inner[:5])}); did you mean data.root: {root / only}?"
-        )
+        problem = f"has a single class folder '{only}' with sub-folders ({', '.join(inner[:5])})"
+        hint = f"did you mean data.root: {root / only}?"
+        raise DataError(format_error("data.root", root, problem=problem, hint=hint))

@@ -12,12 +12,18 @@ from typing import Any
 
 import pandas as pd
 
-from runner.errors import DataError
+from runner.config.spec import ExperimentSpec
 from runner.data.sources._common import SourceResult, resolve_in_root, resolve_root
 from runner.data.sources.manifest import build_clips
-from runner.config.spec import ExperimentSpec
+from runner.errors import DataError, format_error
 
 __all__ = ["load_labels_json"]
+
+#: The accepted shapes of the file, as a message names them.
+_SHAPES = (
+    'an object mapping audio paths to labels ({"a.wav": "music"}) '
+    'or a list of {"path": ..., "label": ...} objects'
+)
 
 
 def load_labels_json(spec: ExperimentSpec, *, base: Path | None = None) -> SourceResult:
@@ -31,12 +37,11 @@ def load_labels_json(spec: ExperimentSpec, *, base: Path | None = None) -> Sourc
     try:
         payload = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
+        raise DataError(format_error("data.manifest", path, must=f"JSON ({exc})")) from None
     except UnicodeDecodeError as exc:
-        raise DataError(
-            f"data.manifest: {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
-            f"offset {exc.start}); save it as UTF-8"
-        ) from None
+        must = f"UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        hint = "save it as UTF-8"
+        raise DataError(format_error("data.manifest", path, must=must, hint=hint)) from None
     raw = _frame(payload, path)
     # The JSON names its own keys, so the spec's column names do not apply here.
     data = spec.data.model_copy(update={"path_column": "path", "label_column": "label"})
@@ -45,18 +50,23 @@ def load_labels_json(spec: ExperimentSpec, *, base: Path | None = None) -> Sourc
 
 def _frame(payload: Any, path: Path) -> pd.DataFrame:
     if isinstance(payload, dict):
+        for name, label in payload.items():
+            if isinstance(label, (dict, list)):
+                must = "a label (a string, a number or null)"
+                raise DataError(format_error(name, label, must=must, file=path))
         rows = [(str(k), None if v is None else str(v)) for k, v in payload.items()]
         return pd.DataFrame(rows, columns=["path", "label"], dtype=object)
-    if isinstance(payload, list) and all(isinstance(item, dict) for item in payload):
-        frame = pd.DataFrame(payload)
-        missing = [c for c in ("path", "label") if c not in frame.columns]
-        if missing:
-            raise DataError(
-                f"{path}: every object needs keys 'path' and 'label'; missing {', '.join(missing)}"
-            )
-        # Text like a manifest read with dtype=str, so labels and filters compare as strings.
-        return frame.map(lambda v: None if v is None or v != v else str(v))
-    raise DataError(
-        f"{path}: expected an object mapping audio paths to labels "
-        '({"a.wav": "music"}) or a list of {"path": ..., "label": ...} objects'
-    )
+    if not isinstance(payload, list):
+        raise DataError(format_error("data.manifest", payload, must=_SHAPES, file=path))
+    for i, item in enumerate(payload):
+        if not isinstance(item, dict):
+            must = 'an object {"path": ..., "label": ...}'
+            raise DataError(format_error(f"entry {i}", item, must=must, file=path))
+    frame = pd.DataFrame(payload)
+    missing = [c for c in ("path", "label") if c not in frame.columns]
+    if missing:
+        # The key is absent from every entry (an entry without a label is dropped, not wrong).
+        must = f"an object with keys 'path' and 'label' (missing {', '.join(missing)})"
+        raise DataError(format_error("entry 0", payload[0], must=must, file=path))
+    # Text like a manifest read with dtype=str, so labels and filters compare as strings.
+    return frame.map(lambda v: None if v is None or v != v else str(v))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from runner.errors import DataError
+from runner.config.spec import ExperimentSpec
 from runner.data.sources._common import (
     SourceResult,
     check_columns,
@@ -19,7 +19,7 @@ from runner.data.sources._common import (
     resolve_root,
     select_rows,
 )
-from runner.config.spec import ExperimentSpec
+from runner.errors import DataError, format_error
 
 __all__ = ["build_clips", "group_values", "load_manifest", "read_delimited", "sniff_delimiter"]
 
@@ -50,9 +50,10 @@ def read_delimited(path: Path, **kwargs: Any) -> pd.DataFrame:
     try:
         return pd.read_csv(path, sep=sep, quoting=quoting, encoding="utf-8-sig", **kwargs)
     except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty") from None
+        raise DataError(format_error("data.manifest", path, problem="is empty")) from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"{path}: cannot be read as a {_kind(sep)} file ({exc})") from None
+        must = f"a {_kind(sep)} file ({exc})"
+        raise DataError(format_error("data.manifest", path, must=must)) from None
 
 
 def _kind(sep: str) -> str:
@@ -83,11 +84,11 @@ def build_clips(
     label_col = data.label_column or "label"
     check_columns(
         raw,
-        {
-            "data.path_column": data.path_column,
-            "data.label_column": label_col,
-            "data.group_column": data.group_column,
-        },
+        [
+            ("data.path_column", data.path_column),
+            ("data.label_column", label_col),
+            ("data.group_column", data.group_column),
+        ],
         source,
     )
     raw, report = select_rows(raw, spec, source, label_column=label_col)
