@@ -15,7 +15,16 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from features._registry import FEATURES, ensure_loaded, register_feature
+from features._atomic import TEMP_PREFIX, atomic_write
+from features._registry import (
+    BUILTIN,
+    FEATURES,
+    ensure_loaded,
+    extractor_files,
+    file_artifact,
+    register_feature,
+    settings_problems,
+)
 from features.config import ALL_EXTRACTORS, VOICE_EXTRACTORS, FeaturesSpec, SegmentsSpec
 
 # The rest loads librosa, scipy and pandas: imported on first use, so that the spec (and with
@@ -41,17 +50,23 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ALL_EXTRACTORS",
+    "BUILTIN",
     "FEATURES",
+    "TEMP_PREFIX",
     "VOICE_EXTRACTORS",
     "FeatureTable",
     "FeaturesSpec",
     "SegmentsSpec",
     "SpectralContext",
+    "atomic_write",
     "build_table",
     "decode_audio",
     "ensure_loaded",
     "extract_signal",
+    "extractor_files",
     "feature_layout",
+    "file_artifact",
     "register_feature",
     "segment_signal",
+    "settings_problems",
 ]

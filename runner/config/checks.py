@@ -119,7 +119,7 @@ def _features(spec: ExperimentSpec) -> Iterator[str]:
         )  # fmt: skip
     # Each configured extractor's own check (the embedding loads its model once: a missing,
     # damaged or misfitting file stops here).
-    from features._registry import settings_problems
+    from features import settings_problems
 
     yield from settings_problems(f)
 

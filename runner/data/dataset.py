@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from runner.errors import DataError
-from runner.models._inputs import METADATA_GROUP, ColumnRoles, Rows
+from runner.models import METADATA_GROUP, ColumnRoles, Rows
 from runner.data.sources import SourceResult
 from runner.config.spec import ExperimentSpec
 from runner.data.splits import SPLIT_PROBLEM
@@ -202,7 +202,7 @@ def write_table(ds: Dataset, path: Path) -> Path:
     The columns are ``clip_id, segment, label, group`` then the features in table order,
     so the file reads back as a ``feature_table`` source (as GTZAN's features_30_sec.csv).
     """
-    from features._atomic import atomic_write
+    from features import atomic_write
 
     ids = [c for c in ID_COLUMNS if c in ds.frame.columns]
     frame = ds.frame[[*ids, *ds.feature_columns]]

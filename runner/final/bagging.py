@@ -91,7 +91,7 @@ def choose_form(
 
 def bagged_estimator(models: Sequence[Any], task: str, classes: Sequence | None) -> Any:
     """A fitted :class:`runner.models._bagged.BaggedModel` of one trial's fold models."""
-    from runner.models._bagged import BaggedModel
+    from runner.models import BaggedModel
 
     return BaggedModel(models, task, classes).fit(None)
 

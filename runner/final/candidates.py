@@ -141,7 +141,7 @@ def _labels(selection: Selection, trials: dict) -> dict[str, float]:
 def _members(p: Any, numbers: list[int], trials: dict, threads: int) -> tuple:
     """The trials' unfitted members, the union of their columns, and how they fit: side by
     side (``jobs``), the cores split between them (``each``)."""
-    from runner.models._weighted_ensemble import EnsembleMember
+    from runner.models import EnsembleMember
 
     setups = [decode_params(trials[n].params, trials[n].user_attrs) for n in numbers]
     jobs = min(len(numbers), threads) if all(fits_in_threads(s) for s in setups) else 1
@@ -157,7 +157,7 @@ def _members(p: Any, numbers: list[int], trials: dict, threads: int) -> tuple:
 
 
 def _ensemble(p: Any, selection: Selection, trials: dict, threads: int) -> FinalModel:
-    from runner.models._weighted_ensemble import WeightedEnsemble
+    from runner.models import WeightedEnsemble
 
     ranked = _ranked(selection)
     numbers = [n for n, _ in ranked]
@@ -193,7 +193,7 @@ def _log_selection(
 def _stacked(p: Any, stack: Any, trials: dict, threads: int) -> FinalModel:
     """The stacked candidate: the members refit (or bagged) and the stacker fitted on their
     out-of-fold predictions."""
-    from runner.models._stacked import StackedModel
+    from runner.models import StackedModel
 
     numbers = [o.number for o in stack.members]
     members, union, jobs, each = _members(p, numbers, trials, threads)

@@ -23,8 +23,7 @@ import pandas as pd
 
 from runner.final.ensemble import Oof
 from runner.metrics import greater_is_better, score_all
-from runner.models._predict import predict_rows
-from runner.models._stacked import stack_inputs
+from runner.models import predict_rows, stack_inputs
 from runner.search.evaluation import CvResult
 
 __all__ = [

@@ -36,15 +36,25 @@ from runner.models._registry import (
 )
 from runner.models._space import SEARCH_SPACES_DIR, narrow_space, resolve_space
 
-# Importance reads fitted models (scikit-learn, pandas): imported on first use.
-_importance = lazy_exports(
+# These read fitted models or tables (scikit-learn, pandas): imported on first use.
+_exports = lazy_exports(
     __name__,
-    {name: "runner.models.importance" for name in ("feature_importance", "importance_by_group")},
+    {
+        "feature_importance": "runner.models.importance",
+        "importance_by_group": "runner.models.importance",
+        "aggregate_clips": "runner.models._predict",
+        "predict_rows": "runner.models._predict",
+        "BaggedModel": "runner.models._bagged",
+        "EnsembleMember": "runner.models._weighted_ensemble",
+        "WeightedEnsemble": "runner.models._weighted_ensemble",
+        "StackedModel": "runner.models._stacked",
+        "stack_inputs": "runner.models._stacked",
+    },
 )
 
 
 def __getattr__(name: str) -> Any:
-    return _importance(name)
+    return _exports(name)
 
 
 __all__ = [
@@ -57,20 +67,27 @@ __all__ = [
     "SEARCH_SPACES_DIR",
     "TABLE",
     "TASKS",
+    "BaggedModel",
     "ColumnRoles",
     "Ensemble",
+    "EnsembleMember",
     "ImageTable",
     "InputKind",
     "Inputs",
     "ModelFamily",
     "Rows",
+    "StackedModel",
+    "WeightedEnsemble",
+    "aggregate_clips",
     "ensure_loaded",
     "feature_importance",
     "get_family",
     "importance_by_group",
     "input_kind",
     "narrow_space",
+    "predict_rows",
     "register_family",
     "register_input_kind",
     "resolve_space",
+    "stack_inputs",
 ]

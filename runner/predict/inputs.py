@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features._atomic import TEMP_PREFIX, atomic_write
+from features import TEMP_PREFIX, atomic_write
 from runner.config.spec import DataSpec
 from runner.data.sources.folder import not_a_file, scan_audio_files
 from runner.data.sources.manifest import read_delimited

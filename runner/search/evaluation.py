@@ -19,8 +19,7 @@ from threadpoolctl import threadpool_limits
 from runner.data.splits import Split
 from runner.errors import TrialFailed
 from runner.metrics import greater_is_better, score_all
-from runner.models._inputs import Inputs
-from runner.models._predict import aggregate_clips, predict_rows
+from runner.models import Inputs, aggregate_clips, predict_rows
 from runner.search.fold_gate import FoldGate, OutOfTime
 
 __all__ = [

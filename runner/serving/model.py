@@ -72,7 +72,7 @@ class AudioModel(mlflow.pyfunc.PythonModel):
         with open(context.artifacts["estimator"], "rb") as fh:
             self.estimator = pickle.load(fh)
         config = json.loads(Path(context.artifacts["config"]).read_text())
-        from features._registry import extractor_files, file_artifact
+        from features import extractor_files, file_artifact
 
         for key in extractor_files(config["features"]):
             if file_artifact(key) in context.artifacts:
@@ -271,7 +271,7 @@ class AudioModel(mlflow.pyfunc.PythonModel):
     # -- outputs -----------------------------------------------------------------------
     def _raw_predict(self, X: np.ndarray) -> np.ndarray:
         """Predictions (regression) or probabilities in the training class order."""
-        from runner.models._predict import predict_rows
+        from runner.models import predict_rows
 
         task, classes = self.config["task"], self.config["classes"]
         pred, proba = predict_rows(self.estimator, X, task=task, classes=classes)
@@ -279,7 +279,7 @@ class AudioModel(mlflow.pyfunc.PythonModel):
 
     def _finish(self, raw: np.ndarray, owner: np.ndarray) -> pd.DataFrame:
         """Aggregate segment rows to one row per input row (the same rule as training)."""
-        from runner.models._predict import aggregate_clips
+        from runner.models import aggregate_clips
 
         if self.config["task"] == "regression":
             _, pred, _ = aggregate_clips(owner, raw, None)

@@ -24,8 +24,7 @@ from runner.faults import pause_point
 from runner.final.candidates import FinalModel, choose_final
 from runner.final.clock import PLOT_S, FinalClock, log_final_importance
 from runner.metrics import score_all
-from runner.models import Inputs
-from runner.models._predict import aggregate_clips, predict_rows
+from runner.models import Inputs, aggregate_clips, predict_rows
 from runner.search.objective import trials_frame
 from runner.tracking import plots
 from runner.tracking.gate import score_champion

@@ -194,7 +194,7 @@ def log_lineage(tracker: Tracker, p: Prepared, opts: RunOptions) -> bool:
 def _file_params(features: dict[str, Any]) -> dict[str, str]:
     """What the configured extractors say of the files they read beyond the audio (an
     embedding model's hash, name, signature and size), as ``features.<key>_<what>``."""
-    from features._registry import extractor_files
+    from features import extractor_files
 
     return {
         f"features.{key}_{k}": v

@@ -23,7 +23,7 @@ from features.config import RUNTIME_KEYS
 from runner.config.source_registry import get_source
 from runner.data.dataset import cache_dir_for, targets
 from runner.metrics import score_all
-from runner.models._predict import aggregate_clips, predict_rows
+from runner.models import aggregate_clips, predict_rows
 
 __all__ = ["ChampionScore", "score_champion"]
 

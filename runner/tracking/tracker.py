@@ -543,7 +543,7 @@ class Tracker:
             "estimator": str(model_dir / "estimator.pkl"),
             "config": str(model_dir / "config.json"),
         }
-        from features._registry import BUILTIN, extractor_files, file_artifact
+        from features import BUILTIN, extractor_files, file_artifact
 
         config = json.loads((model_dir / "config.json").read_text())
         for key, (path, record) in extractor_files(config.get("features") or {}).items():
