@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel
-from pydantic_core import PydanticUndefined
+from pydantic.fields import PydanticUndefined
 
 from runner.config.spec import ExperimentSpec
 from runner.resources import shipped
