@@ -20,6 +20,8 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
+from runner.errors import format_error
+
 __all__ = [
     "MAX_AUDIO_BYTES",
     "MAX_AUDIO_SECONDS",
@@ -54,12 +56,13 @@ def _env_number(name: str, default: float, kind: type) -> float:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
+    expected = f"{'an int' if kind is int else 'a number'} > 0"
     try:
         value = kind(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r}: not a number") from None
+        raise ValueError(format_error(name, raw, must=expected)) from None
     if value <= 0:
-        raise ValueError(f"{name}={raw!r}: must be greater than 0")
+        raise ValueError(format_error(name, raw, must=expected))
     return value
 
 
@@ -78,7 +81,7 @@ class Limits:
         """Read the limits from the environment (a bad value stops the server from starting)."""
         root = os.environ.get(SERVE_ROOT_ENV) or None
         if root is not None and not Path(root).is_dir():
-            raise ValueError(f"{SERVE_ROOT_ENV}={root}: not a directory")
+            raise ValueError(format_error(SERVE_ROOT_ENV, Path(root), must="a directory"))
         return cls(
             max_bytes=int(_env_number(MAX_BYTES_ENV, MAX_AUDIO_BYTES, int)),
             max_seconds=float(_env_number(MAX_SECONDS_ENV, MAX_AUDIO_SECONDS, float)),

@@ -153,12 +153,15 @@ def test_limits_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     limits = Limits.from_env()
     assert limits.max_bytes == 123 and limits.root == tmp_path.resolve()
     monkeypatch.setenv("AUDIOML_SERVE_ROOT", str(tmp_path / "absent"))
-    with pytest.raises(ValueError, match="not a directory"):
+    with pytest.raises(ValueError, match=r"AUDIOML_SERVE_ROOT: '.*absent' must be a directory"):
         Limits.from_env()
     monkeypatch.delenv("AUDIOML_SERVE_ROOT")
     assert Limits.from_env().root is None, "files on the server are off by default"
     monkeypatch.setenv("AUDIOML_MAX_AUDIO_BYTES", "lots")
-    with pytest.raises(ValueError, match="not a number"):
+    with pytest.raises(ValueError, match=r"AUDIOML_MAX_AUDIO_BYTES: 'lots' must be an int > 0"):
+        Limits.from_env()
+    monkeypatch.setenv("AUDIOML_MAX_AUDIO_BYTES", "0")
+    with pytest.raises(ValueError, match=r"AUDIOML_MAX_AUDIO_BYTES: '0' must be an int > 0"):
         Limits.from_env()
 
 
