@@ -20,7 +20,7 @@ from sklearn.model_selection import (
     train_test_split,
 )
 
-from runner.errors import DataError
+from runner.errors import DataError, format_error
 
 __all__ = ["SPLIT_PROBLEM", "Split", "cv_folds", "holdout_split"]
 
@@ -58,7 +58,11 @@ def holdout_split(frame: pd.DataFrame, *, test_size: float, task: str, seed: int
     except ValueError as exc:  # too few clips or groups of a class for scikit-learn
         if SPLIT_PROBLEM in frame.attrs:  # the cause, as `validate --check-data` names it
             raise DataError(frame.attrs[SPLIT_PROBLEM]) from None
-        raise DataError(f"cannot cut a stratified test split of {test_size}: {exc}") from None
+        raise DataError(
+            format_error(
+                "search.test_size", test_size, problem=f"cannot cut the test split: {exc}"
+            )
+        ) from None
     test_clips = units.index.to_numpy()[np.sort(test_idx)]
     test = _rows_of(frame, test_clips)
     train = np.setdiff1d(np.arange(len(frame)), test)
@@ -85,15 +89,13 @@ def check_folds(frame: pd.DataFrame, *, folds: int, task: str) -> None:
     if task == "classification":
         counts = units["label"].value_counts()
         if counts.min() < folds:
-            raise DataError(
-                f"class '{counts.idxmin()}' has {counts.min()} clips in the training split, "
-                f"fewer than search.cv.folds={folds}; add clips or lower the folds"
-            )
+            fewest = f"at most {counts.min()}, the clips of class '{counts.idxmin()}' in training"
+            hint = "add clips or lower the folds"
+            raise DataError(format_error("search.cv.folds", folds, must=fewest, hint=hint))
     if units["group"].nunique() < folds:
-        raise DataError(
-            f"only {units['group'].nunique()} groups in the training split for "
-            f"search.cv.folds={folds}"
-        )
+        fewest = f"at most {units['group'].nunique()}, the groups in training"
+        hint = "add groups or lower the folds"
+        raise DataError(format_error("search.cv.folds", folds, must=fewest, hint=hint))
 
 
 def cv_folds(frame: pd.DataFrame, *, folds: int, task: str, seed: int) -> list[Split]:

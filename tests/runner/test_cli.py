@@ -62,7 +62,8 @@ def test_too_few_usable_clips_exit_2_without_a_run(workdir: Path, dataset: Path,
     code = main(["run", str(_spec(workdir, dataset, folds=8)), "-q"])
     assert code == 2
     err = capsys.readouterr().err
-    assert "fewer than search.cv.folds=8" in err and "Traceback" not in err
+    assert "search.cv.folds: 8 must be at most" in err and "Traceback" not in err
+    assert "the clips of class" in err and "; add clips or lower the folds" in err
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     assert client.get_experiment_by_name("cli-test") is None
 
