@@ -20,7 +20,7 @@ import sqlite3
 import uuid
 from pathlib import Path
 
-from runner.errors import DataError, RunnerError
+from runner.errors import DataError, RunnerError, format_error
 
 __all__ = [
     "StoreError",
@@ -144,16 +144,16 @@ def check_cache_dir(cache_dir: Path, *, key: str = "features.cache_dir") -> None
     """
     path = Path(cache_dir)
     if path.exists() and not path.is_dir():
-        raise DataError(
-            f"{key}: '{path}' is a file, not a folder. Move it aside (mv '{path}' "
-            f"'{path}.aside') or set {key} to a folder"
-        )
+        hint = f"move it aside (mv '{path}' '{path}.aside') or set {key} to a folder"
+        raise DataError(format_error(key, path, problem="is a file, not a folder", hint=hint))
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DataError(f"{key}: cannot create folder '{path}' ({exc.strerror})") from None
+        problem = f"cannot be created as a folder ({exc.strerror})"
+        raise DataError(format_error(key, path, problem=problem)) from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise DataError(f"{key}: folder '{path}' is not writable; set {key} to one that is")
+        hint = f"set {key} to one that is"
+        raise DataError(format_error(key, path, must="a writable folder", hint=hint))
 
 
 def check_study_store(storage: str, study: str) -> None:

@@ -108,7 +108,7 @@ def test_unwritable_out_is_refused_before_any_work(workdir: Path, capsys) -> Non
     assert main([*base, "--out", "p.csv", "--uncertain", "2", "--labels-out", "file/u.json"]) == 2
     assert "--labels-out" in capsys.readouterr().err
     assert main([*base, "--out", "p.csv", "--cache-dir", "file/cache"]) == 2
-    assert "--cache-dir: cannot create folder" in capsys.readouterr().err
+    assert "--cache-dir: 'file/cache' cannot be created as a folder" in capsys.readouterr().err
     assert not (workdir / ".audioml-cache").exists()
 
 

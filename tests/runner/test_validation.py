@@ -146,7 +146,8 @@ def test_cache_dir_that_cannot_be_created(workdir: Path, capsys) -> None:
     sets = ["--set", f"data.root={root}", "--set", f"features.cache_dir={workdir}/taken/cache"]
     assert main(["run", str(DEMO), "-q", *sets]) == 2
     err = capsys.readouterr().err
-    assert "features.cache_dir: cannot create folder" in err and "Traceback" not in err
+    assert f"features.cache_dir: '{workdir}/taken/cache' cannot be created as a folder" in err
+    assert "Traceback" not in err
     assert _no_store(workdir)
 
 
