@@ -178,13 +178,9 @@ def _no_files(features: Mapping[str, Any]) -> Mapping[str, Path]:
 
 def describe_file(path: Path) -> dict[str, str]:
     """A file as run parameters: its content hash, name and size."""
-    import hashlib
+    from features.onnx_model import file_sha256  # the memoised hash the cache key uses
 
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return {"sha256": digest.hexdigest(), "name": path.name, "bytes": str(path.stat().st_size)}
+    return {"sha256": file_sha256(path), "name": path.name, "bytes": str(path.stat().st_size)}
 
 
 @dataclass(frozen=True)
