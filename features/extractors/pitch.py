@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import librosa
 import numpy as np
-from librosa.core.pitch import _cumulative_mean_normalized_difference, _parabolic_interpolation
 
 from features._registry import register_feature
 from features.context import SpectralContext
@@ -38,6 +37,33 @@ VOICED_APERIODICITY = 0.2
 _SILENT_DB = 50.0
 
 
+def _cmnd(frames: np.ndarray, min_period: int, max_period: int) -> np.ndarray:
+    """YIN's cumulative mean normalised difference (equation 8 of de Cheveigné and Kawahara,
+    2002) of ``frames`` ``(frame_length, n_frames)`` for lags ``min_period..max_period``."""
+    acf = librosa.autocorrelate(frames, max_size=max_period + 1, axis=0)
+    energy = np.cumsum(np.square(frames), axis=0)
+    energy[0] = 0.0  # as librosa.yin computes it, so that f0 stays librosa's to the bit
+    lags = np.arange(1, max_period + 1)
+    # d(k) = 2 (ACF(0) - ACF(k)) - sum_{m<k} y(m)^2, with d(0) = 0
+    diff = 2.0 * (acf[:1] - acf[1 : max_period + 1]) - energy[:max_period]
+    mean = np.cumsum(diff, axis=0) / lags[:, None]
+    numerator = diff[min_period - 1 : max_period]
+    denominator = mean[min_period - 1 : max_period]
+    return numerator / (denominator + np.finfo(denominator.dtype).tiny)
+
+
+def _parabolic_shift(cmnd: np.ndarray) -> np.ndarray:
+    """Offset of the parabola through each lag and its two neighbours (0 at the edges, and
+    where the optimum would lie more than one lag away)."""
+    shifts = np.zeros_like(cmnd)
+    prev, mid, nxt = cmnd[:-2], cmnd[1:-1], cmnd[2:]
+    a = nxt + prev - 2.0 * mid
+    b = (nxt - prev) / 2.0
+    inside = np.abs(b) < np.abs(a)
+    np.divide(-b, a, out=shifts[1:-1], where=inside)
+    return shifts
+
+
 def yin_frames(ctx: SpectralContext) -> tuple[np.ndarray, np.ndarray]:
     """f0 in Hz and aperiodicity per frame, both ``(n_frames,)``; f0 equals ``librosa.yin``."""
     sr, frame_length = ctx.sr, ctx.n_fft
@@ -47,8 +73,8 @@ def yin_frames(ctx: SpectralContext) -> tuple[np.ndarray, np.ndarray]:
     frames = librosa.util.frame(padded, frame_length=frame_length, hop_length=ctx.hop_length)
     min_period = int(np.floor(sr / fmax))
     max_period = min(int(np.ceil(sr / F0_MIN)), frame_length - 1)
-    cmnd = _cumulative_mean_normalized_difference(frames, min_period, max_period)
-    shifts = _parabolic_interpolation(cmnd)
+    cmnd = _cmnd(frames, min_period, max_period)
+    shifts = _parabolic_shift(cmnd)
     trough = np.zeros(cmnd.shape, dtype=bool)
     trough[1:-1] = (cmnd[1:-1] < cmnd[:-2]) & (cmnd[1:-1] <= cmnd[2:])
     trough[-1] = cmnd[-1] < cmnd[-2]  # librosa.util.localmin's edge rule

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
-from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import check_is_fitted
 
 from runner.models._base import inner_split
@@ -21,6 +20,11 @@ if TYPE_CHECKING:
     import lightgbm as lgb
 
 __all__ = ["LGBMEarlyStoppingClassifier", "LGBMEarlyStoppingRegressor"]
+
+
+def _rows(X: Any, index: np.ndarray) -> Any:
+    """Rows ``index`` of a DataFrame (its columns kept, for LightGBM's names) or an array."""
+    return X.iloc[index] if hasattr(X, "iloc") else X[index]
 
 
 class _LGBMEarlyStopping(BaseEstimator):
@@ -89,9 +93,9 @@ class _LGBMEarlyStopping(BaseEstimator):
                 # not label-encode eval_y yet (string labels fail), so keep eval_set.
                 warnings.simplefilter("ignore", lgb.basic.LGBMDeprecationWarning)
                 probe.fit(
-                    _safe_indexing(X, train),
+                    _rows(X, train),
                     y[train],
-                    eval_set=[(_safe_indexing(X, val), y[val])],
+                    eval_set=[(_rows(X, val), y[val])],
                     callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
                 )
             self.best_iteration_ = int(probe.best_iteration_ or probe.n_estimators)

@@ -3,6 +3,7 @@ API, and the adapter still means what it assumes."""
 
 from __future__ import annotations
 
+import ast
 import re
 import time
 from pathlib import Path
@@ -74,3 +75,56 @@ def test_the_dataset_context_tag_is_mlflows() -> None:
     from runner.tracking.mlflow_models import DATASET_CONTEXT_TAG
 
     assert DATASET_CONTEXT_TAG == MLFLOW_DATASET_CONTEXT
+
+
+def _private_imports(source: str) -> list[str]:
+    """Imports in ``source`` of a dependency's private module or name (``from sklearn.utils
+    import _x``, ``from librosa.core._y import z``); the project's own modules are exempt."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules, names = [node.module], [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            modules, names = [a.name for a in node.names], []
+        else:
+            continue
+        for module in modules:
+            if module.split(".")[0] in ("runner", "features", "__future__"):
+                continue
+            if any(part.startswith("_") for part in module.split(".")) or any(
+                n.startswith("_") for n in names
+            ):
+                found.append(f"{module}: {', '.join(names) or module}")
+    return found
+
+
+def test_no_module_imports_a_dependencys_private_names() -> None:
+    """Only the Optuna adapter above reaches past a dependency's public API."""
+    offenders = [
+        f"{path.relative_to(ROOT)}: {hit}"
+        for package in ("runner", "features")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for hit in _private_imports(path.read_text())
+    ]
+    assert offenders == []
+
+
+def test_the_private_import_check_can_fail() -> None:
+    caught = """
+from sklearn.utils import _safe_indexing
+from librosa.core.pitch import (
+    yin,
+    _parabolic_interpolation,
+)
+from sklearn.utils._param_validation import Interval
+import keras._tf_keras
+"""
+    allowed = """
+from __future__ import annotations
+from sklearn.utils.validation import check_is_fitted
+from runner.models._base import inner_split
+from features._registry import register_feature
+from ._common import reader
+"""
+    assert len(_private_imports(caught)) == 4
+    assert _private_imports(allowed) == []
