@@ -169,7 +169,7 @@ class Session:
         deadline = self._clock() if self._clock() != float("inf") else None
         hooks = Hooks(
             on_dead=self.close_dead,
-            keep_going=self._keep_going,
+            keep_going=self.keep_going,
             on_interrupt=lambda: self.console.print("[yellow]stopping after the current trial[/]"),
         )
         try:
@@ -187,7 +187,7 @@ class Session:
         finally:
             tracker.flush()  # the last trials' plots are still being logged in the background
 
-    def _keep_going(self, study: optuna.Study) -> bool:
+    def keep_going(self, study: optuna.Study) -> bool:
         """Whether to claim another trial: not once the parent is replaced or finalized, nor
         while another live process holds the finalize claim (one by a dead process is not
         obeyed: the final step waits for this process's trials)."""

@@ -93,7 +93,7 @@ def run_worker(spec: ExperimentSpec, opts: RunOptions, *, wait_s: float = 600.0)
     study, name, parent = session.study, session.p.study_name, session.parent
     budget = int(study.user_attrs.get(BUDGET_ATTR, spec.search.n_trials))
     summary = {"study": name, "parent_run_id": parent, "trials": [], "ok": True}
-    if not session._keep_going(study):
+    if not session.keep_going(study):
         opts.console.print(f"study {name}: run {parent} is finalized or finalizing; no work")
         return summary
     opts.console.print(
