@@ -11,7 +11,7 @@ import pandas as pd
 
 from features._atomic import CHECK_SUFFIX, TEMP_PREFIX, checked_ok, write_checked
 from features.cache import FeatureStore
-from features.errors import FeatureError
+from features.errors import FeatureError, format_error
 from features.table import ID_COLUMNS
 
 __all__ = ["MEL_TABLES_KEPT", "assemble", "build_mel_table"]
@@ -86,7 +86,13 @@ def build_mel_table(
     ``repair(clip_id)`` re-extracts a clip whose cached images cannot be read.
     """
     if store.mel_dir is None:
-        raise FeatureError("mel images are not enabled")
+        raise FeatureError(
+            format_error(
+                "features.mel_image",
+                problem="mel images are not enabled for this feature cache",
+                hint="set features.mel_image: true",
+            )
+        )
     path = store.mel_dir / "tables" / f"{digest}.npy"
     if path.exists() and _readable(path, len(frame)):
         return path
@@ -122,7 +128,9 @@ def _clip_images(
         repair(clip_id)
         images = _load_images(store.mel_file(keys[clip_id]), length)
     if images is None:
-        raise FeatureError(f"Cannot read the cached mel images of clip '{clip_id}'.")
+        problem = "has cached mel images that cannot be read, even after extracting it again"
+        hint = f"the file is {store.mel_file(keys[clip_id])}"
+        raise FeatureError(format_error("clip_id", clip_id, problem=problem, hint=hint))
     return images
 
 

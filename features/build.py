@@ -33,7 +33,7 @@ from features._worker import ClipJob, ClipResult, ClipWorker
 from features.assemble import assemble, build_mel_table
 from features.cache import FeatureStore, cached_layout, config_key, dedupe_rows
 from features.config import FeaturesSpec, SegmentsSpec
-from features.errors import FeatureError
+from features.errors import FeatureError, format_error
 from features.executors import execute
 from features.extract import few_beats
 from features.stat_index import StatIndex
@@ -61,14 +61,16 @@ class _Plan:
 def _check_clips(clips: pd.DataFrame, keep: Sequence[str] = ()) -> None:
     missing = [c for c in [*_REQUIRED, *keep] if c not in clips.columns]
     if missing:
-        raise FeatureError(
-            f"The clips table lacks column(s) {', '.join(missing)}; needs {', '.join(_REQUIRED)}"
-            " and the kept columns."
-        )
+        problem = f"lacks the column(s) {', '.join(missing)}"
+        kept = f", and the kept columns {', '.join(keep)}" if keep else ""
+        hint = f"it needs {', '.join(_REQUIRED)}{kept}"
+        raise FeatureError(format_error("clips table", problem=problem, hint=hint))
     duplicated = clips["clip_id"].astype(str).duplicated()
     if duplicated.any():
-        first = clips.loc[duplicated, "clip_id"].iloc[0]
-        raise FeatureError(f"The clips table repeats clip_id '{first}'; clip ids must be unique.")
+        first = str(clips.loc[duplicated, "clip_id"].iloc[0])
+        problem = "is listed more than once in the clips table"
+        hint = f"clip ids must be unique (rows repeating an earlier id: {int(duplicated.sum())})"
+        raise FeatureError(format_error("clip_id", first, problem=problem, hint=hint))
 
 
 def _plan(clips: pd.DataFrame, index: StatIndex) -> _Plan:

@@ -41,6 +41,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from runner.errors import format_error
 from runner.serving.limits import (
     MAX_AUDIO_BYTES,
     MAX_AUDIO_SECONDS,
@@ -62,6 +63,8 @@ __all__ = [
 ]
 
 _INPUT_COLUMNS = ("audio_base64", "path")
+#: How much of a long audio_base64 value a message quotes (``format_error`` cuts it shorter).
+_SHOWN = 100
 _bad_input = bad_input
 
 
@@ -118,11 +121,14 @@ class AudioModel(mlflow.pyfunc.PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         frame = pd.DataFrame(model_input)
         if len(frame) == 0 or frame.shape[1] == 0:
-            raise _bad_input(
-                "the request holds no rows or no known column: send audio_base64, path "
-                f"(when the server allows it), or the model's {len(self.columns)} feature "
-                f"columns ({_shown(self.columns)}); unknown columns are ignored"
+            hint = (
+                "send audio_base64, path (when the server allows it), or the model's "
+                f"{len(self.columns)} feature columns ({_shown(self.columns)}); unknown "
+                "columns are ignored"
             )
+            # Not told apart: the scoring server's schema check drops unknown columns, rows too.
+            problem = "holds no rows or no known column"
+            raise _bad_input(format_error("request", problem=problem, hint=hint))
         self.limits.check_request(frame)
         metadata = self._metadata(frame)  # a missing column is refused before any decoding
         is_clip = np.zeros(len(frame), dtype=bool)
@@ -169,20 +175,18 @@ class AudioModel(mlflow.pyfunc.PythonModel):
         """The metadata columns of every request row; numbers parsed, blanks left missing."""
         missing = [c for c in self.roles.columns if c not in frame.columns]
         if missing:
-            raise _bad_input(
-                f"the model reads metadata column(s) {', '.join(missing)}, absent from the "
-                "request; send every metadata column (an empty value is imputed)"
-            )
+            problem = f"lacks the metadata column(s) {', '.join(missing)} that the model reads"
+            hint = "send every metadata column (an empty value is imputed)"
+            raise _bad_input(format_error("request", problem=problem, hint=hint))
         out = frame[self.roles.columns].reset_index(drop=True).astype(object)
         for column in self.roles.numeric:
             text = out[column].map(lambda v: v if _present(v) else None)
             values = pd.to_numeric(text, errors="coerce")
             bad = np.flatnonzero((values.isna() & text.notna()).to_numpy(dtype=bool))
             if len(bad):
-                raise _bad_input(
-                    f"row {int(bad[0])}: metadata column {column} must be a number; "
-                    f"got {text.iloc[int(bad[0])]!r}"
-                )
+                row, value = int(bad[0]), _sent(text.iloc[int(bad[0])])
+                must = "a number (numeric metadata)"
+                raise _bad_input(format_error(_cell(row, column), value, must=must))
             out[column] = values.astype(float)
         return out
 
@@ -191,22 +195,32 @@ class AudioModel(mlflow.pyfunc.PythonModel):
     ) -> dict[int, tuple[pd.DataFrame, None]]:
         """The audio feature columns of rows that carry them (one row each)."""
         first = int(numbers[0])
+        no_audio = "has no audio (audio_base64 and path empty or absent)"
         if self.kind.images:
-            raise _bad_input(f"row {first}: this model reads audio only; send audio_base64")
+            problem = f"{no_audio}; this model reads audio only"
+            raise _bad_input(format_error(_cell(first), problem=problem, hint="send audio_base64"))
         missing = [c for c in self.audio_columns if c not in rows.columns]
         if missing:
-            raise _bad_input(
-                f"row {first}: no audio (audio_base64 and path empty or absent), and "
-                f"{len(missing)} of the model's "
-                f"{len(self.audio_columns)} feature columns are missing: {_shown(missing)}"
+            problem = (
+                f"{no_audio}, and {len(missing)} of the model's {len(self.audio_columns)} "
+                f"feature columns are missing: {_shown(missing)}"
             )
+            raise _bad_input(format_error(_cell(first), problem=problem))
         X = _numbers(rows[self.audio_columns], numbers)
         bad = ~np.isfinite(X)
         if bad.any():
             r, c = np.argwhere(bad)[0]
+            column = self.audio_columns[c]
+            hint = (
+                f"{int(bad[r].sum())} of this row's feature columns are missing, NaN or infinite"
+            )
             raise _bad_input(
-                f"row {int(numbers[r])}: feature column {self.audio_columns[c]} is missing, "
-                f"NaN or infinite ({int(bad[r].sum())} such columns in this row)"
+                format_error(
+                    _cell(int(numbers[r]), column),
+                    _sent(rows[column].iloc[r]),
+                    must="a finite number",
+                    hint=hint,
+                )
             )
         table = pd.DataFrame(X, columns=self.audio_columns)
         return {int(n): (table.iloc[j : j + 1], None) for j, n in enumerate(numbers)}
@@ -216,10 +230,11 @@ class AudioModel(mlflow.pyfunc.PythonModel):
         from features import decode_audio, extract_signal
         from runner.errors import FeatureError
 
+        where = _cell(i, "audio_base64" if _present(row.get("audio_base64")) else "path")
         if self.audio_reason:
-            raise _bad_input(f"row {i}: {self.audio_reason}")
+            raise _bad_input(format_error(where, problem=self.audio_reason))
         data = self._clip_bytes(i, row)
-        self._check_duration(i, data)
+        self._check_duration(where, data)
         try:
             y = decode_audio(
                 data, self.features.sample_rate, max_duration_s=self.features.max_duration_s
@@ -228,7 +243,7 @@ class AudioModel(mlflow.pyfunc.PythonModel):
                 y, self.features.sample_rate, self.features, self.segments
             )
         except FeatureError as exc:
-            raise _bad_input(f"row {i}: {exc}") from None
+            raise _bad_input(format_error(where, problem=str(exc))) from None
         return table[self.audio_columns].reset_index(drop=True), images
 
     def _clip_bytes(self, i: int, row: dict[str, Any]) -> bytes:
@@ -238,23 +253,30 @@ class AudioModel(mlflow.pyfunc.PythonModel):
         return _read_allowed(i, str(row["path"]), self.limits)
 
     def _decode_base64(self, i: int, encoded: Any) -> bytes:
+        where = _cell(i, "audio_base64")
         if not isinstance(encoded, str):
-            raise _bad_input(f"row {i}: audio_base64 must be a string")
+            must = "a string (an audio file, base64-encoded)"
+            raise _bad_input(format_error(where, _sent(encoded), must=must))
         # Allow the line breaks of `base64` without -w0; everything else must be base64.
         compact = "".join(encoded.split())
         if len(compact) > self.limits.max_bytes * 4 // 3 + 4:
-            raise _bad_input(f"row {i}: audio is larger than {self.limits.max_bytes} bytes")
+            problem = f"holds about {len(compact) * 3 // 4} bytes of audio"
+            raise _bad_input(format_error(where, problem=problem, hint=_bytes_limit(self.limits)))
         try:
             data = base64.b64decode(compact, validate=True)
         except (binascii.Error, ValueError):
-            raise _bad_input(f"row {i}: audio_base64 is not valid base64") from None
+            # The start of a long value is enough to show (and cheaper to quote).
+            raise _bad_input(
+                format_error(where, encoded[:_SHOWN], problem="is not valid base64")
+            ) from None
         if not data:
-            raise _bad_input(f"row {i}: audio_base64 holds no bytes")
+            raise _bad_input(format_error(where, encoded[:_SHOWN], problem="holds no bytes"))
         if len(data) > self.limits.max_bytes:
-            raise _bad_input(f"row {i}: audio is larger than {self.limits.max_bytes} bytes")
+            problem = f"holds {len(data)} bytes of audio"
+            raise _bad_input(format_error(where, problem=problem, hint=_bytes_limit(self.limits)))
         return data
 
-    def _check_duration(self, i: int, data: bytes) -> None:
+    def _check_duration(self, where: str, data: bytes) -> None:
         """Refuse clips longer than the limit from the header, before decoding them."""
         import soundfile as sf
 
@@ -263,10 +285,9 @@ class AudioModel(mlflow.pyfunc.PythonModel):
         except Exception:  # unreadable: decode_audio reports why, with its usual wording
             return
         if info.duration > self.limits.max_seconds:
-            raise _bad_input(
-                f"row {i}: audio is {info.duration:.0f} s long; the limit is "
-                f"{self.limits.max_seconds:g} s ({MAX_SECONDS_ENV})"
-            )
+            problem = f"holds {info.duration:.0f} s of audio"
+            hint = f"the limit is {self.limits.max_seconds:g} s ({MAX_SECONDS_ENV})"
+            raise _bad_input(format_error(where, problem=problem, hint=hint))
 
     # -- outputs -----------------------------------------------------------------------
     def _raw_predict(self, X: np.ndarray) -> np.ndarray:
@@ -307,10 +328,8 @@ def _numbers(frame: pd.DataFrame, numbers: np.ndarray) -> np.ndarray:
         parsed = pd.to_numeric(values, errors="coerce")
         bad = np.flatnonzero((parsed.isna() & values.map(_present)).to_numpy(dtype=bool))
         if len(bad):
-            raise _bad_input(
-                f"row {int(numbers[bad[0]])}: feature column {column} must be a "
-                f"number; got {values.iloc[int(bad[0])]!r}"
-            )
+            where = _cell(int(numbers[bad[0]]), column)
+            raise _bad_input(format_error(where, _sent(values.iloc[int(bad[0])]), must="a number"))
     return frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
 
 
@@ -325,24 +344,42 @@ def _shown(names: list[str], n: int = 5) -> str:
     return ", ".join(names[:n]) + (f", ... ({len(names) - n} more)" if len(names) > n else "")
 
 
+def _cell(i: int, column: str | None = None) -> str:
+    """The key that names a request row (numbered from 0), or one of its cells, in messages:
+    ``row 3`` or ``row 3, column 'path'`` (the form the data sources use for a file's rows)."""
+    return f"row {i}" if column is None else f"row {i}, column '{column}'"
+
+
+def _sent(value: Any) -> Any:
+    """A request value as a message shows it: a numpy scalar as the plain number it holds."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _bytes_limit(limits: Limits) -> str:
+    return f"the limit is {limits.max_bytes} bytes ({MAX_BYTES_ENV})"
+
+
 def _read_allowed(i: int, path: str, limits: Limits) -> bytes:
     """Read a server-side file, only under the configured root (symlinks resolved first)."""
+    where = _cell(i, "path")
     if limits.root is None:
-        raise _bad_input(
-            f"row {i}: reading files on the server is off; send audio_base64, or start the "
-            f"server with {SERVE_ROOT_ENV}=DIR"
-        )
+        problem = "cannot be read: reading files on the server is off"
+        hint = f"send audio_base64, or start the server with {SERVE_ROOT_ENV}=DIR"
+        raise _bad_input(format_error(where, path, problem=problem, hint=hint))
     try:
         resolved = (limits.root / path).resolve()
     except (OSError, ValueError):
-        raise _bad_input(f"row {i}: path '{path}' is not a usable file name") from None
+        raise _bad_input(format_error(where, path, problem="is not a usable file name")) from None
     if not resolved.is_relative_to(limits.root):
-        raise _bad_input(f"row {i}: path '{path}' is outside the allowed root")
+        raise _bad_input(format_error(where, path, problem="is outside the allowed root"))
     if not resolved.is_file():
-        raise _bad_input(f"row {i}: no file at '{path}' under the allowed root")
-    if resolved.stat().st_size > limits.max_bytes:
-        raise _bad_input(f"row {i}: '{path}' is larger than {limits.max_bytes} bytes")
+        raise _bad_input(format_error(where, path, problem="names no file under the allowed root"))
+    size = resolved.stat().st_size
+    if size > limits.max_bytes:
+        problem = f"is a file of {size} bytes"
+        raise _bad_input(format_error(where, path, problem=problem, hint=_bytes_limit(limits)))
     try:
         return resolved.read_bytes()
     except OSError as exc:
-        raise _bad_input(f"row {i}: cannot read '{path}' ({exc.strerror or exc})") from None
+        problem = f"cannot be read ({exc.strerror or exc})"
+        raise _bad_input(format_error(where, path, problem=problem)) from None

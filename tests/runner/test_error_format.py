@@ -7,11 +7,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from mlflow.exceptions import MlflowException
+from test_serving import _b64, _hand_model, _tone_bytes
 
+from features import FeaturesSpec, SegmentsSpec, build_table
+from features.assemble import build_mel_table
+from features.cache import FeatureStore
 from runner.cli import main
-from runner.errors import RegistryError, format_error
+from runner.errors import FeatureError, RegistryError, format_error
 from runner.models import get_family, input_kind
+from runner.serving.model import AudioModel, Limits
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "experiments" / "demo.yaml"
@@ -137,3 +145,121 @@ def test_predict_uncertain_by_nonsense(tmp_path: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err
     assert "--uncertain-by: 'nonsense' is not one of confidence, margin, entropy" in err
     assert "Traceback" not in err and not (tmp_path / "p.csv").exists()
+
+
+# -- the served model: a bad request names its row and column, what was sent, what is allowed
+def _refusal(model: AudioModel, frame: pd.DataFrame) -> str:
+    with pytest.raises(MlflowException) as info:
+        model.predict(None, frame)
+    assert info.value.get_http_status_code() == 400
+    return info.value.message
+
+
+def test_a_bad_request_to_the_served_model(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    model = _hand_model(tmp_path, "classification", {"mode": "whole"}, root=root.resolve())
+    first, second, third = model.columns[:3]
+    n = len(model.columns)
+    features = dict.fromkeys(model.columns, 0.0)
+    tone = _b64(_tone_bytes(tmp_path, 300.0))
+    cases = [
+        (
+            {"audio_base64": [123]},
+            "row 0, column 'audio_base64': 123 must be a string (an audio file, base64-encoded)",
+        ),
+        (
+            {"audio_base64": [tone, "@@@"]},
+            "row 1, column 'audio_base64': '@@@' is not valid base64",
+        ),
+        (
+            {"audio_base64": [_b64(b"hello")]},
+            "row 0, column 'audio_base64': not audio: format not recognised",
+        ),
+        (
+            {"path": ["../secret.wav"]},
+            "row 0, column 'path': '../secret.wav' is outside the allowed root",
+        ),
+        (
+            {"path": ["absent.wav"]},
+            "row 0, column 'path': 'absent.wav' names no file under the allowed root",
+        ),
+        (
+            pd.DataFrame([features, {**features, first: "x"}]),
+            f"row 1, column '{first}': 'x' must be a number",
+        ),
+        (
+            pd.DataFrame([{**features, second: np.nan, third: np.inf}]),
+            f"row 0, column '{second}': nan must be a finite number; 2 of this row's feature "
+            "columns are missing, NaN or infinite",
+        ),
+        (
+            pd.DataFrame(index=range(2)),
+            "request: holds no rows or no known column; send audio_base64, path (when the "
+            f"server allows it), or the model's {n} feature columns "
+            f"({', '.join(model.columns[:5])}, ... ({n - 5} more)); unknown columns are ignored",
+        ),
+    ]
+    for frame, expected in cases:
+        assert _refusal(model, pd.DataFrame(frame)) == expected
+    # A long value is shown by its start.
+    message = _refusal(model, pd.DataFrame({"audio_base64": ["@" * 5000]}))
+    assert message.startswith("row 0, column 'audio_base64': '@@@@")
+    assert message.endswith("... is not valid base64") and len(message) < 120
+    # The limits, and files off: what the request holds, the limit and its variable.
+    model.setup(model.config, Limits(max_bytes=1000))
+    assert _refusal(model, pd.DataFrame({"audio_base64": [tone]})) == (
+        f"row 0, column 'audio_base64': holds about {len(tone) * 3 // 4} bytes of audio; the "
+        "limit is 1000 bytes (AUDIOML_MAX_AUDIO_BYTES)"
+    )
+    assert _refusal(model, pd.DataFrame({"path": ["a.wav"]})) == (
+        "row 0, column 'path': 'a.wav' cannot be read: reading files on the server is off; "
+        "send audio_base64, or start the server with AUDIOML_SERVE_ROOT=DIR"
+    )
+
+
+# -- the feature engine: the clips table and the mel-image cache -----------------------------
+def _clips(tmp_path: Path, ids: list[str]) -> pd.DataFrame:
+    paths = [str(tmp_path / f"{i}.wav") for i in ids]
+    return pd.DataFrame({"clip_id": ids, "path": paths, "label": "x", "group": None})
+
+
+def _build(tmp_path: Path, clips: pd.DataFrame, **kwargs: object) -> str:
+    spec = FeaturesSpec(extractors=["rms"])
+    with pytest.raises(FeatureError) as info:
+        build_table(
+            clips, spec, SegmentsSpec(), cache_dir=tmp_path / "cache", progress=False, **kwargs
+        )
+    return str(info.value)
+
+
+def test_a_clips_table_with_a_repeated_id_or_a_missing_column(tmp_path: Path) -> None:
+    assert _build(tmp_path, _clips(tmp_path, ["a", "b", "a", "a"])) == (
+        "clip_id: 'a' is listed more than once in the clips table; clip ids must be unique "
+        "(rows repeating an earlier id: 2)"
+    )
+    assert _build(tmp_path, _clips(tmp_path, ["a"]), keep_columns=["accent"]) == (
+        "clips table: lacks the column(s) accent; it needs clip_id, path, label, group, and "
+        "the kept columns accent"
+    )
+    assert not (tmp_path / "cache").exists(), "refused before anything is written"
+
+
+def test_mel_images_off_or_unreadable(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"clip_id": ["c1", "c1"]})
+    off = FeatureStore(tmp_path / "cache", "key", ["f"], None)
+    with pytest.raises(FeatureError) as info:
+        build_mel_table(off, frame, {"c1": "abc"}, "digest", lambda clip_id: None)
+    assert str(info.value) == (
+        "features.mel_image: mel images are not enabled for this feature cache; "
+        "set features.mel_image: true"
+    )
+    store = FeatureStore(tmp_path / "cache", "key", ["f"], 16)
+    repaired: list[str] = []
+    with pytest.raises(FeatureError) as info:
+        build_mel_table(store, frame, {"c1": "abc"}, "digest", repaired.append)
+    assert repaired == ["c1"], "extracted again once before giving up"
+    assert str(info.value) == (
+        "clip_id: 'c1' has cached mel images that cannot be read, even after extracting it "
+        f"again; the file is {store.mel_file('abc')}"
+    )

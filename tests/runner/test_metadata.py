@@ -198,9 +198,11 @@ def test_served_rows_impute_missing_values_and_name_missing_columns(tmp_path: Pa
     out = model.predict(None, rows)
     assert out["prediction"].iloc[0] > out["prediction"].iloc[1] + 5  # 'us' speakers score 10
     assert np.isfinite(out["prediction"]).all()
-    with pytest.raises(MlflowException, match=r"metadata column\(s\) accent, absent"):
+    with pytest.raises(MlflowException, match=r"request: lacks the metadata column\(s\) accent "):
         model.predict(None, rows.drop(columns="accent"))
-    with pytest.raises(MlflowException, match=r"row 0: metadata column votes must be a number"):
+    with pytest.raises(
+        MlflowException, match=r"row 0, column 'votes': 'many' must be a number \(numeric"
+    ):
         model.predict(None, rows.assign(votes=["many", 1, 2]))
 
 

@@ -119,7 +119,18 @@ def test_base64_with_line_breaks_is_accepted(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("limits", "message"),
-    [({"max_bytes": 1000}, "larger than 1000 bytes"), ({"max_seconds": 1.0}, "the limit is 1 s")],
+    [
+        (
+            {"max_bytes": 1000},
+            r"row 0, column 'audio_base64': holds about \d+ bytes of audio; the limit is 1000 "
+            r"bytes \(AUDIOML_MAX_AUDIO_BYTES\)",
+        ),
+        (
+            {"max_seconds": 1.0},
+            r"row 0, column 'audio_base64': holds 2 s of audio; the limit is 1 s "
+            r"\(AUDIOML_MAX_AUDIO_SECONDS\)",
+        ),
+    ],
 )
 def test_clip_limits(tmp_path: Path, limits: dict, message: str) -> None:
     model = _hand_model(tmp_path, "classification", {"mode": "whole"}, **limits)
@@ -143,7 +154,8 @@ def test_path_rules(tmp_path: Path) -> None:
     for bad in ("../secret.wav", str(tmp_path / "secret.wav"), "link.wav"):
         with pytest.raises(MlflowException, match="outside the allowed root"):
             on.predict(None, pd.DataFrame({"path": [bad]}))
-    with pytest.raises(MlflowException, match="no file at"):
+    absent = r"row 0, column 'path': 'absent\.wav' names no file under the allowed root"
+    with pytest.raises(MlflowException, match=absent):
         on.predict(None, pd.DataFrame({"path": ["absent.wav"]}))
 
 
@@ -411,20 +423,23 @@ def _bad_payloads(store: Store, columns: list[str]) -> list[tuple[str, str | dic
     wav = _clips(store)[0].read_bytes()
     half = {c: 0.0 for c in columns[: len(columns) // 2]}
     return [
-        ("not audio", _records(pd.DataFrame({"audio_base64": [_b64(b"hello")]})), "not audio"),
+        ("not audio", _records(pd.DataFrame({"audio_base64": [_b64(b"hello")]})),
+         "row 0, column 'audio_base64': not audio"),
         ("empty audio", {"dataframe_records": [{"audio_base64": ""}]}, "no audio"),
-        ("not base64", {"dataframe_records": [{"audio_base64": "@@@"}]}, "not valid base64"),
+        ("not base64", {"dataframe_records": [{"audio_base64": "@@@"}]},
+         "row 0, column 'audio_base64': '@@@' is not valid base64"),
         ("too large", {"dataframe_records": [{"audio_base64": _b64(b"\0" * (MAX_BYTES + 10))}]},
-         f"larger than {MAX_BYTES} bytes"),
+         f"bytes of audio; the limit is {MAX_BYTES} bytes (AUDIOML_MAX_AUDIO_BYTES)"),
         ("truncated", {"dataframe_records": [{"audio_base64": _b64(wav[:2000])}]}, "truncated"),
         ("silence", {"dataframe_records": [{"audio_base64": _b64(_wav(np.zeros(16000)))}]},
          "silence"),
         ("too short", {"dataframe_records": [{"audio_base64": _b64(_wav(np.ones(100) / 2))}]},
          "shorter than one frame"),
         ("missing columns", {"dataframe_records": [half]}, "feature columns are missing"),
-        ("wrong columns", {"dataframe_records": [{"tempo_bpm": 120.0}]}, "no known column"),
+        ("wrong columns", {"dataframe_records": [{"tempo_bpm": 120.0}]},
+         "request: holds no rows or no known column; send audio_base64"),
         ("text features", {"dataframe_records": [dict.fromkeys(columns, "x")]},
-         f"feature column {columns[0]} must be a number; got 'x'"),
+         f"row 0, column '{columns[0]}': 'x' must be a number"),
         ("no rows", {"dataframe_split": {"columns": ["audio_base64"], "data": []}}, ""),
         ("not json", '{"dataframe_records": [', "JSON"),
         ("no dataframe key", {"rows": [1]}, "dataframe_split"),
