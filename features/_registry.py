@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from features.errors import FeatureError
+from features.errors import FeatureError, format_error
 from features.registry import Registry
 
 if TYPE_CHECKING:
@@ -255,7 +255,9 @@ def register_batched(name: str) -> Callable[[BatchExtractor], BatchExtractor]:
     def decorator(fn: BatchExtractor) -> BatchExtractor:
         record = FEATURES.get_record(name)
         if record.batch is not None:
-            raise FeatureError(f"the batch form of extractor '{name}' is already registered")
+            raise FeatureError(
+                format_error("extractor", name, problem="already has a batch form registered")
+            )
         FEATURES[name] = replace(record, batch=fn)
         return fn
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.errors import FeatureError
+from features.errors import FeatureError, format_error
 
 __all__ = ["ID_COLUMNS", "FeatureTable", "table_digest"]
 
@@ -61,7 +61,13 @@ class FeatureTable:
             FeatureError: the table has no mel images.
         """
         if self.mel_path is None:
-            raise FeatureError("This feature table has no mel images; set features.mel_image.")
+            raise FeatureError(
+                format_error(
+                    "features.mel_image",
+                    problem="is off: this feature table has no mel images",
+                    hint="set features.mel_image: true and build the table again",
+                )
+            )
         images = np.load(self.mel_path, mmap_mode="r")
         if rows is None:
             return np.array(images, dtype=np.float32)

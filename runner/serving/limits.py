@@ -98,8 +98,11 @@ class Limits:
         """
         if len(frame) > self.max_rows:
             raise bad_input(
-                f"the request has {len(frame)} rows; the limit is {self.max_rows} rows per "
-                f"request ({MAX_ROWS_ENV})"
+                format_error(
+                    "request",
+                    problem=f"has {len(frame)} rows",
+                    hint=f"the limit is {self.max_rows} rows per request ({MAX_ROWS_ENV})",
+                )
             )
         if "audio_base64" not in frame.columns:
             return
@@ -107,6 +110,10 @@ class Limits:
         total = sum(len(cell) * 3 // 4 for cell in cells if isinstance(cell, str))
         if total > self.max_request_bytes:
             raise bad_input(
-                f"the request carries about {total} bytes of audio; the limit is "
-                f"{self.max_request_bytes} bytes per request ({MAX_REQUEST_BYTES_ENV})"
+                format_error(
+                    "request",
+                    problem=f"carries about {total} bytes of audio",
+                    hint=f"the limit is {self.max_request_bytes} bytes per request "
+                    f"({MAX_REQUEST_BYTES_ENV})",
+                )
             )

@@ -89,3 +89,21 @@ def test_dask_executor_without_dask_fails_validation_with_install_command() -> N
     assert result.returncode == 2, result.stdout + result.stderr
     out = " ".join(result.stdout.split())
     assert "features.executor" in out and "pip install 'audioml[dask]'" in out
+
+
+def test_a_second_batch_form_of_one_extractor_is_refused() -> None:
+    import pytest
+
+    from features._registry import FEATURES, register_batched, register_feature
+    from features.errors import FeatureError
+
+    register_feature("twice_batched_for_test")(lambda ctx: {"x": 0.0})
+    try:
+        register_batched("twice_batched_for_test")(lambda ctxs: [{"x": 0.0} for _ in ctxs])
+        with pytest.raises(FeatureError) as twice:
+            register_batched("twice_batched_for_test")(lambda ctxs: [])
+        assert str(twice.value) == (
+            "extractor: 'twice_batched_for_test' already has a batch form registered"
+        )
+    finally:
+        del FEATURES["twice_batched_for_test"]

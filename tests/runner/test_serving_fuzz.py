@@ -46,11 +46,14 @@ def test_limits_from_env_and_request_checks(monkeypatch: pytest.MonkeyPatch) -> 
     limits.check_request(pd.DataFrame({"audio_base64": [_b64(b"x" * 1000)] * 6}))
     with pytest.raises(MlflowException, match="limit is 6 rows per request") as rows:
         limits.check_request(pd.DataFrame({"x": range(7)}))
-    assert "AUDIOML_MAX_REQUEST_ROWS" in rows.value.message
+    assert rows.value.message == (
+        "request: has 7 rows; the limit is 6 rows per request (AUDIOML_MAX_REQUEST_ROWS)"
+    )
     assert rows.value.get_http_status_code() == 400
     big = pd.DataFrame({"audio_base64": [_b64(b"x" * 200_000)] * 3, "other": [1, None, 2]})
-    with pytest.raises(MlflowException, match="limit is 500000 bytes per request"):
+    with pytest.raises(MlflowException, match="limit is 500000 bytes per request") as size:
         limits.check_request(big)
+    assert size.value.message.startswith("request: carries about 600003 bytes of audio; ")
     for value in ("lots", "0", "-3"):
         monkeypatch.setenv("AUDIOML_MAX_REQUEST_ROWS", value)
         with pytest.raises(ValueError, match="AUDIOML_MAX_REQUEST_ROWS"):
