@@ -30,6 +30,9 @@ SEARCH_SPACES_DIR = shipped("configs", "search_spaces")
 
 Numeric = FloatDistribution | IntDistribution
 
+#: What a refused value may do instead: the hint of every message about a value.
+_NARROWING = "only narrowing is allowed"
+
 
 def resolve_space(
     family: ModelFamily,
@@ -61,16 +64,15 @@ def resolve_space(
         # A file serves every task of the family: skip names only another task's space has.
         others = set().union(*(family.space(t) for t in family.tasks)) - set(space)
         from_file = {k: v for k, v in from_file.items() if k not in others}
-        space = narrow_space(space, from_file, where=f"{shown}:", family=family.name, task=task)
+        space = narrow_space(space, from_file, where="", family=family.name, task=task, file=shown)
     if overrides:
         where = f"search.spaces.{family.name}."
-        try:
-            space = narrow_space(space, overrides, where=where, family=family.name, task=task)
-        except SpecError as exc:
-            if not from_file:
-                raise
-            # Say where the tighter bounds come from, or the message looks wrong.
-            raise SpecError(f"{exc} ({shown} narrows {', '.join(from_file)}.)") from None
+        hint = _NARROWING
+        if from_file:  # say where the tighter bounds come from, or the message looks wrong
+            hint += f", and {shown} narrows {', '.join(from_file)}"
+        space = narrow_space(
+            space, overrides, where=where, family=family.name, task=task, hint=hint
+        )
     return space
 
 
@@ -81,6 +83,8 @@ def narrow_space(
     where: str,
     family: str = "",
     task: str = "",
+    hint: str = _NARROWING,
+    file: str | None = None,
 ) -> dict[str, BaseDistribution]:
     """Return a copy of ``space`` with each parameter in ``overrides`` narrowed.
 
@@ -90,6 +94,8 @@ def narrow_space(
         where: prefix of the key shown in messages (``"search.spaces.svm."``).
         family: family name shown when a parameter is unknown.
         task: task shown when a parameter is unknown.
+        hint: what to do, shown after a refused value (with where tighter bounds come from).
+        file: the file ``overrides`` come from, shown before the key (a search-space file).
 
     Raises:
         SpecError: an unknown parameter or a widening value.
@@ -100,26 +106,26 @@ def narrow_space(
             raise SpecError(
                 format_error(
                     f"{where}{name}", name, one_of=sorted(space),
-                    what=f"parameters of model family '{family}' for task '{task}'",
+                    what=f"parameters of model family '{family}' for task '{task}'", file=file,
                 )
             )  # fmt: skip
         key = f"{where}{name}"
         current = space[name]
         if isinstance(current, CategoricalDistribution):
-            narrowed[name] = _narrow_choices(current, value, key)
+            narrowed[name] = _narrow_choices(current, value, key, hint, file)
         elif isinstance(current, FloatDistribution | IntDistribution):
-            narrowed[name] = _narrow_range(current, value, key)
+            narrowed[name] = _narrow_range(current, value, key, hint, file)
         else:  # a family declared a custom distribution: it cannot be narrowed safely
-            raise SpecError(
-                format_error(key, value, problem="names a parameter that cannot be narrowed")
-            )
+            problem = "names a parameter that cannot be narrowed"
+            raise SpecError(format_error(key, value, problem=problem, file=file))
     return narrowed
 
 
 def _load_file(path: Path, shown: str) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
-        raise SpecError(f"{shown}: must map parameter names to ranges (got {data!r})")
+        must = "a mapping of parameter names to ranges"
+        raise SpecError(format_error("", data, must=must, file=shown))
     return data
 
 
@@ -129,7 +135,7 @@ def _describe(dist: Numeric) -> str:
     return f"{kind} range [low, high] or a single value within [{dist.low}, {dist.high}]{scale}"
 
 
-def _narrow_range(dist: Numeric, value: Any, key: str) -> Numeric:
+def _narrow_range(dist: Numeric, value: Any, key: str, hint: str, file: str | None) -> Numeric:
     """Narrow a numeric distribution, keeping its log scale and step."""
     bounds = _as_bounds(dist, value)
     is_int = isinstance(dist, IntDistribution)
@@ -141,9 +147,7 @@ def _narrow_range(dist: Numeric, value: Any, key: str) -> Numeric:
         for b in bounds
     )
     if not valid or not dist.low <= bounds[0] <= bounds[1] <= dist.high:
-        raise SpecError(
-            format_error(key, value, must=_describe(dist), hint="only narrowing is allowed")
-        )
+        raise SpecError(format_error(key, value, must=_describe(dist), hint=hint, file=file))
     if is_int:
         return IntDistribution(int(bounds[0]), int(bounds[1]), log=dist.log, step=dist.step)
     return FloatDistribution(float(bounds[0]), float(bounds[1]), log=dist.log, step=dist.step)
@@ -160,7 +164,9 @@ def _as_bounds(dist: Numeric, value: Any) -> tuple[Any, Any] | None:
     return value, value
 
 
-def _narrow_choices(dist: CategoricalDistribution, value: Any, key: str) -> BaseDistribution:
+def _narrow_choices(
+    dist: CategoricalDistribution, value: Any, key: str, hint: str, file: str | None
+) -> BaseDistribution:
     """Keep a non-empty subset of the choices, in the order given."""
     wanted = list(value) if isinstance(value, list | tuple) else [value]
     unique = list(dict.fromkeys(wanted))
@@ -168,8 +174,7 @@ def _narrow_choices(dist: CategoricalDistribution, value: Any, key: str) -> Base
         choices = ", ".join(map(str, dist.choices))
         raise SpecError(
             format_error(
-                key, value, must=f"one of {choices}, or a list of them",
-                hint="only narrowing is allowed",
+                key, value, must=f"one of {choices}, or a list of them", hint=hint, file=file,
             )
         )  # fmt: skip
     return CategoricalDistribution(unique)

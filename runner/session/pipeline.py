@@ -23,7 +23,7 @@ from runner.config.loading import spec_hash
 from runner.config.spec import ExperimentSpec
 from runner.data.dataset import Dataset, prepare_dataset, targets
 from runner.data.splits import Split, check_folds, cv_folds, holdout_split
-from runner.errors import DataError
+from runner.errors import DataError, format_error
 from runner.models import get_family, resolve_space
 from runner.search.objective import SearchData, make_pruner, make_sampler, resource_plan
 from runner.search.study import default_storage, open_study, study_name
@@ -92,11 +92,26 @@ def _search_data(spec: ExperimentSpec, ds: Dataset, split: Split) -> SearchData:
     )
 
 
+def _one_class(ds: Dataset) -> str:
+    """The refusal of a classification table left with fewer than 2 classes (the source had
+    more: clips of the others were skipped by the feature engine)."""
+    labels = sorted(str(label) for label in ds.frame["label"].unique())
+    must = f"at least 2 classes for task 'classification' (found in {len(ds.frame)} clips)"
+    hint = "add clips of another class"
+    if len(ds.skipped):
+        first = ds.skipped.iloc[0]
+        hint = (
+            f"{len(ds.skipped)} clips were skipped (first: {first['path']}: {first['reason']}); "
+            f"fix them or {hint}"
+        )
+    return format_error("label", labels, must=must, hint=hint, file=ds.source)
+
+
 def prepare(spec: ExperimentSpec, opts: RunOptions, *, base: Path | None = None) -> Prepared:
     """Data, features, the held-out split, CV folds, and the study's name and storage."""
     ds = prepare_dataset(spec, base=base, progress=opts.progress)
     if spec.task == "classification" and ds.frame["label"].nunique() < 2:
-        raise DataError(f"{ds.source}: classification needs at least 2 classes")
+        raise DataError(_one_class(ds))
     split = holdout_split(
         ds.frame, test_size=spec.search.test_size, task=spec.task, seed=spec.seed
     )

@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from runner import attrs as keys
 from runner.config.spec import ExperimentSpec
-from runner.errors import REPORTED, RunnerError
+from runner.errors import REPORTED, RunnerError, format_error
 from runner.faults import pause_point
 from runner.search.budget import run_budget
 from runner.search.dominance import DOMINATED
@@ -241,7 +241,9 @@ class Session:
             claim = self.study.user_attrs.get(FINALIZING_ATTR) or {}
             text = f"study {name}: {describe(claim)} is finalizing run {parent}"
             if strict:  # `audioml finalize` must not exit 0 without a model
-                raise RunnerError(f"{text}; it registers the model (--force if it is gone)")
+                problem = f"run {parent} is being finalized by {describe(claim)}"
+                hint = "wait for it to register the model, or pass --force if that process is gone"
+                raise RunnerError(format_error("study", name, problem=problem, hint=hint))
             self.console.print(f"{text}; it registers the model")
             return summary
         budget = self.study.user_attrs.get(BUDGET_ATTR, self.p.spec.search.n_trials)
@@ -274,12 +276,14 @@ class Session:
         status = "FAILED" if isinstance(exc, Exception) else "KILLED"
         self.tracker.flush()
         self.tracker.terminate(self.parent, status, f"finalize failed: {cause}"[:4000])
-        return (
-            f"finalizing run {self.parent} failed: {cause}\nStudy {self.p.study_name} keeps its "
-            "trials and is still finalizable: fix the cause, then rerun the same `audioml run` "
-            "or `audioml finalize` command (same spec and --set options). A study without a "
-            "completed trial needs more trials: add --set search.n_trials=N with N larger."
+        problem = f"finalizing run {self.parent} failed: {cause}"
+        hint = (
+            "the study keeps its trials and is still finalizable: fix the cause, then rerun "
+            "the same `audioml run` or `audioml finalize` command (same spec and --set "
+            "options); a study without a completed trial needs more trials: add --set "
+            "search.n_trials=N with N larger"
         )
+        return format_error("study", self.p.study_name, problem=problem, hint=hint)
 
     def _settle(self, budget: int, *, fill: bool) -> bool:
         """Wait for running trials, then run here what the budget still lacks: the trials of

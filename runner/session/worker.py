@@ -20,7 +20,7 @@ from rich.console import Console
 
 from runner import attrs
 from runner.config.spec import ExperimentSpec
-from runner.errors import RunnerError
+from runner.errors import RunnerError, format_error
 from runner.search.objective import make_pruner, make_sampler
 from runner.search.study import count_claimed, make_storage, open_study
 from runner.session.pipeline import Prepared, RunOptions, _mask, log_lineage, prepare, tracker_for
@@ -40,12 +40,14 @@ def _wait_parent(study: optuna.Study, p: Prepared, wait_s: float, console: Conso
         if time.monotonic() >= deadline:
             names = optuna.get_all_study_names(make_storage(p.storage))
             same = [n for n in names if n.startswith(f"{p.spec.name}-") and n != p.study_name]
-            hint = f"; other studies of this spec here: {', '.join(same)}" if same else ""
-            raise RunnerError(
-                f"study {p.study_name}: no `audioml run` started it within {wait_s:g}s. "
-                "The name hashes the spec, the --set overrides and the feature table, so the "
-                f"run must use the same ones and the same --storage{hint}"
+            hint = (
+                "its name hashes the spec, the --set overrides and the feature table, so the "
+                "run must use the same ones and the same --storage"
             )
+            if same:
+                hint += f"; other studies of this spec here: {', '.join(same)}"
+            problem = f"was not started by `audioml run` within {wait_s:g}s"
+            raise RunnerError(format_error("study", p.study_name, problem=problem, hint=hint))
         if not said:
             console.print(
                 f"waiting up to {wait_s:g}s for `audioml run` to start study "
@@ -118,16 +120,22 @@ def finalize_study(spec: ExperimentSpec, opts: RunOptions, *, force: bool = Fals
     Never returns without a registered model (when the spec logs one): a study another live
     process is finalizing, or whose final step fails, is an error that says what to do."""
     p = prepare(spec, opts)
-    where = f"study {p.study_name} in {_mask(p.storage)}"
+    storage = _mask(p.storage)
     try:
         study = optuna.load_study(
             study_name=p.study_name, storage=make_storage(p.storage), sampler=make_sampler(spec)
         )
     except KeyError:
-        raise RunnerError(f"no {where}: start it with `audioml run` on this spec") from None
+        problem = f"is not in {storage}"
+        hint = "start it with `audioml run` on this spec"
+        raise RunnerError(
+            format_error("study", p.study_name, problem=problem, hint=hint)
+        ) from None
     parent = study.user_attrs.get(PARENT_ATTR)
     if parent is None:
-        raise RunnerError(f"{where} has no parent run: start it with `audioml run`")
+        problem = f"in {storage} has no parent run"
+        hint = "start it with `audioml run`"
+        raise RunnerError(format_error("study", p.study_name, problem=problem, hint=hint))
     tracker = _tracker(p, study, opts, parent)
     session = Session(replace(p, tracking_uri=tracker.uri), study, tracker, opts.console)
     session.recover()

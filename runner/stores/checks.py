@@ -58,8 +58,13 @@ def sqlite_path(url: str) -> Path | None:
     return Path(db).resolve() if db and db != ":memory:" else None
 
 
+#: What the messages call each store (no spec key sets them: --tracking-uri, --storage).
+TRACKING_STORE = "MLflow tracking store"
+STUDY_STORE = "Optuna storage"
+
+
 def _aside(path: Path) -> str:
-    return f"Move it aside (mv '{path}' '{path}.damaged') and run again"
+    return f"move it aside (mv '{path}' '{path}.damaged') and run again"
 
 
 def _header_problem(path: Path) -> str | None:
@@ -84,37 +89,39 @@ def _header_problem(path: Path) -> str | None:
     return None
 
 
-def _check_sqlite(path: Path, what: str) -> None:
-    """Raise StoreError naming ``path`` when it cannot be created, written or read."""
+def _check_sqlite(path: Path, key: str) -> None:
+    """Raise StoreError naming the store ``key`` and its ``path`` when the file cannot be
+    created, written or read."""
     folder = path.parent
     if path.exists() and not path.is_file():
-        raise StoreError(f"{what} {path} is not a file. {_aside(path)}.")
+        raise StoreError(format_error(key, path, problem="is not a file", hint=_aside(path)))
+    elsewhere = "point --tracking-uri/--storage elsewhere"
     if not folder.is_dir():
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(
-                f"cannot create the folder of {what} {path}: {exc.strerror}"
-            ) from None
+            problem = (
+                f"cannot be written: its folder '{folder}' cannot be created ({exc.strerror})"
+            )
+            raise StoreError(format_error(key, path, problem=problem, hint=elsewhere)) from None
     # SQLite writes a journal beside the file, and our locks a .lock file: the folder must be
     # writable, not only the file.
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise StoreError(
-            f"cannot write {what} {path}: the folder {folder} is not writable. Run from a "
-            "writable folder or point --tracking-uri/--storage at one."
-        )
+        problem = f"cannot be written: its folder '{folder}' is not writable"
+        hint = "run from a writable folder or point --tracking-uri/--storage at one"
+        raise StoreError(format_error(key, path, problem=problem, hint=hint))
     if not path.exists():
         return
     if not os.access(path, os.R_OK | os.W_OK):
-        raise StoreError(
-            f"cannot write {what} {path}: the file is read-only. Make it writable "
-            f"(chmod u+rw '{path}') or point --tracking-uri/--storage elsewhere."
-        )
+        problem = "cannot be written: the file is read-only"
+        hint = f"make it writable (chmod u+rw '{path}') or {elsewhere}"
+        raise StoreError(format_error(key, path, problem=problem, hint=hint))
     # Read first: a read-write connection rolls back the hot journal of a process killed
     # mid-write (a read-only one would fail on it), after which the header is current.
     problem = _read_problem(path) or _header_problem(path)
     if problem is not None:
-        raise StoreError(f"{what} {path} is damaged: {problem}. {_aside(path)}.")
+        damaged = f"is damaged: {problem}"
+        raise StoreError(format_error(key, path, problem=damaged, hint=_aside(path)))
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -168,18 +175,21 @@ def check_study_store(storage: str, study: str) -> None:
     path = sqlite_path(storage)
     if path is None:
         return
-    _check_sqlite(path, "the Optuna storage")
+    _check_sqlite(path, STUDY_STORE)
     if _has_study(path, study):
         return
     tracking = path.parent / "mlflow.db"
     run = _parent_run(tracking, study) if tracking.is_file() else None
     if run is not None:
-        raise StoreError(
-            f"the Optuna storage {path} has no study '{study}', but {tracking} holds its "
-            f"parent run {run}: optuna.db was emptied or replaced. Restore it from a backup; "
-            "or, to search again from scratch, delete that run first "
-            f"(MLFLOW_TRACKING_URI=sqlite:///{tracking} mlflow runs delete --run-id {run})."
+        problem = (
+            f"has no study '{study}', but '{tracking}' holds its parent run {run}: "
+            f"{path.name} was emptied or replaced"
         )
+        hint = (
+            "restore it from a backup; or, to search again from scratch, delete that run "
+            f"first (MLFLOW_TRACKING_URI=sqlite:///{tracking} mlflow runs delete --run-id {run})"
+        )
+        raise StoreError(format_error(STUDY_STORE, path, problem=problem, hint=hint))
 
 
 def _has_study(path: Path, study: str) -> bool:
@@ -229,7 +239,7 @@ def open_tracking_store(uri: str) -> None:
         return
     from runner.stores.lock import StudyLock  # sqlalchemy, imported on first use
 
-    _check_sqlite(path, "the MLflow tracking store")  # before the lock file is created
+    _check_sqlite(path, TRACKING_STORE)  # before the lock file is created
     with StudyLock(uri, "audioml:mlflow-schema"):
         _open_tracking_store(path)
 
@@ -247,6 +257,8 @@ def _open_tracking_store(path: Path) -> None:
         _create_schema(f"sqlite:///{target}")
         if fresh:
             os.replace(target, path)
+    except StoreError:  # a half-migrated store: its own message says what to do
+        raise
     except Exception as exc:
         raise StoreError(_schema_failure(path, exc, fresh)) from exc
     finally:
@@ -277,16 +289,15 @@ def _schema_failure(path: Path, exc: Exception, fresh: bool) -> str:
         or "disk I/O error" in str(e)
         for e in chain
     )
-    verb = "create" if fresh else "migrate"
     if full:
+        verb = "created" if fresh else "migrated"
         state = "nothing was written" if fresh else "the store is left as it was"
-        return (
-            f"could not {verb} the MLflow tracking store {path}: the disk is full or cannot "
-            f"be written ({text}); {state}. Free space and run again."
-        )
+        problem = f"could not be {verb}: the disk is full or cannot be written ({text}); {state}"
+        return format_error(TRACKING_STORE, path, problem=problem, hint="free space and run again")
     if fresh:
-        return f"could not create the MLflow tracking store {path}: {text}"
-    return f"could not open the MLflow tracking store {path}: {text}. {_aside(path)}."
+        return format_error(TRACKING_STORE, path, problem=f"could not be created: {text}")
+    problem = f"could not be opened: {text}"
+    return format_error(TRACKING_STORE, path, problem=problem, hint=_aside(path))
 
 
 def _drop_migration_leftovers(path: Path) -> None:
@@ -296,11 +307,11 @@ def _drop_migration_leftovers(path: Path) -> None:
         for name in sorted(t for t in tables if t.startswith(_ALEMBIC_TMP)):
             original = name.removeprefix(_ALEMBIC_TMP)
             if original not in tables:  # copied and the original dropped: half-renamed
-                raise StoreError(
-                    f"the MLflow tracking store {path} is half-migrated: table '{original}' "
-                    f"is missing and '{name}' holds its rows. Restore it from a backup, or "
-                    f"{_aside(path).lower()} (its runs are then lost)."
+                problem = (
+                    f"is half-migrated: table '{original}' is missing and '{name}' holds its rows"
                 )
+                hint = f"restore it from a backup, or {_aside(path)} (its runs are then lost)"
+                raise StoreError(format_error(TRACKING_STORE, path, problem=problem, hint=hint))
             # The copy of an interrupted batch migration: the original is still whole.
             con.execute(f'DROP TABLE "{name}"')
             con.commit()

@@ -3,6 +3,8 @@ message naming the file, the dotted key, the value given and what is allowed."""
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -263,3 +265,134 @@ def test_mel_images_off_or_unreadable(tmp_path: Path) -> None:
         "clip_id: 'c1' has cached mel images that cannot be read, even after extracting it "
         f"again; the file is {store.mel_file('abc')}"
     )
+
+
+# -- stores, the session, search-space files: each refusal made for real ----------------
+
+
+def test_a_damaged_study_store(tmp_path: Path) -> None:
+    from runner.stores.checks import StoreError, check_study_store
+
+    path = tmp_path / "optuna.db"
+    path.write_bytes(b"backup of something else\n" * 40)
+    with pytest.raises(StoreError) as info:
+        check_study_store(f"sqlite:///{path}", "genre")
+    assert str(info.value) == (
+        f"Optuna storage: '{path}' is damaged: unreadable (file is not a database); "
+        f"move it aside (mv '{path}' '{path}.damaged') and run again"
+    )
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(StoreError) as info:
+        check_study_store(f"sqlite:///{path}", "genre")
+    assert str(info.value) == (
+        f"Optuna storage: '{path}' is not a file; "
+        f"move it aside (mv '{path}' '{path}.damaged') and run again"
+    )
+
+
+def test_a_half_migrated_tracking_store(tmp_path: Path) -> None:
+    import sqlite3
+
+    from runner.stores.checks import StoreError, open_tracking_store
+
+    path = tmp_path / "mlflow.db"
+    with sqlite3.connect(path) as con:  # the copy a batch migration made, the original gone
+        con.execute("CREATE TABLE _alembic_tmp_experiments (experiment_id INTEGER)")
+    con.close()
+    with pytest.raises(StoreError) as info:
+        open_tracking_store(f"sqlite:///{path}")
+    assert str(info.value) == (
+        f"MLflow tracking store: '{path}' is half-migrated: table 'experiments' is missing "
+        "and '_alembic_tmp_experiments' holds its rows; restore it from a backup, or move it "
+        f"aside (mv '{path}' '{path}.damaged') and run again (its runs are then lost)"
+    )
+
+
+def test_a_search_space_file_and_an_override_it_narrowed(tmp_path: Path) -> None:
+    from runner.errors import SpecError
+    from runner.models import MODELS, resolve_space
+
+    (tmp_path / "svm.yaml").write_text("- C\n- gamma\n")
+    with pytest.raises(SpecError) as info:
+        resolve_space(MODELS["svm"], "classification", config_dir=tmp_path)
+    assert str(info.value) == (
+        f"{tmp_path / 'svm.yaml'}: ['C', 'gamma'] must be a mapping of parameter names to ranges"
+    )
+    (tmp_path / "svm.yaml").write_text("C: [0.1, 10]\n")
+    with pytest.raises(SpecError) as info:
+        resolve_space(MODELS["svm"], "classification", {"C": [0.01, 10]}, config_dir=tmp_path)
+    assert str(info.value) == (
+        "search.spaces.svm.C: [0.01, 10] must be a float range [low, high] or a single value "
+        f"within [0.1, 10.0], log scale; only narrowing is allowed, and {tmp_path / 'svm.yaml'} "
+        "narrows C"
+    )
+
+
+_SMALL = [
+    "-q",
+    *("--set", "search.models=[logistic]"),
+    *("--set", "search.cv.folds=2"),
+    *("--set", "search.n_trials=2"),
+    *("--set", "features.n_jobs=1"),
+]
+
+
+def _corpus(root: Path) -> Path:
+    from tests.runner._audio_fixtures import make_folder_dataset
+
+    return make_folder_dataset(root, ["music", "speech"], 4, seconds=0.5)
+
+
+def test_a_corpus_left_with_one_class(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    corpus = _corpus(workdir / "corpus")
+    for clip in (corpus / "speech").iterdir():
+        clip.write_bytes(b"RIFF, then nothing a decoder reads" * 4)  # every speech clip skipped
+    assert main(["run", str(DEMO), *_SMALL, "--set", f"data.root={corpus}"]) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "Traceback" not in err
+    assert (
+        f"{corpus}: label: ['music'] must be at least 2 classes for task 'classification' "
+        f"(found in 4 clips); 4 clips were skipped (first: {corpus / 'speech'}"
+    ) in err
+    assert "; fix them or add clips of another class" in err
+    assert not (workdir / "optuna.db").exists()
+
+
+def test_finalize_of_a_study_never_started(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    corpus = _corpus(workdir / "corpus")
+    assert main(["finalize", str(DEMO), *_SMALL, "--set", f"data.root={corpus}"]) == 1
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "Traceback" not in err
+    storage = f"sqlite:///{workdir / 'optuna.db'}"
+    pattern = (
+        rf"error: study: 'demo-[0-9a-f]{{10}}' is not in {re.escape(storage)}; "
+        r"start it with `audioml run` on this spec"
+    )
+    assert re.search(pattern, err), err
+
+
+def test_finalize_while_another_process_finalizes(
+    workdir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from runner.config.loading import load_spec
+    from runner.search.liveness import HOST
+    from runner.session.pipeline import RunOptions, open_spec_study, prepare
+    from runner.session.session import FINALIZING_ATTR, announce, start_tracking
+
+    corpus = _corpus(workdir / "corpus")
+    sets = [s for s in _SMALL[1:] if s != "--set"] + [f"data.root={corpus}"]
+    p = prepare(load_spec(DEMO, sets), RunOptions(progress=False))
+    study = open_spec_study(p)
+    announce(study, 2, p.tracking_uri)
+    parent = start_tracking(p, RunOptions(progress=False), study).parent_id
+    # The claim of a live process that is not this one: the shell that started the tests.
+    claim = {"run": parent, "host": HOST, "pid": os.getppid(), "start": None}
+    study.set_user_attr(FINALIZING_ATTR, claim)
+    assert main(["finalize", str(DEMO), *_SMALL, "--set", f"data.root={corpus}"]) == 1
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "Traceback" not in err
+    assert (
+        f"error: study: '{p.study_name}' run {parent} is being finalized by pid {os.getppid()} "
+        f"on {HOST}; wait for it to register the model, or pass --force if that process is gone"
+    ) in err

@@ -313,14 +313,18 @@ def test_yaml_file_narrows_first_and_spec_cannot_rewiden(tmp_path: Path) -> None
     space = resolve_space(MODELS["svm"], "classification", config_dir=tmp_path)
     assert space["C"] == FloatDistribution(0.01, 100.0, log=True)
     assert "epsilon" not in space  # a regression-only name is skipped for classification
-    match = r"search\.spaces\.svm\.C.*\[0\.01, 100\.0\].*svm\.yaml narrows C\.\)"
+    match = (
+        r"^search\.spaces\.svm\.C: \[1, 1000\] must be a float range .*\[0\.01, 100\.0\], "
+        r"log scale; only narrowing is allowed, and .*svm\.yaml narrows C$"
+    )
     with pytest.raises(SpecError, match=match):
         resolve_space(MODELS["svm"], "classification", {"C": [1, 1000]}, config_dir=tmp_path)
 
 
 def test_bad_yaml_file_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "knn.yaml").write_text("n_neighbors: [0, 100]\n")
-    with pytest.raises(SpecError, match=r"knn\.yaml:n_neighbors"):
+    match = r"knn\.yaml: n_neighbors: \[0, 100\] must be an int range"
+    with pytest.raises(SpecError, match=match):
         resolve_space(MODELS["knn"], "classification", config_dir=tmp_path)
 
 

@@ -153,4 +153,5 @@ def test_worker_without_a_run_gives_up_with_a_clear_message(
     code = main(["worker", str(DEMO), *SMALL, "--set", f"data.root={corpus}", "--wait-s", "1"])
     assert code == 1
     err = capsys.readouterr().err
-    assert "no `audioml run` started it within 1s" in err.replace("\n", " ")
+    expected = "was not started by `audioml run` within 1s; its name hashes the spec"
+    assert expected in err.replace("\n", " ")

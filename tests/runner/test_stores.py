@@ -98,7 +98,9 @@ def test_damaged_store_is_named(work: Path, corpus: Path, cache: Path, store: st
     path = work / store
     backup = path.read_bytes()
     damage(path)
-    refused(audioml(work, corpus, cache), 1, f"{path} is damaged", f"mv '{path}'")
+    key = {"optuna.db": "Optuna storage", "mlflow.db": "MLflow tracking store"}[store]
+    aside = f"; move it aside (mv '{path}' '{path}.damaged') and run again"
+    refused(audioml(work, corpus, cache), 1, f"{key}: '{path}' is damaged: ", aside)
     assert path.read_bytes() != backup  # left as found, for the user to move aside
     if store == "mlflow.db" and damage is _truncate:
         path.rename(f"{path}.damaged")  # as the message says; the study is done, its runs lost
@@ -114,7 +116,14 @@ def test_emptied_optuna_db_is_not_a_new_study(work: Path, corpus: Path, cache: P
     runs = client.search_runs([client.get_experiment_by_name("demo").experiment_id])
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     path.write_bytes(b"")
-    refused(audioml(work, corpus, cache), 1, f"{path} has no study", parent.info.run_id)
+    run = parent.info.run_id
+    refused(
+        audioml(work, corpus, cache), 1,
+        f"Optuna storage: '{path}' has no study 'demo-",
+        f"but '{work / 'mlflow.db'}' holds its parent run {run}: optuna.db was emptied or "
+        "replaced; restore it from a backup",
+        f"mlflow runs delete --run-id {run})",
+    )  # fmt: skip
     assert path.stat().st_size == 0  # refused before Optuna wrote a new study into it
 
 
@@ -138,7 +147,8 @@ def test_read_only_folder(work: Path, finished: Path, corpus: Path, cache: Path)
     else:
         _mount("-o", "remount,ro,bind", str(work))
     try:
-        refused(audioml(work, corpus, cache), 1, f"folder {work} is not writable")
+        needle = f"' cannot be written: its folder '{work}' is not writable; run from a writable"
+        refused(audioml(work, corpus, cache), 1, needle)
     finally:
         if os.geteuid() == 0:
             subprocess.run(["umount", str(work)], check=False)
