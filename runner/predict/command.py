@@ -108,7 +108,9 @@ def run_predict(model: str, data: Path, opts: PredictOptions, console: Console) 
     loaded = load_model(uri, tracking_uri)
     audio = loaded.audio
     if audio.audio_reason:
-        raise DataError(f"MODEL '{loaded.uri}': {audio.audio_reason}")
+        raise DataError(
+            format_error("MODEL", loaded.uri, problem=f"cannot label audio: {audio.audio_reason}")
+        )
     if opts.uncertain is not None and audio.config["task"] != "classification":
         problem = "needs a classifier; a regression model has no class probabilities to rank"
         raise DataError(format_error("--uncertain", opts.uncertain, problem=problem))
@@ -139,7 +141,7 @@ def _features(loaded: LoadedModel, inputs: PredictInput, opts: PredictOptions) -
     try:  # validated: a missing Dask extra is named here, before any extraction
         features = FeaturesSpec.model_validate(loaded.audio.features.model_dump() | where)
     except ValueError as exc:
-        raise DataError(f"--executor {opts.executor}: {exc}") from None
+        raise DataError(format_error("--executor", opts.executor, problem=str(exc))) from None
     folder = opts.cache_dir or Path(features.cache_dir or ".audioml-cache").expanduser()
     check_cache_dir(folder, key="--cache-dir" if opts.cache_dir else "features.cache_dir")
     n_jobs = features.n_jobs if opts.n_jobs is None else opts.n_jobs
@@ -179,7 +181,9 @@ def predict_table(
         try:
             out = audio.predict_inputs(audio.segment_inputs(rows, images), owner)
         except MlflowException as exc:
-            raise DataError(f"MODEL '{loaded.uri}': {exc.message}") from None
+            raise DataError(
+                format_error("MODEL", loaded.uri, problem=f"refused the rows: {exc.message}")
+            ) from None
         out.insert(0, "path", np.asarray(names, dtype=object))
         parts.append(out)
     if not parts:
