@@ -1,9 +1,9 @@
 """`audioml predict`: DATA layouts, uncertainty, the served model's answer, resumption.
 
 Fast tests use a hand-built AudioModel (no MLflow) or only the option checks. The slow ones
-register a model of 1-s windows (aggregated per clip) trained on the synthetic demo corpus,
-predict a folder of unseen clips with broken files among them, compare with a real
-`mlflow models serve`, and SIGKILL a real `audioml predict` mid-extraction.
+take the shared model of 1-s windows (``_registered``: aggregated per clip, trained on the
+synthetic demo corpus), predict a folder of unseen clips with broken files among them,
+compare with a real `mlflow models serve`, and SIGKILL a real `audioml predict` mid-extraction.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +23,9 @@ import pandas as pd
 import pytest
 import requests
 from _audio_fixtures import write_audio, write_tone
+from _registered import DEMO, SEGMENTED, Store
 from mlflow.tracking import MlflowClient
-from test_serving import Store, _hand_model, _start, _stop, _wait_ready
+from test_serving import _hand_model, _start, _stop, _wait_ready
 
 from features import build_table
 from features.build import FLUSH_EVERY
@@ -39,8 +39,7 @@ from runner.predict.inputs import list_inputs
 from runner.predict.model import LoadedModel
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / "experiments" / "demo.yaml"
-NAME = "predict-windows"
+NAME = SEGMENTED
 URI = f"models:/{NAME}@champion"
 
 
@@ -155,10 +154,9 @@ def test_predict_table_is_the_served_answer(tmp_path: Path, segments: dict) -> N
 
 # -- a registered model (slow) ----------------------------------------------------------------
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    """A registered model of 1-s windows, and a folder of unseen clips with broken files."""
+def store(registered: Store, tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """The shared model of 1-s windows, and a folder of unseen clips with broken files."""
     root = tmp_path_factory.mktemp("predict")
-    corpus = synthesize_corpus(root / "corpus", clips_per_class=10, duration_s=2.0)
     unseen = synthesize_corpus(root / "unseen", clips_per_class=6, duration_s=2.0, seed=99)
     good = (unseen / "music" / "music_000.wav").read_bytes()
     (unseen / "broken").mkdir()
@@ -166,14 +164,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     (unseen / "broken" / "truncated.wav").write_bytes(good[:3000])
     (unseen / "broken" / "text.wav").write_text("not audio at all")
     _odd_entries(unseen / "odd")
-    sets = ["search.n_trials=2", "search.models=[logistic]", "search.cv.folds=2",
-            "features.n_jobs=1", f"data.root={corpus}", f"register.model_name={NAME}",
-            "segments.mode=fixed", "segments.length_s=1"]  # fmt: skip
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        assert main(["run", str(DEMO), "-q", *[a for s in sets for a in ("--set", s)]]) == 0
-    yield Store(root, unseen)
+    return Store(root, unseen, db=Path(registered.uri.removeprefix("sqlite:///")))
 
 
 def _predict_here(store: Store, capsys: pytest.CaptureFixture, *args: str) -> str:

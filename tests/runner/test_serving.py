@@ -1,10 +1,10 @@
 """Serving: the AudioModel pyfunc in process, and the real `mlflow models serve` over HTTP.
 
-The server tests register two models from a tiny synthetic corpus (whole clips, and 1-s
-windows aggregated per clip), start `mlflow models serve --env-manager local` on 127.0.0.1,
-and check that every input form, in both JSON formats, gets exactly the answer of
-``mlflow.pyfunc.load_model(...).predict`` on the same input; and that bad payloads get a
-400 with a clear message while the server keeps serving.
+The server tests take the two models of ``_registered`` (trained once per session on a tiny
+synthetic corpus: whole clips, and 1-s windows aggregated per clip), start `mlflow models
+serve --env-manager local` on 127.0.0.1, and check that every input form, in both JSON
+formats, gets exactly the answer of ``mlflow.pyfunc.load_model(...).predict`` on the same
+input; and that bad payloads get a 400 with a clear message while the server keeps serving.
 """
 
 from __future__ import annotations
@@ -30,17 +30,12 @@ import pytest
 import requests
 import soundfile as sf
 from _audio_fixtures import write_tone
+from _registered import SEGMENTED, WHOLE, Store
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from features import FeaturesSpec, SegmentsSpec, decode_audio, extract_signal
-from runner.cli import main
-from runner.data.demo_data import synthesize_corpus
 from runner.serving.model import AudioModel, Limits
 
-REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / "experiments" / "demo.yaml"
-WHOLE, SEGMENTED = "serve-whole", "serve-windows"
 MAX_BYTES = 1_000_000  # the servers' clip limit: the corpus clips are ~64 kB
 HOST = "127.0.0.1"
 
@@ -179,23 +174,6 @@ def test_limits_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
 
 # -- registered models and real servers (slow) ----------------------------------------------
 @dataclass
-class Store:
-    """A tracking store with the two registered models and the corpus they came from."""
-
-    root: Path
-    corpus: Path
-
-    @property
-    def uri(self) -> str:
-        return f"sqlite:///{self.root / 'mlflow.db'}"
-
-    def model_path(self, name: str) -> str:
-        client = MlflowClient(self.uri)
-        version = client.get_model_version_by_alias(name, "champion").version
-        return client.get_model_version_download_uri(name, version)
-
-
-@dataclass
 class Server:
     """One `mlflow models serve` process on 127.0.0.1 and its in-process twin."""
 
@@ -215,23 +193,8 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    root = tmp_path_factory.mktemp("serving")
-    corpus = synthesize_corpus(root / "corpus", clips_per_class=10, duration_s=2.0)
-    common = ["search.n_trials=2", "search.models=[logistic]", "search.cv.folds=2",
-              "features.n_jobs=1", f"data.root={corpus}"]  # fmt: skip
-    runs = {
-        WHOLE: [*common, f"register.model_name={WHOLE}"],
-        SEGMENTED: [*common, f"register.model_name={SEGMENTED}", "segments.mode=fixed",
-                    "segments.length_s=1"],
-    }  # fmt: skip
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        for sets in runs.values():
-            args = [a for s in sets for a in ("--set", s)]
-            assert main(["run", str(DEMO), "-q", *args]) == 0
-    yield Store(root, corpus)
+def store(registered: Store) -> Store:
+    return registered
 
 
 def _free_port() -> int:

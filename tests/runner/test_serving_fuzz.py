@@ -16,14 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+from _registered import WHOLE, Store
 from mlflow.exceptions import MlflowException
-from test_serving import DEMO, Store, _start, _stop, _wait_ready
+from test_serving import _start, _stop, _wait_ready
 
-from runner.cli import main
-from runner.data.demo_data import synthesize_corpus
 from runner.serving.limits import Limits
 
-NAME = "serve-fuzz"
 LIMITS = {
     "AUDIOML_MAX_AUDIO_BYTES": "300000",
     "AUDIOML_MAX_AUDIO_SECONDS": "4",
@@ -62,20 +60,12 @@ def test_limits_from_env_and_request_checks(monkeypatch: pytest.MonkeyPatch) -> 
 
 # -- the real server --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Store]]:
-    root = tmp_path_factory.mktemp("fuzz")
-    corpus = synthesize_corpus(root / "corpus", clips_per_class=8, duration_s=2.0)
-    sets = ["search.n_trials=2", "search.models=[logistic]", "search.cv.folds=2",
-            "features.n_jobs=1", f"data.root={corpus}", f"register.model_name={NAME}"]  # fmt: skip
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        assert main(["run", str(DEMO), "-q", *[a for s in sets for a in ("--set", s)]]) == 0
-    store = Store(root, corpus)
-    proc, url, log = _start(store, NAME, LIMITS)
+def server(registered: Store) -> Iterator[tuple[str, Store]]:
+    """The shared whole-clip model served with this module's tight limits."""
+    proc, url, log = _start(registered, WHOLE, LIMITS)
     try:
         _wait_ready(proc, url, log)
-        yield url, store
+        yield url, registered
     finally:
         _stop(proc)
 
