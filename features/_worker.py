@@ -92,6 +92,10 @@ def _stamp(st: os.stat_result) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
+def _audioml_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith("AUDIOML_")}
+
+
 @dataclass
 class ClipWorker:
     """Extracts the clips of a job with a fixed config (picklable, sent once per worker
@@ -106,6 +110,9 @@ class ClipWorker:
     store: FeatureStore
     cached: frozenset[str] = field(default_factory=frozenset)
     plugins: tuple[FeatureExtractor, ...] = ()
+    # The builder's AUDIOML_* settings when it made the worker: a fork server started
+    # earlier (a process with Keras loaded) hands its workers the environment of back then.
+    env: dict[str, str] = field(default_factory=lambda: _audioml_env())
 
     def init_process(self) -> None:
         """Once per worker process, before its first clip's timeout starts counting.
@@ -117,6 +124,7 @@ class ClipWorker:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1)
+        os.environ.update(self.env)
         adopt(self.plugins)  # a worker not forked from the builder has not seen them
         feature_layout(self.features)
 

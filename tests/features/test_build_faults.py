@@ -46,14 +46,14 @@ def cached_keys(cache: Path, features: FeaturesSpec) -> set[str]:
 
 
 def holder_of(fifo: Path, timeout_s: float = 30.0) -> int:
-    """The pid of this process's child that has ``fifo`` open."""
+    """The pid of this process's worker that has ``fifo`` open: a child, or a child of this
+    process's fork server (the pool's context when Keras is loaded)."""
     deadline = time.monotonic() + timeout_s
     me = os.getpid()
     while time.monotonic() < deadline:
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
-                status = Path(f"/proc/{pid}/status").read_text()
-                if f"PPid:\t{me}\n" not in status:
+                if me not in _ancestors(int(pid), 2):
                     continue
                 fds = Path(f"/proc/{pid}/fd")
                 if any(os.readlink(fd) == str(fifo) for fd in fds.iterdir()):
@@ -62,6 +62,15 @@ def holder_of(fifo: Path, timeout_s: float = 30.0) -> int:
                 continue
         time.sleep(0.01)
     raise AssertionError(f"no worker opened {fifo}")
+
+
+def _ancestors(pid: int, levels: int) -> list[int]:
+    out = []
+    for _ in range(levels):
+        status = Path(f"/proc/{pid}/status").read_text()
+        pid = int(status.split("PPid:\t", 1)[1].split("\n", 1)[0])
+        out.append(pid)
+    return out
 
 
 def assert_good_clips_kept(table: FeatureTable, good: pd.DataFrame, cache: Path, feats) -> None:
