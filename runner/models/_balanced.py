@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.utils import get_tags
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import check_is_fitted
+
+if TYPE_CHECKING:
+    from sklearn.utils import Tags
 
 __all__ = ["BalancedClassifier"]
 
@@ -24,12 +28,22 @@ class BalancedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> BalancedClassifier:
         """Fit a clone of ``estimator`` with weights inversely proportional to class counts."""
+        if y is None:
+            name = type(self).__name__
+            raise ValueError(f"{name} requires y to be passed, but the target y is None")
         y = np.asarray(y)
         self.estimator_ = clone(self.estimator)
         self.estimator_.fit(X, y, sample_weight=compute_sample_weight("balanced", y))
         self.classes_ = self.estimator_.classes_
-        self.n_features_in_ = getattr(self.estimator_, "n_features_in_", np.shape(X)[1])
+        inner = getattr(self.estimator_, "n_features_in_", None)
+        self.n_features_in_ = inner if inner is not None else np.asarray(X).shape[1]
         return self
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator).input_tags
+        tags.input_tags.sparse, tags.input_tags.allow_nan = inner.sparse, inner.allow_nan
+        return tags
 
     def predict(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "estimator_")

@@ -11,6 +11,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.utils.validation import check_is_fitted
 
@@ -18,6 +19,7 @@ from runner.models._base import inner_split
 
 if TYPE_CHECKING:
     import lightgbm as lgb
+    from sklearn.utils import Tags
 
 __all__ = ["LGBMEarlyStoppingClassifier", "LGBMEarlyStoppingRegressor"]
 
@@ -72,6 +74,11 @@ class _LGBMEarlyStopping(BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> _LGBMEarlyStopping:
         """Fit, choosing the number of trees on an inner validation split when possible."""
+        if y is None:
+            name = type(self).__name__
+            raise ValueError(f"{name} requires y to be passed, but the target y is None")
+        if not (hasattr(X, "iloc") or sparse.issparse(X)):
+            X = np.asarray(X)  # a list or other array-like: rows are taken by position below
         y = np.asarray(y)
         split = None
         if self.early_stopping_rounds is not None:
@@ -105,6 +112,12 @@ class _LGBMEarlyStopping(BaseEstimator):
         if is_classifier(self):
             self.classes_ = self.model_.classes_
         return self
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # LightGBM takes CSR/CSC matrices
+        tags.input_tags.allow_nan = True  # and treats NaN as missing, by design
+        return tags
 
     @property
     def feature_importances_(self) -> np.ndarray:
