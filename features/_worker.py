@@ -112,7 +112,7 @@ class ClipWorker:
     plugins: tuple[FeatureExtractor, ...] = ()
     # The builder's AUDIOML_* settings when it made the worker: a fork server started
     # earlier (a process with Keras loaded) hands its workers the environment of back then.
-    env: dict[str, str] = field(default_factory=lambda: _audioml_env())
+    env: dict[str, str] = field(default_factory=_audioml_env)
 
     def init_process(self) -> None:
         """Once per worker process, before its first clip's timeout starts counting.

@@ -10,6 +10,8 @@ from sklearn.utils import get_tags
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import check_is_fitted
 
+from runner.models._base import require_target
+
 if TYPE_CHECKING:
     from sklearn.utils import Tags
 
@@ -28,9 +30,7 @@ class BalancedClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> BalancedClassifier:
         """Fit a clone of ``estimator`` with weights inversely proportional to class counts."""
-        if y is None:
-            name = type(self).__name__
-            raise ValueError(f"{name} requires y to be passed, but the target y is None")
+        require_target(self, y)
         y = np.asarray(y)
         self.estimator_ = clone(self.estimator)
         self.estimator_.fit(X, y, sample_weight=compute_sample_weight("balanced", y))

@@ -25,6 +25,7 @@ __all__ = [
     "check_params",
     "class_weight",
     "inner_split",
+    "require_target",
     "scaled",
 ]
 
@@ -61,6 +62,13 @@ def check_params(
         what = f"parameters of model family '{family}'"
         raise ValueError(format_error(f"{family} params", given, one_of=sorted(known), what=what))
     return dict(params)
+
+
+def require_target(estimator: Any, y: Any) -> None:
+    """Refuse ``fit(X, None)`` in the words scikit-learn's estimator checks expect."""
+    if y is None:
+        name = type(estimator).__name__
+        raise ValueError(f"{name} requires y to be passed, but the target y is None")
 
 
 def class_weight(balanced: bool, task: str) -> str | None:

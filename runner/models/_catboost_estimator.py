@@ -17,7 +17,7 @@ from sklearn.utils import check_consistent_length
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from runner.models._base import inner_split
+from runner.models._base import inner_split, require_target
 from runner.models._encoding import as_text
 
 __all__ = ["CatBoostClassifierES", "CatBoostRegressorES"]
@@ -111,10 +111,7 @@ class _CatBoost(BaseEstimator):
             return pd.DataFrame(X), y
         if not isinstance(X, pd.DataFrame):
             raise ValueError("categorical columns need a DataFrame input (column names)")
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None"
-            )
+        require_target(self, y)
         if not (isinstance(y, str) and y == "no_validation"):
             check_consistent_length(X, y)
         cats = list(self.categorical)

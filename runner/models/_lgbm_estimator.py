@@ -15,7 +15,7 @@ from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.utils.validation import check_is_fitted
 
-from runner.models._base import inner_split
+from runner.models._base import inner_split, require_target
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -74,9 +74,7 @@ class _LGBMEarlyStopping(BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> _LGBMEarlyStopping:
         """Fit, choosing the number of trees on an inner validation split when possible."""
-        if y is None:
-            name = type(self).__name__
-            raise ValueError(f"{name} requires y to be passed, but the target y is None")
+        require_target(self, y)
         if not (hasattr(X, "iloc") or sparse.issparse(X)):
             X = np.asarray(X)  # a list or other array-like: rows are taken by position below
         y = np.asarray(y)
