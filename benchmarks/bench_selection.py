@@ -292,13 +292,9 @@ def one_seed(
     return row
 
 
-def _median(rows: list[dict], rule: str) -> float:
-    return statistics.median(r["test"][rule] for r in rows if rule in r["test"])
-
-
 def markdown(rows: list[dict], command: str) -> str:
-    """Per task: each rule's median and range of test scores, and its seeds against the
-    default rule (``best_cv``) on the same search."""
+    """Per task: each rule's median and range of test scores, and its searches against what
+    the runner served on the same search; then every task together (:func:`_pooled`)."""
     out = ["# Final choice among the searched trials, on the test split", "",
            f"    {command}", ""]  # fmt: skip
     for task in dict.fromkeys(r["task"] for r in rows):
@@ -312,7 +308,7 @@ def markdown(rows: list[dict], command: str) -> str:
                 "| seeds better / equal / worse than served |",
                 "| --- | ---: | ---: | --- |"]  # fmt: skip
         columns = [(rule, "test") for rule in RULES]
-        columns += [(rule, "test_bagged") for rule in RULES]
+        columns += [(rule, "test_bagged") for rule in RULES[1:]]  # served has one form
         for rule, key in columns:
             have = [r for r in mine if rule in r.get(key, {})]
             if not have:
@@ -320,9 +316,7 @@ def markdown(rows: list[dict], command: str) -> str:
             vals = [r[key][rule] for r in have]
             diff = [sign * (r[key][rule] - r["test"]["served"]) for r in have]
             b, e = sum(d > 1e-12 for d in diff), sum(abs(d) <= 1e-12 for d in diff)
-            label = rule if key == "test" or rule == "served" else f"{rule}, bagged form"
-            if key == "test_bagged" and rule == "served":
-                continue
+            label = rule if key == "test" else f"{rule}, bagged form"
             out.append(f"| {label} | {statistics.median(vals):.4f} | {min(vals):.4f}-"
                        f"{max(vals):.4f} | {b} / {e} / {len(diff) - b - e} |")  # fmt: skip
         out += ["", "Per seed: complete trials, what best_cv and honest picked, the seconds.", ""]
