@@ -63,7 +63,6 @@ class Outputs:
     by_trial: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def score(self, weights: dict[int, float]) -> float:
-
         total = sum(weights.values())
         values = sum(w / total * self.by_trial[n] for n, w in weights.items())
         return self.score_values(np.asarray(values, dtype=float))
@@ -94,16 +93,22 @@ def _search(
     return p, study, tracker, result
 
 
+def _tested(p: Any, final: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``final`` fitted as the final step fits it (a bagged estimator fits nothing) and
+    scored on the test clips: their truth, and its probabilities or predictions."""
+    from runner.session.finalize import _fit_final, _score_test
+
+    estimator, test_in = _fit_final(p, final)
+    _, truth, pred, proba = _score_test(p, estimator, test_in)
+    return np.asarray(truth), np.asarray(pred if proba is None else proba, dtype=float)
+
+
 def _refit(p: Any, trial: Any) -> tuple[np.ndarray, np.ndarray]:
     """One trial refit on the training split: the test clips' truth and its outputs."""
     from runner.final.candidates import _single
     from runner.search.objective import resource_plan
-    from runner.session.finalize import _fit_final, _score_test
 
-    final = _single(p, trial, resource_plan(p.spec).cores)
-    estimator, test_in = _fit_final(p, final)
-    _, truth, pred, proba = _score_test(p, estimator, test_in)
-    return np.asarray(truth), np.asarray(pred if proba is None else proba, dtype=float)
+    return _tested(p, _single(p, trial, resource_plan(p.spec).cores))
 
 
 def _bagged(p: Any, trial: Any, tracker: Any) -> np.ndarray | None:
@@ -112,16 +117,13 @@ def _bagged(p: Any, trial: Any, tracker: Any) -> np.ndarray | None:
     from runner.attrs import RUN
     from runner.final.bagging import bagged_estimator
     from runner.final.candidates import _single
-    from runner.session.finalize import _fit_final, _score_test
 
     kept = tracker.load_folds(trial.user_attrs[RUN]) if trial.user_attrs.get(RUN) else None
     if not kept:
         return None
     final = _single(p, trial, 1)
     final.estimator = bagged_estimator(kept["models"], p.spec.task, p.data.classes)
-    estimator, test_in = _fit_final(p, final)  # fits nothing: the fold models are fitted
-    _, _, pred, proba = _score_test(p, estimator, test_in)
-    return np.asarray(pred if proba is None else proba, dtype=float)
+    return _tested(p, final)[1]
 
 
 def _recv_scores(p: Any, trials: list, seed: int) -> dict[int, float]:
@@ -156,14 +158,13 @@ def _recv_scores(p: Any, trials: list, seed: int) -> dict[int, float]:
 
 def _nested(rule: Callable, oofs: list, truth: np.ndarray, folds: np.ndarray, score) -> float:
     """``rule`` (oofs, truth, folds -> weights) chosen on the other folds, scored per fold."""
-    per = []
+    per, by = [], {o.number: o for o in oofs}
     for k in np.unique(folds):
         inside = folds != k
         sub = [dataclasses.replace(o, values=o.values[inside]) for o in oofs]
         weights = rule(sub, truth[inside], folds[inside])
         if not weights:
             continue
-        by = {o.number: o for o in oofs}
         values = sum(w * by[n].values[~inside] for n, w in weights.items()) / sum(weights.values())
         per.append(score(truth[~inside], values))
     return float(np.mean(per)) if per else float("nan")

@@ -47,3 +47,19 @@ def test_the_report_counts_seeds_by_the_metrics_direction() -> None:
     assert "| top5 | 8.2500 | 8.0000-8.5000 | 1 / 1 / 0 |" in text
     assert "| best, refit | 1 / 0 / 1 |" in text
     assert "## age (mae, lower is better; seeds 0, 1)" in text
+
+
+@pytest.mark.slow
+def test_the_bagged_form_scores_what_the_runner_registered_bagged(tmp_path: Path) -> None:
+    """With ``final.form=bagged`` the runner serves its choice as fold models averaged; the
+    harness's bagged form of the same rule, from the same kept fold models, must agree."""
+    corpus, _ = ensure(tmp_path / "gtzan", "gtzan_table", rows=300)
+    extra = ["search.models=[logistic,knn]", "final.form=bagged", "final.stack=false",
+             "tracking.plots=[]"]  # fmt: skip
+    row = one_seed(
+        "genre_features", 0, 6, corpus=corpus, cache=tmp_path / "cache", extra=extra,
+        log=lambda line: None,
+    )  # fmt: skip
+    rule = {"trial": "best"}.get(row["picked"], row["picked"])
+    assert rule in ("best", "ensemble")
+    assert row["test"]["served"] == pytest.approx(row["test_bagged"][rule], abs=1e-9)
