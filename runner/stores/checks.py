@@ -4,20 +4,14 @@ Each is checked before anything is written to it, and a damaged one is named wit
 (move it aside, or the command that fixes it) instead of surfacing as SQLAlchemy's or
 MLflow's traceback later. SQLite files are checked from their 100-byte header (magic string;
 a file shorter than the page count its header states was truncated) and one read of their
-schema. MLflow's schema is created in a temporary file that is moved into place once
-complete, so a disk that fills half-way cannot leave a store every later run fails on; a
-table ``_alembic_tmp_*`` left by an interrupted migration of an existing store (SQLite's DDL
-is not transactional under Alembic) is dropped before MLflow migrates again.
+schema. Creating and migrating MLflow's schema is ``runner.stores.tracking_store``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import logging
 import os
 import sqlite3
-import uuid
 from pathlib import Path
 
 from runner.errors import DataError, RunnerError, format_error
@@ -26,14 +20,11 @@ __all__ = [
     "StoreError",
     "check_cache_dir",
     "check_study_store",
-    "open_tracking_store",
     "resolve_tracking_uri",
     "sqlite_path",
 ]
 
-log = logging.getLogger(__name__)
 _MAGIC = b"SQLite format 3\x00"
-_ALEMBIC_TMP = "_alembic_tmp_"
 
 
 class StoreError(RunnerError, OSError):
@@ -219,100 +210,3 @@ def _parent_run(tracking: Path, study: str) -> str | None:
     except sqlite3.DatabaseError:  # no runs table or damaged: its own check reports it
         return None
     return row[0] if row else None
-
-
-def open_tracking_store(uri: str) -> None:
-    """Check, repair or create the SQLite MLflow store at ``uri`` (under its schema lock).
-
-    Two processes starting on a fresh folder would both run MLflow's schema migration and
-    the second would fail half-way; here the first creates it and the second finds it done.
-
-    A new store is created in a temporary file beside it and moved into place once MLflow's
-    schema is complete; an existing one loses the ``_alembic_tmp_*`` tables an interrupted
-    migration left, then is migrated in place.
-
-    Raises:
-        StoreError: the file is damaged, the folder not writable, or the disk is full.
-    """
-    path = sqlite_path(uri)
-    if path is None:
-        return
-    from runner.stores.lock import StudyLock  # sqlalchemy, imported on first use
-
-    _check_sqlite(path, TRACKING_STORE)  # before the lock file is created
-    with StudyLock(uri, "audioml:mlflow-schema"):
-        _open_tracking_store(path)
-
-
-def _open_tracking_store(path: Path) -> None:
-    # Under the schema lock no one else is creating: a temporary store here was left by a
-    # process killed while it created one.
-    for stale in path.parent.glob(f".{path.name}.tmp-*"):
-        stale.unlink(missing_ok=True)
-    fresh = not path.exists() or path.stat().st_size == 0
-    target = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}" if fresh else path
-    try:
-        if not fresh:
-            _drop_migration_leftovers(path)
-        _create_schema(f"sqlite:///{target}")
-        if fresh:
-            os.replace(target, path)
-    except StoreError:  # a half-migrated store: its own message says what to do
-        raise
-    except Exception as exc:
-        raise StoreError(_schema_failure(path, exc, fresh)) from exc
-    finally:
-        if fresh:
-            Path(target).unlink(missing_ok=True)
-            Path(f"{target}-journal").unlink(missing_ok=True)
-
-
-def _create_schema(uri: str) -> None:
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(uri)
-    client.search_experiments(max_results=1)  # the tracking store's tables
-    client.search_registered_models(max_results=1)  # and the registry's
-
-
-def _schema_failure(path: Path, exc: Exception, fresh: bool) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    chain: list[BaseException] = []
-    cause: BaseException | None = exc
-    while cause is not None and len(chain) < 8:  # MLflow wraps SQLAlchemy wraps sqlite3
-        chain.append(cause)
-        cause = cause.__cause__ or cause.__context__
-    # SQLite says "disk is full" for ENOSPC and "disk I/O error" for a file-size limit.
-    full = any(
-        (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT))
-        or "disk is full" in str(e)
-        or "disk I/O error" in str(e)
-        for e in chain
-    )
-    if full:
-        verb = "created" if fresh else "migrated"
-        state = "nothing was written" if fresh else "the store is left as it was"
-        problem = f"could not be {verb}: the disk is full or cannot be written ({text}); {state}"
-        return format_error(TRACKING_STORE, path, problem=problem, hint="free space and run again")
-    if fresh:
-        return format_error(TRACKING_STORE, path, problem=f"could not be created: {text}")
-    problem = f"could not be opened: {text}"
-    return format_error(TRACKING_STORE, path, problem=problem, hint=_aside(path))
-
-
-def _drop_migration_leftovers(path: Path) -> None:
-    """Drop ``_alembic_tmp_<table>`` copies whose ``<table>`` still exists."""
-    with contextlib.closing(sqlite3.connect(path)) as con:
-        tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master")}
-        for name in sorted(t for t in tables if t.startswith(_ALEMBIC_TMP)):
-            original = name.removeprefix(_ALEMBIC_TMP)
-            if original not in tables:  # copied and the original dropped: half-renamed
-                problem = (
-                    f"is half-migrated: table '{original}' is missing and '{name}' holds its rows"
-                )
-                hint = f"restore it from a backup, or {_aside(path)} (its runs are then lost)"
-                raise StoreError(format_error(TRACKING_STORE, path, problem=problem, hint=hint))
-            # The copy of an interrupted batch migration: the original is still whole.
-            con.execute(f'DROP TABLE "{name}"')
-            con.commit()
-            log.warning("%s: dropped table %s left by an interrupted schema migration", path, name)

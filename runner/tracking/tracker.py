@@ -94,7 +94,7 @@ def prepare_store(uri: str) -> None:
     Two processes starting on a fresh folder would both run MLflow's schema migration and
     the second would fail half-way; here the first migrates and the second finds it done.
     """
-    from runner.stores.checks import open_tracking_store
+    from runner.stores.tracking_store import open_tracking_store
 
     open_tracking_store(uri)  # checks the file, drops migration leftovers, creates atomically
 

@@ -294,7 +294,8 @@ def test_a_damaged_study_store(tmp_path: Path) -> None:
 def test_a_half_migrated_tracking_store(tmp_path: Path) -> None:
     import sqlite3
 
-    from runner.stores.checks import StoreError, open_tracking_store
+    from runner.stores.checks import StoreError
+    from runner.stores.tracking_store import open_tracking_store
 
     path = tmp_path / "mlflow.db"
     with sqlite3.connect(path) as con:  # the copy a batch migration made, the original gone
