@@ -15,7 +15,7 @@ from pathlib import Path
 
 from benchmarks._contenders import Result
 
-__all__ = ["Report", "TaskRun", "load", "markdown", "merge", "save", "verdicts"]
+__all__ = ["Report", "TaskRun", "load", "markdown", "merge", "paired", "save", "verdicts"]
 
 #: How the verdicts name a peer.
 PEERS = {"flaml": "FLAML", "autogluon": "AutoGluon", "forest": "the notebook's 300-tree forest"}
@@ -66,12 +66,8 @@ def _common(run: TaskRun, mine: str, who: str) -> tuple[tuple, tuple, str] | Non
     return _summary(a), _summary(b), over
 
 
-def verdicts(run: TaskRun) -> list[str]:
-    """One line per target: the runner's median against each peer's (and the grid's time),
-    over the seeds both finished."""
-    if "audioml" not in run.results:
-        return []
-    as_good = (lambda a, b: a >= b) if run.greater else (lambda a, b: a <= b)
+def _pairs() -> list[tuple[str, str, str]]:
+    """(the runner's row, the peer's row, when) for every target."""
     pairs = [
         ("audioml", "flaml", "at 1x budget (the runner's search budget)"),
         ("audioml", "flaml_wall", "given audioml's wall time"),
@@ -80,9 +76,17 @@ def verdicts(run: TaskRun) -> list[str]:
     for peer in ("autogluon", "forest"):
         pairs.append(("audioml", peer, "(the runner's search at the budget)"))
         pairs.append(("audioml_1x", peer, "(the runner's whole run aimed at the budget)"))
-    pairs += [("audioml", "grid", ""), ("audioml_third", "grid", "")]
+    return [*pairs, ("audioml", "grid", ""), ("audioml_third", "grid", "")]
+
+
+def verdicts(run: TaskRun) -> list[str]:
+    """One line per target: the runner's median against each peer's (and the grid's time),
+    over the seeds both finished."""
+    if "audioml" not in run.results:
+        return []
+    as_good = (lambda a, b: a >= b) if run.greater else (lambda a, b: a <= b)
     lines = []
-    for mine, who, when in pairs:
+    for mine, who, when in _pairs():
         if (common := _common(run, mine, who)) is None:
             continue
         (ours, *_, wall), (theirs, *_, their_wall), over = common
@@ -99,6 +103,38 @@ def verdicts(run: TaskRun) -> list[str]:
         lines.append(
             f"{mine} at least as good as {name} {when} ({ours:.4f} vs {theirs:.4f}; wall "
             f"{wall:.0f} s vs {their_wall:.0f} s{over}): {met}"
+        )
+    return lines
+
+
+def paired(run: TaskRun) -> list[str]:
+    """Per target, seed by seed: how many seeds the runner's row wins, ties and loses, and
+    the mean of the per-seed differences in its favour with a paired 95% t-interval. A
+    median over five 200-clip test splits moves by one clip; this says whether a gap
+    between two medians is more than the seeds' noise."""
+    from scipy import stats
+
+    lines = []
+    for mine, who in dict.fromkeys((m, w) for m, w, _ in _pairs()):
+        a = {r.seed: r.score for r in run.results.get(mine, [])}
+        b = {r.seed: r.score for r in run.results.get(who, [])}
+        diffs = [(a[s] - b[s]) * (1 if run.greater else -1) for s in sorted(a.keys() & b)]
+        if len(diffs) < 2:
+            continue
+        won = sum(d > 1e-9 for d in diffs)
+        lost = sum(d < -1e-9 for d in diffs)
+        mean, sd = statistics.fmean(diffs), statistics.stdev(diffs)
+        half = stats.t.ppf(0.975, len(diffs) - 1) * sd / len(diffs) ** 0.5
+        lo, hi = mean - half, mean + half
+        reading = (
+            f"{mine} ahead beyond the seeds' noise" if lo > 0
+            else f"{mine} behind beyond the seeds' noise" if hi < 0
+            else "the seeds cannot tell them apart"
+        )  # fmt: skip
+        lines.append(
+            f"{mine} against {who}: {won} won, {len(diffs) - won - lost} tied, {lost} lost; "
+            f"mean difference in {mine}'s favour {mean:+.4f} (95% interval {lo:+.4f} to "
+            f"{hi:+.4f}, {len(diffs)} seeds): {reading}"
         )
     return lines
 
@@ -125,7 +161,11 @@ def _task_lines(run: TaskRun, seeds: Sequence[int]) -> list[str]:
     for who, rs in run.results.items():
         med, lo, hi, wall = _summary(rs)
         out.append(f"| {who} | {med:.4f} | {lo:.4f}-{hi:.4f} | {wall:.1f} | {rs[-1].detail} |")
-    out += ["", *(f"- {line}" for line in verdicts(run)), "", "Per seed (score, wall s):", ""]
+    out += ["", *(f"- {line}" for line in verdicts(run)), ""]
+    if pairs := paired(run):
+        out += ["Seed by seed (a paired t-interval over the seeds):", ""]
+        out += [*(f"- {line}" for line in pairs), ""]
+    out += ["Per seed (score, wall s):", ""]
     for seed in seeds:
         cells = [
             f"{who} {r.score:.4f} in {r.wall_s:.0f}"

@@ -320,11 +320,18 @@ def markdown(rows: list[dict], command: str) -> str:
             label = rule if key == "test" else f"{rule}, bagged form"
             out.append(f"| {label} | {statistics.median(vals):.4f} | {min(vals):.4f}-"
                        f"{max(vals):.4f} | {b} / {e} / {len(diff) - b - e} |")  # fmt: skip
-        out += ["", "Per seed: complete trials, what best_cv and honest picked, the seconds.", ""]
+        out += [
+            "",
+            "Per seed: complete trials, what best_cv and honest picked (with the CV scores "
+            "best_cv chose by and the nested estimates honest chose by), the seconds.",
+            "",
+        ]
         for r in mine:
             out.append(
                 f"- seed {r['seed']}: {r['complete']} complete, pool {r['pool']}; best_cv "
-                f"picked {r['picked']}, honest {r['honest_pick']} (nested: "
+                f"picked {r['picked']}, honest {r['honest_pick']} (CV: "
+                + ", ".join(f"{k} {v:.4f}" for k, v in r["cv"].items())
+                + "; nested: "
                 + ", ".join(f"{k} {v:.4f}" for k, v in r["honest"].items())
                 + f"); ensemble of {r['ensemble_size']}, bagged of {r['bagged_size']}; "
                 f"search {r['search_s']:.0f} s, second CV {r['recv_s']:.0f} s, "

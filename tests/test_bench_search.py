@@ -12,7 +12,16 @@ import pytest
 from benchmarks._contenders import Result, held_out, run_flaml, run_forest, run_grid, split_of
 from benchmarks._corpora import ensure
 from benchmarks._genres import GENRES as TASKS_GENRES
-from benchmarks._search_report import Report, TaskRun, load, markdown, merge, save, verdicts
+from benchmarks._search_report import (
+    Report,
+    TaskRun,
+    load,
+    markdown,
+    merge,
+    paired,
+    save,
+    verdicts,
+)
 from benchmarks.bench_search import CONTENDERS, TASKS, prepared, run_audioml
 
 GENRE = TASKS["genre_features"]
@@ -209,6 +218,38 @@ def test_peers_lines_and_partial_seeds_in_the_report() -> None:
     text = markdown(Report(["cmd"], [0, 1], 30.0, 2, [run]))
     assert "**Partial**: seeds finished, where fewer than 2: forest 1." in text
     assert "- seed 1: audioml 5.2000 in 30; autogluon 5.4000 in 30\n" in text
+
+
+def test_paired_lines_count_the_seeds_and_bound_the_mean_difference() -> None:
+    """Seed by seed, in the runner's favour whichever way the metric points; a paired
+    t-interval that holds 0 says the seeds cannot tell the two apart."""
+
+    def res(who: str, *scores: float) -> list[Result]:
+        return [Result(who, s, 30.0, seed=seed) for seed, s in enumerate(scores)]
+
+    f1 = TaskRun("music", metric="f1_macro", results={
+        "audioml": res("audioml", 0.90, 0.92, 0.94), "flaml": res("flaml", 0.89, 0.91, 0.93),
+        "forest": res("forest", 0.95, 0.98, 0.99), "grid": res("grid", 0.5),
+    })  # fmt: skip
+    assert paired(f1) == [
+        "audioml against flaml: 3 won, 0 tied, 0 lost; mean difference in audioml's favour "
+        "+0.0100 (95% interval +0.0100 to +0.0100, 3 seeds): audioml ahead beyond the seeds' "
+        "noise",
+        "audioml against forest: 0 won, 0 tied, 3 lost; mean difference in audioml's favour "
+        "-0.0533 (95% interval -0.0677 to -0.0390, 3 seeds): audioml behind beyond the "
+        "seeds' noise",
+    ]  # the grid has one seed: no interval
+    # MAE, lower is better: 5.0 vs 5.5 is a win; differences +0.5, -0.5, 0 (sd 0.5, t 4.303).
+    mae = TaskRun("age", metric="mae", greater=False, results={
+        "audioml": res("audioml", 5.0, 6.0, 7.0), "forest": res("forest", 5.5, 5.5, 7.0),
+    })  # fmt: skip
+    assert paired(mae) == [
+        "audioml against forest: 1 won, 1 tied, 1 lost; mean difference in audioml's favour "
+        "+0.0000 (95% interval -1.2421 to +1.2421, 3 seeds): the seeds cannot tell them apart"
+    ]
+    assert "Seed by seed (a paired t-interval over the seeds):" in markdown(
+        Report(["cmd"], [0, 1, 2], 30.0, 2, [mae])
+    )
 
 
 def test_merge_puts_runs_into_one_table_by_contender_and_seed(tmp_path: Path) -> None:
