@@ -85,6 +85,17 @@ def _params(family: str, task: str, params: Mapping[str, Any]) -> dict[str, Any]
     return {k: v for k, v in params.items() if k in space}  # svm's epsilon: regression only
 
 
+def candidate_study(direction: str) -> optuna.Study:
+    """The study the candidates are enqueued in. Every candidate runs all its folds: Optuna's
+    default pruner would stop one whose first fold is below the median of those before it,
+    and leave that one fold's score as its value."""
+    return optuna.create_study(
+        direction=direction,
+        sampler=optuna.samplers.RandomSampler(0),
+        pruner=optuna.pruners.NopPruner(),
+    )
+
+
 def measure(
     name: str, cache: Path, only: list[str] | None = None
 ) -> tuple[str, str, dict[str, tuple[float, float]]]:
@@ -99,7 +110,7 @@ def measure(
     families = sorted({CANDIDATES[c][0] for c in names})
     p = prepared(bench, corpus, cache, 0, [f"search.models=[{','.join(families)}]"])
     direction = "maximize" if p.spec.greater_is_better else "minimize"
-    study = optuna.create_study(direction=direction, sampler=optuna.samplers.RandomSampler(0))
+    study = candidate_study(direction)
     for c in names:
         family, params = CANDIDATES[c]
         config = _params(family, task, params)
@@ -110,7 +121,8 @@ def measure(
         start = time.perf_counter()
         study.optimize(objective, n_trials=1, catch=(TrialFailed,))
         t = [t for t in study.trials if t.state.is_finished()][-1]
-        out[c] = (t.value if t.value is not None else math.nan, time.perf_counter() - start)
+        complete = t.state == optuna.trial.TrialState.COMPLETE
+        out[c] = (t.value if complete else math.nan, time.perf_counter() - start)
         print(f"{name} {c}: {out[c][0]:.4f} in {out[c][1]:.1f} s", flush=True)
     return task, p.spec.search.metric, out
 
