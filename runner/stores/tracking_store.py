@@ -125,7 +125,11 @@ def _settle(path: Path, *, recent_only: bool = True) -> None:
     """Return once the schema of ``path`` has stayed the same for ``_QUIET_S``: at once
     for a store not written in the last ``_RECENT_S``, after one short look for a complete
     one (it has a revision) that does not change."""
-    if recent_only and time.time() - path.stat().st_mtime > _RECENT_S:
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:  # moved aside meanwhile: MLflow's own open reports it
+        return
+    if recent_only and age > _RECENT_S:
         return
     state = _schema_state(path)
     if recent_only and state is not None and state[1] is not None:
@@ -146,7 +150,9 @@ def _settle(path: Path, *, recent_only: bool = True) -> None:
 def _schema_state(path: Path) -> tuple[frozenset[str], str | None] | None:
     """The store's tables and Alembic revision; None while a writer holds it locked."""
     try:
-        with contextlib.closing(sqlite3.connect(path, timeout=0.5)) as con:
+        # Read-write (a hot journal is rolled back, not read around), never created here.
+        con = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=0.5)
+        with contextlib.closing(con):
             tables = frozenset(r[0] for r in con.execute("SELECT name FROM sqlite_master"))
             revision = None
             if "alembic_version" in tables:
