@@ -203,19 +203,18 @@ def test_a_new_study_tries_each_familys_warm_start_first(workdir: Path, rng) -> 
     waiting = [
         t.system_attrs["fixed_params"] for t in study.get_trials(states=(TrialState.WAITING,))
     ]
-    # configs/portfolio.yaml's order among the three families (logistic twice: C 0.1 and 1)
-    assert [t["model"] for t in waiting] == ["logistic", "svm", "logistic", "random_forest"]
+    assert [t["model"] for t in waiting] == ["logistic", "svm", "random_forest"]
     assert waiting[0] == {"model": "logistic", "logistic.C": 0.1}  # configs/portfolio.yaml
     assert "svm.C" not in waiting[1]  # outside the narrowed space: left to the sampler
     assert waiting[1]["svm.kernel"] == "rbf"
-    assert study.user_attrs[WARM_ATTR] == 4
+    assert study.user_attrs[WARM_ATTR] == 3
     study.optimize(make_objective(spec, p.data), n_trials=3, catch=(TrialFailed,))
     done = study.get_trials(states=(TrialState.COMPLETE,))
     assert done[0].params == {"model": "logistic", "logistic.C": 0.1}
     assert 0.1 <= done[1].params["svm.C"] <= 1.0
     # Opening the study again (a resume, a worker) enqueues nothing more.
     again = open_spec_study(p)
-    assert len(again.get_trials()) == 4
+    assert len(again.get_trials()) == 3
 
 
 def test_warm_start_off_enqueues_nothing(workdir: Path, rng) -> None:
