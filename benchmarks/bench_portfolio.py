@@ -12,7 +12,8 @@ regret first), so every family's first trial is its best measured configuration.
 
     python -m benchmarks.bench_portfolio --cache ~/.cache/audioml-bench [--write]
 
-``--write`` also rewrites configs/portfolio.yaml from the result. Each task's scores are kept
+``--write`` also rewrites configs/portfolio.yaml from the result (the shipped list is not
+this run's order: RESULTS_portfolio.md says why). Each task's scores are kept
 in ``<cache>/portfolio/<task>.json``; ``--reuse`` reads them instead of measuring again.
 """
 
