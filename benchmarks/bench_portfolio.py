@@ -33,6 +33,7 @@ import yaml
 from benchmarks._corpora import ensure
 from benchmarks.bench_search import ROOT, TASKS, prepared
 from runner.errors import TrialFailed
+from runner.metrics import greater_is_better
 from runner.models import get_family
 from runner.search.objective import make_objective
 from runner.search.warm_start import trial_params
@@ -160,6 +161,17 @@ def greedy(regret: dict[str, dict[str, float]], seconds: dict[str, float]) -> li
     return order
 
 
+def rank(
+    corpora: Mapping[str, Mapping[str, tuple[float, float]]], greater: bool
+) -> tuple[dict[str, dict[str, float]], dict[str, float], list[tuple]]:
+    """Per corpus each candidate's regret, each candidate's mean seconds, and the greedy
+    order, from ``{corpus: {candidate: (cv score, seconds)}}`` of one ML task."""
+    regret = {k: regrets({c: v for c, (v, _) in o.items()}, greater) for k, o in corpora.items()}
+    names = list(next(iter(corpora.values())))
+    seconds = {c: sum(out[c][1] for out in corpora.values()) / len(corpora) for c in names}
+    return regret, seconds, greedy(regret, seconds)
+
+
 def rest(order: list[tuple], regret: dict[str, dict[str, float]]) -> list[tuple]:
     """Each family the greedy order leaves out, with its candidate of the lowest mean
     regret, best first (its first trial is its best measured configuration)."""
@@ -211,11 +223,8 @@ def main() -> None:
     ]
     portfolio = {}
     for task, corpora in by_task.items():
-        regret = {k: regrets({c: v for c, (v, _) in out.items()}, metrics[k] != "mae")
-                  for k, out in corpora.items()}  # fmt: skip
-        names = list(next(iter(corpora.values())))
-        seconds = {c: sum(corpora[k][c][1] for k in corpora) / len(corpora) for c in names}
-        order = greedy(regret, seconds)
+        greater = greater_is_better(metrics[next(iter(corpora))])
+        regret, seconds, order = rank(corpora, greater)
         order += rest(order, regret)
         portfolio[task] = [_entry(c, task) for c, _, _ in order]
         lines += _table(task, corpora, regret, seconds, metrics)

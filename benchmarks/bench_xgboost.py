@@ -90,12 +90,8 @@ def main(argv: list[str] | None = None) -> None:
         f"rule; seconds: {'this run' if args.all else 'the saved runs and this run'}):", "",
     ]  # fmt: skip
     for task, corpora in by_task.items():
-        regret = {n: bp.regrets({c: v[0] for c, v in s.items()}, greater_of[task])
-                  for n, s in corpora.items()}  # fmt: skip
-        names = set.intersection(*(set(s) for s in corpora.values()))
-        seconds = {c: sum(s[c][1] for s in corpora.values()) / len(corpora) for c in names}
-        regret = {n: {c: r[c] for c in names} for n, r in regret.items()}
-        order = bp.greedy(regret, seconds)
+        regret, _, order = bp.rank(corpora, greater_of[task])
+        names = sorted(next(iter(regret.values())))
         mean = {c: sum(r[c] for r in regret.values()) / len(regret) for c in names}
         ranked = sorted(names, key=mean.__getitem__)
         steps = ", ".join(f"{c} ({r:.3f})" for c, r, _ in order)
