@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.model_selection import cross_val_score
 
 from benchmarks._contenders import _plain, _scorer, _with_encoder, held_out, split_of
 from benchmarks._corpora import ensure
@@ -72,8 +73,6 @@ def main(argv: list[str] | None = None) -> None:
             model = _with_encoder(s, make).fit(s.X_train, s.y_train)
             scores.setdefault(name, []).append(held_out(s, model, s.X_test)[s.metric])
             if args.cv:
-                from sklearn.model_selection import cross_val_score
-
                 signed = cross_val_score(
                     _with_encoder(s, make), s.X_train, s.y_train, cv=s.folds, scoring=_scorer(s)
                 )
