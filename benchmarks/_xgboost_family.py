@@ -16,8 +16,7 @@ from optuna.distributions import BaseDistribution, FloatDistribution, IntDistrib
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.class_weight import compute_sample_weight
 
-from runner.errors import RegistryError
-from runner.models import ModelFamily, get_family, register_family
+from runner.models import ModelFamily, register_family
 
 __all__ = ["XGBOOST", "XGBLabelled", "xgboost_space"]
 
@@ -72,14 +71,7 @@ def build_xgboost(
     return XGBRegressor(**fixed, n_jobs=1)
 
 
-def _register() -> ModelFamily:
-    try:
-        return get_family("xgboost")
-    except RegistryError:  # not registered yet in this process
-        return register_family(ModelFamily(
-            name="xgboost", tasks=frozenset({"classification", "regression"}),
-            space=xgboost_space, build=build_xgboost, requirements=("xgboost",),
-        ))  # fmt: skip
-
-
-XGBOOST = _register()
+XGBOOST = register_family(ModelFamily(
+    name="xgboost", tasks=frozenset({"classification", "regression"}),
+    space=xgboost_space, build=build_xgboost, requirements=("xgboost",),
+))  # fmt: skip

@@ -172,13 +172,17 @@ def rank(
     return regret, seconds, greedy(regret, seconds)
 
 
+def mean_regret(regret: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """Each candidate's regret averaged over the corpora."""
+    names = next(iter(regret.values()))
+    return {c: sum(r[c] for r in regret.values()) / len(regret) for c in names}
+
+
 def rest(order: list[tuple], regret: dict[str, dict[str, float]]) -> list[tuple]:
     """Each family the greedy order leaves out, with its candidate of the lowest mean
     regret, best first (its first trial is its best measured configuration)."""
     taken = {CANDIDATES[c][0] for c, _, _ in order}
-    mean = {
-        c: sum(r[c] for r in regret.values()) / len(regret) for c in next(iter(regret.values()))
-    }
+    mean = mean_regret(regret)
     best: dict[str, str] = {}
     for c in sorted(mean, key=mean.__getitem__):
         best.setdefault(CANDIDATES[c][0], c)
@@ -254,14 +258,14 @@ def _entry(candidate: str, task: str) -> dict[str, dict[str, Any]]:
 
 
 def _table(task, corpora, regret, seconds, metrics) -> list[str]:
-    names = sorted(seconds, key=lambda c: sum(regret[k][c] for k in corpora))
+    mean = mean_regret(regret)
+    names = sorted(seconds, key=mean.__getitem__)
     head = " | ".join(f"{k} ({metrics[k]})" for k in corpora)
     lines = [f"## {task}", "", f"| candidate | {head} | mean regret | mean s |",
              "| --- |" + " ---: |" * (len(corpora) + 2)]  # fmt: skip
     for c in names:
         cells = " | ".join(f"{corpora[k][c][0]:.4f}" for k in corpora)
-        mean = sum(regret[k][c] for k in corpora) / len(corpora)
-        lines.append(f"| {c} | {cells} | {mean:.3f} | {seconds[c]:.1f} |")
+        lines.append(f"| {c} | {cells} | {mean[c]:.3f} | {seconds[c]:.1f} |")
     return [*lines, ""]
 
 

@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     ]  # fmt: skip
     for task, corpora in by_task.items():
         regret, _, order = bp.rank(corpora, greater_of[task])
-        names = sorted(next(iter(regret.values())))
-        mean = {c: sum(r[c] for r in regret.values()) / len(regret) for c in names}
+        mean = bp.mean_regret(regret)
+        names = sorted(mean)
         ranked = sorted(names, key=mean.__getitem__)
         steps = ", ".join(f"{c} ({r:.3f})" for c, r, _ in order)
         xgb_rank = ", ".join(f"{c} #{ranked.index(c) + 1} ({mean[c]:.3f})" for c in XGB)
