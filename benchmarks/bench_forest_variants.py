@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         s = split_of(prepared(task, corpus, args.cache, seed))
         metric = s.metric
         kind = "Classifier" if s.task == "classification" else "Regressor"
+        sign = 1.0 if greater_is_better(s.metric) else -1.0  # the CV scorer's sign, undone
         for name, make in _variants(kind, seed).items():
             model = _with_encoder(s, make).fit(s.X_train, s.y_train)
             scores.setdefault(name, []).append(held_out(s, model, s.X_test)[s.metric])
@@ -76,7 +77,6 @@ def main(argv: list[str] | None = None) -> None:
                 signed = cross_val_score(
                     _with_encoder(s, make), s.X_train, s.y_train, cv=s.folds, scoring=_scorer(s)
                 )
-                sign = 1.0 if greater_is_better(s.metric) else -1.0
                 cv.setdefault(name, []).append(sign * float(np.mean(signed)))
         print(seed, {k: round(v[-1], 4) for k, v in scores.items()}, flush=True)
     seeds = " ".join(map(str, args.seeds))

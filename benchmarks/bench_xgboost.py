@@ -92,15 +92,14 @@ def main(argv: list[str] | None = None) -> None:
     for task, corpora in by_task.items():
         regret, _, order = bp.rank(corpora, greater_of[task])
         mean = bp.mean_regret(regret)
-        names = sorted(mean)
-        ranked = sorted(names, key=mean.__getitem__)
+        ranked = sorted(mean, key=mean.__getitem__)
         steps = ", ".join(f"{c} ({r:.3f})" for c, r, _ in order)
         xgb_rank = ", ".join(f"{c} #{ranked.index(c) + 1} ({mean[c]:.3f})" for c in XGB)
         joined = [c for c, _, _ in order if c in XGB]
         verdict = (
             f"XGBoost joins it: {', '.join(joined)}" if joined else "no XGBoost candidate joins it"
         )
-        lines += [f"- {task}: {steps}; {verdict}. Mean regret rank of {len(names)}: {xgb_rank}."]
+        lines += [f"- {task}: {steps}; {verdict}. Mean regret rank of {len(ranked)}: {xgb_rank}."]
     text = "\n".join(lines) + "\n"
     args.out.write_text(text, encoding="utf-8")
     print(text)
